@@ -22,6 +22,7 @@ class ErrorKind(Enum):
     CONFLICT = "conflict"
     THROTTLED = "throttled"
     UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
 
 
 #: The HTTP status of each kind, as ACS answers.
@@ -33,6 +34,7 @@ STATUS: dict[ErrorKind, int] = {
     ErrorKind.CONFLICT: 409,
     ErrorKind.THROTTLED: 429,
     ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.INTERNAL: 500,
 }
 
 #: The code and message the ACS examples use for each kind.
@@ -44,6 +46,7 @@ _DEFAULTS: dict[ErrorKind, tuple[str, str]] = {
     ErrorKind.CONFLICT: ("Conflict", "The request conflicts with the current state."),
     ErrorKind.THROTTLED: ("TooManyRequests", "Rate limit exceeded."),
     ErrorKind.UNAVAILABLE: ("ServiceUnavailable", "The server is currently unable to handle the request."),
+    ErrorKind.INTERNAL: ("InternalError", "The server hit an unexpected error."),
 }
 
 

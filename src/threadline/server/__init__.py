@@ -1,0 +1,1 @@
+"""The Threadline server: app factory, settings, auth, routes, services and events."""

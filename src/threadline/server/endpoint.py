@@ -1,0 +1,161 @@
+"""The plumbing every route shares: api-version, body, errors, headers.
+
+A route is an async function ``(call) -> Response`` wrapped by
+:func:`endpoint`, which answers every failure with the ACS error body and the
+right status, never a 500 for bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from threadline.protocol.errors import ChatServiceError, ErrorKind
+from threadline.protocol.wire import decode, encode
+from threadline.store.base import StoreUnavailable
+
+from .errors import JSON, error_response, from_decode_error
+
+__all__ = ["Call", "endpoint", "json", "next_link", "no_content"]
+
+T = TypeVar("T")
+log = logging.getLogger("threadline.server")
+
+
+class Call:
+    """One request as the routes see it."""
+
+    __slots__ = ("api_version", "headers", "request", "state")
+
+    def __init__(self, request: Request, api_version: str, headers: dict[str, str]) -> None:
+        self.request = request
+        self.api_version = api_version
+        self.headers = headers
+        self.state: Any = request.app.state
+
+    def path(self, name: str) -> str:
+        """A path parameter, percent-decoded."""
+        value: str = self.request.path_params[name]
+        return value
+
+    def query_int(self, name: str) -> int | None:
+        """An optional integer query parameter.
+
+        Raises:
+            ChatServiceError: 400 when it is not an integer.
+        """
+        value = self.request.query_params.get(name)
+        if value is None or value == "":
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise ChatServiceError(ErrorKind.INVALID, f"{name} must be an integer.", target=name) from None
+
+    def query(self, name: str) -> str | None:
+        value = self.request.query_params.get(name)
+        return value or None
+
+    async def body(self) -> bytes:
+        """The raw body, refused past the configured size."""
+        limit: int = self.state.settings.limits.body_bytes
+        declared = self.request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ChatServiceError(ErrorKind.INVALID, f"The request body exceeds {limit} bytes.")
+        chunks = []
+        size = 0
+        async for chunk in self.request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ChatServiceError(ErrorKind.INVALID, f"The request body exceeds {limit} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def model(self, into: type[T], *, empty: T | None = None) -> T:
+        """Read and decode the JSON body (see :meth:`decode`)."""
+        return self.decode(await self.body(), into, empty=empty)
+
+    @staticmethod
+    def decode(raw: bytes, into: type[T], *, empty: T | None = None) -> T:
+        """Decode a JSON body; an empty body gives ``empty`` when that is allowed.
+
+        Raises:
+            ChatServiceError: 400 for a missing, malformed or mistyped body.
+        """
+        if not raw.strip():
+            if empty is not None:
+                return empty
+            raise ChatServiceError(ErrorKind.INVALID, "The request body is required.")
+        try:
+            return decode(raw, into)
+        except msgspec.DecodeError as exc:
+            raise from_decode_error(exc) from None
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+
+def json(call: Call, model: Any, status: int = 200) -> Response:
+    return Response(encode(model), status_code=status, media_type=JSON, headers=call.headers)
+
+
+def no_content(call: Call, status: int = 204) -> Response:
+    return Response(b"", status_code=status, headers=call.headers)
+
+
+def next_link(call: Call, cursor: str | None, params: dict[str, Any], cursor_name: str = "syncState") -> str | None:
+    """A relative nextLink carrying every paging parameter (no ``+`` in it)."""
+    if cursor is None:
+        return None
+    query = {cursor_name: cursor, **{k: v for k, v in params.items() if v is not None}}
+    query["api-version"] = call.api_version
+    return f"{call.request.url.path}?{urlencode(query)}"
+
+
+def endpoint(
+    versions: tuple[str, ...],
+) -> Callable[[Callable[[Call], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a route: check api-version, echo request ids, map every error to an ACS body."""
+    supported = ", ".join(versions)
+
+    def wrap(handler: Callable[[Call], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            client_id = request.headers.get("x-ms-client-request-id")
+            headers = {
+                "api-supported-versions": supported,
+                "x-ms-request-id": client_id or str(uuid.uuid4()),
+            }
+            if client_id:
+                headers["x-ms-client-request-id"] = client_id
+            try:
+                version = request.query_params.get("api-version")
+                if not version:
+                    raise ChatServiceError(
+                        ErrorKind.INVALID, "The api-version query parameter is required.",
+                        code="MissingApiVersionParameter", target="api-version",
+                    )
+                if version not in versions:
+                    raise ChatServiceError(
+                        ErrorKind.INVALID, f"The api-version '{version}' is not supported. "
+                        f"Supported versions: {supported}.",
+                        code="UnsupportedApiVersion", target="api-version",
+                    )
+                return await handler(Call(request, version, headers))
+            except ChatServiceError as exc:
+                return error_response(exc, headers)
+            except StoreUnavailable:
+                return error_response(ChatServiceError(ErrorKind.UNAVAILABLE, retry_after=1), headers)
+            except Exception:  # a bug: answer in the ACS shape and log it
+                log.exception("unhandled error in %s %s", request.method, request.url.path)
+                return error_response(ChatServiceError(ErrorKind.INTERNAL), headers)
+
+        return run
+
+    return wrap

@@ -1,0 +1,1 @@
+"""Thin HTTP routes: authenticate, parse, call a service, present the result."""

@@ -1,0 +1,120 @@
+"""Running the server: sockets, HTTP and HTTPS, the banner, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+import uvicorn
+
+from .app import running
+from .settings import Settings
+from .tls import TlsFiles, ensure_certificate
+
+__all__ = ["banner", "serve"]
+
+log = logging.getLogger("threadline.server")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server whose signals the runner handles for all servers at once."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}"
+
+
+def banner(settings: Settings, http_url: str | None, https_url: str | None, tls: TlsFiles | None) -> str:
+    """What the server prints on start: endpoints, connection string, how to trust the certificate."""
+    lines = ["Threadline is running."]
+    if http_url:
+        lines.append(f"  HTTP endpoint:  {http_url}")
+    if https_url:
+        lines.append(f"  HTTPS endpoint: {https_url}")
+    lines.append(f"  Database:       {settings.database_url if not settings.is_postgres else 'PostgreSQL'}")
+    main = https_url or http_url or ""
+    lines.append(f"  Connection string: {settings.connection_string(main)}")
+    if tls is not None and https_url:
+        lines += [
+            "  Trust the certificate in the official SDKs with one of:",
+            f"    connection_verify=\"{tls.ca}\"   (any client, as a keyword argument)",
+            f"    SSL_CERT_FILE={tls.ca}         (azure.communication.chat.aio, aiohttp)",
+            f"    REQUESTS_CA_BUNDLE={tls.ca}    (azure.communication.chat, requests)",
+        ]
+    if http_url:
+        lines.append("  threadline.chat and threadline.identity also accept the plain HTTP endpoint.")
+    return "\n".join(lines)
+
+
+async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
+    """Serve until SIGINT or SIGTERM, then finish in-flight requests and close the store.
+
+    Args:
+        settings: the settings (prepared here).
+        out: where the banner goes.
+    """
+    settings = settings.prepared()
+    tls = ensure_certificate(settings.data_dir / "tls") if settings.https_port >= 0 else None
+    servers: list[tuple[_Server, socket.socket]] = []
+    async with running(settings) as app:
+        http_url = https_url = None
+        if settings.http_port >= 0:
+            sock = _bind(settings.host, settings.http_port)
+            http_url = _url("http", settings.host, sock.getsockname()[1])
+            config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+            servers.append((_Server(config), sock))
+        if tls is not None:
+            sock = _bind(settings.host, settings.https_port)
+            https_url = _url("https", settings.host, sock.getsockname()[1])
+            config = uvicorn.Config(
+                app, lifespan="off", log_level="warning", access_log=False,
+                ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
+            )
+            servers.append((_Server(config), sock))
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            for server, _ in servers:
+                server.should_exit = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+        print(banner(settings, http_url, https_url, tls), file=out, flush=True)
+        try:
+            await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+    print("Threadline stopped.", file=out, flush=True)
+
+
+def run(settings: Settings) -> None:
+    """Run :func:`serve` on uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        asyncio.run(serve(settings))
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings))

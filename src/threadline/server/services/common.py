@@ -1,0 +1,139 @@
+"""Checks shared by the chat services: access, validation, paging cursors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import msgspec
+
+from threadline.protocol import ids
+from threadline.protocol.errors import ChatServiceError, ErrorKind
+from threadline.protocol.times import parse_iso, to_ms
+from threadline.protocol.wire import Identifier
+from threadline.server.limits import Limits
+from threadline.store.base import Store
+from threadline.store.records import ParticipantRecord, ThreadRecord
+
+from .actor import Actor
+
+__all__ = [
+    "Page",
+    "invalid",
+    "require_member",
+    "resolve_identifier",
+    "validate_metadata",
+    "validate_page_size",
+    "validate_skip",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    """One page of a list and the opaque cursor of the next (None on the last)."""
+
+    items: list[T]
+    cursor: str | None = None
+
+
+def invalid(message: str, target: str | None = None) -> ChatServiceError:
+    """A 400 with the ACS body."""
+    return ChatServiceError(ErrorKind.INVALID, message, target=target)
+
+
+async def require_member(
+    store: Store, actor: Actor, thread_id: str
+) -> tuple[ThreadRecord, ParticipantRecord]:
+    """Return the live thread and the actor's membership.
+
+    Raises:
+        ChatServiceError: 404 for an unknown or deleted thread, 403 for a non-member.
+    """
+    if not actor.can_chat:
+        raise ChatServiceError(ErrorKind.FORBIDDEN, "The token has no chat scope.")
+    thread, member = await store.get_access(thread_id, actor.user_id)
+    if thread is None or thread.deleted_ms is not None:
+        raise ChatServiceError(ErrorKind.NOT_FOUND, "Thread not found.", target="chatThreadId")
+    if member is None:
+        raise ChatServiceError(ErrorKind.FORBIDDEN)
+    return thread, member
+
+
+def resolve_identifier(identifier: Identifier, target: str = "communicationIdentifier") -> str:
+    """Return the raw id an identifier model names.
+
+    Raises:
+        ChatServiceError: 400 when it names nothing, or its forms disagree.
+    """
+    raw = identifier.raw_id
+    user = identifier.communication_user.id if identifier.communication_user else None
+    if raw and user and raw != user:
+        raise invalid("rawId and communicationUser.id name different users.", target)
+    if not raw:
+        raw = user
+    if not raw and identifier.phone_number is not None:
+        raw = f"4:{identifier.phone_number.value}"
+    if not raw:
+        raise invalid("The identifier has no rawId.", target)
+    return raw
+
+
+def parse_time(text: str | None, target: str) -> int | None:
+    """Parse an optional ISO 8601 time into epoch ms.
+
+    Raises:
+        ChatServiceError: 400 when it is not a date-time.
+    """
+    if text is None:
+        return None
+    try:
+        return to_ms(parse_iso(text))
+    except (ValueError, OverflowError):
+        raise invalid(f"{target} must be an ISO 8601 date-time.", target) from None
+
+
+def validate_page_size(size: int | None, limits: Limits) -> int:
+    """Return the page size to use.
+
+    Raises:
+        ChatServiceError: 400 outside [1, limit].
+    """
+    if size is None:
+        return min(limits.page_size_default, limits.page_size_max)
+    if size < 1 or size > limits.page_size_max:
+        raise invalid(f"maxPageSize must be between 1 and {limits.page_size_max}.", "maxPageSize")
+    return size
+
+
+def validate_skip(skip: int | None) -> int:
+    """Return a valid ``skip``.
+
+    Raises:
+        ChatServiceError: 400 when negative.
+    """
+    if skip is None:
+        return 0
+    if skip < 0:
+        raise invalid("skip must not be negative.", "skip")
+    return skip
+
+
+def validate_metadata(metadata: dict[str, str] | None, limits: Limits, target: str = "metadata") -> None:
+    """Check a metadata map's total size.
+
+    Raises:
+        ChatServiceError: 400 over the limit.
+    """
+    if metadata and len(msgspec.json.encode(metadata)) > limits.metadata_bytes:
+        raise invalid(f"metadata must not exceed {limits.metadata_bytes} bytes.", target)
+
+
+def check_participant_id(raw_id: str, resource_id: str) -> tuple[str, str] | None:
+    """Why a raw id cannot join a thread: ``(code, message)`` as ACS reports, or None."""
+    if not ids.is_communication_user(raw_id):
+        return "403", "Permissions check failed"
+    if not raw_id.startswith(f"8:acs:{resource_id}_"):
+        return "403", "Permissions check failed"
+    return None

@@ -1,0 +1,244 @@
+"""Messages, read receipts and typing notifications."""
+
+from __future__ import annotations
+
+import nh3
+
+from threadline.protocol.errors import ChatServiceError, ErrorKind
+from threadline.protocol.times import now_ms
+from threadline.server.events import Hub
+from threadline.server.limits import Limits
+from threadline.store.base import Effects, Store
+from threadline.store.records import Event, MessageDraft, MessageRecord, ReadReceiptRecord
+
+from . import payloads
+from .actor import Actor
+from .common import (
+    Page,
+    invalid,
+    parse_time,
+    require_member,
+    validate_metadata,
+    validate_page_size,
+    validate_skip,
+)
+
+__all__ = ["MessageService", "sanitize_html"]
+
+_USER_TYPES = {"text": "text", "html": "html"}
+
+
+def sanitize_html(content: str) -> str:
+    """Keep ordinary formatting and drop everything executable (scripts, handlers, URLs)."""
+    return nh3.clean(content, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer")
+
+
+class MessageService:
+    """Sends, reads, edits and deletes messages; read receipts and typing.
+
+    Args:
+        store: the database.
+        hub: where committed events go.
+        limits: sizes to enforce.
+    """
+
+    def __init__(self, store: Store, hub: Hub, limits: Limits) -> None:
+        self._store = store
+        self._hub = hub
+        self._limits = limits
+
+    def _content(self, content: str | None, kind: str) -> str:
+        if content is None or not content.strip():
+            raise invalid("content must not be empty.", "content")
+        if len(content.encode("utf-8")) > self._limits.message_bytes:
+            raise invalid(f"content must not exceed {self._limits.message_bytes} bytes.", "content")
+        return sanitize_html(content) if kind == "html" else content
+
+    async def send(
+        self,
+        actor: Actor,
+        thread_id: str,
+        content: str | None,
+        *,
+        kind: str | None,
+        sender_display_name: str | None,
+        metadata: dict[str, str] | None,
+        repeatability_id: str | None,
+    ) -> str:
+        """Send a message and return its id; a repeated repeatability id returns the first id.
+
+        Raises:
+            ChatServiceError: 400 bad content or type, 403, 404.
+        """
+        message_type = _USER_TYPES.get((kind or "text").lower())
+        if message_type is None:
+            raise invalid("type must be text or html.", "type")
+        body = self._content(content, message_type)
+        validate_metadata(metadata, self._limits)
+        if sender_display_name is not None and len(sender_display_name) > self._limits.display_name_chars:
+            raise invalid("senderDisplayName is too long.", "senderDisplayName")
+        await require_member(self._store, actor, thread_id)
+        draft = MessageDraft(
+            message_type, sender_id=actor.user_id, sender_display_name=sender_display_name,
+            content=body, metadata=metadata,
+        )
+        scope_key = (f"send:{actor.user_id}:{thread_id}", repeatability_id) if repeatability_id else None
+        effects: Effects[MessageRecord] = Effects(
+            idempotency=scope_key,
+            result=lambda m: m.id,
+            events=lambda m: payloads.message_event("chatMessageReceived", m),
+        )
+        outcome = await self._store.send_message(thread_id, draft, now_ms(), effects)
+        if outcome.replayed is not None:
+            return outcome.replayed
+        await self._hub.publish(outcome.events)
+        assert outcome.value is not None
+        return outcome.value.id
+
+    async def _visible(self, actor: Actor, thread_id: str, message_id: str) -> MessageRecord:
+        _, member = await require_member(self._store, actor, thread_id)
+        message = await self._store.get_message(thread_id, message_id)
+        if message is None or message.deleted_ms is not None or message.created_ms < member.share_history_ms:
+            raise ChatServiceError(ErrorKind.NOT_FOUND, "Message not found.", target="chatMessageId")
+        return message
+
+    async def get(self, actor: Actor, thread_id: str, message_id: str) -> MessageRecord:
+        """Return a message the actor may see.
+
+        Raises:
+            ChatServiceError: 404 unknown, deleted or older than the actor's share-history time; 403.
+        """
+        return await self._visible(actor, thread_id, message_id)
+
+    async def list(
+        self, actor: Actor, thread_id: str, *, page_size: int | None, start_time: str | None, cursor: str | None
+    ) -> Page[MessageRecord]:
+        """List messages newest first, deleted ones as tombstones.
+
+        Raises:
+            ChatServiceError: 400, 403, 404.
+        """
+        size = validate_page_size(page_size, self._limits)
+        start = parse_time(start_time, "startTime") or 0
+        before = None
+        if cursor:
+            if not cursor.isdigit():
+                raise invalid("The continuation token is not valid.", "syncState")
+            before = int(cursor)
+        _, member = await require_member(self._store, actor, thread_id)
+        rows = await self._store.list_messages(
+            thread_id, before_seq=before, min_created_ms=max(start, member.share_history_ms), limit=size + 1
+        )
+        if len(rows) > size:
+            rows = rows[:size]
+            return Page(rows, str(rows[-1].sequence_id))
+        return Page(rows)
+
+    async def update(
+        self,
+        actor: Actor,
+        thread_id: str,
+        message_id: str,
+        *,
+        content: str | None,
+        metadata: dict[str, str | None] | None,
+    ) -> None:
+        """Edit the actor's own message; metadata is merged (a null value removes a key).
+
+        Raises:
+            ChatServiceError: 400, 403 not the sender, 404.
+        """
+        message = await self._visible(actor, thread_id, message_id)
+        if message.sender_id != actor.user_id:
+            raise ChatServiceError(ErrorKind.FORBIDDEN, "Only the sender may edit a message.")
+        body = self._content(content, message.type) if content is not None else None
+        merged = None
+        if metadata is not None:
+            merged = dict(message.metadata or {})
+            for key, value in metadata.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            validate_metadata(merged, self._limits)
+        if body is None and merged is None:
+            return
+        effects: Effects[MessageRecord] = Effects(
+            events=lambda m: payloads.message_event("chatMessageEdited", m)
+        )
+        outcome = await self._store.update_message(
+            thread_id, message_id, content=body, metadata=merged, now_ms=now_ms(), effects=effects
+        )
+        await self._hub.publish(outcome.events)
+
+    async def delete(self, actor: Actor, thread_id: str, message_id: str) -> None:
+        """Delete the actor's own message; deleting it again succeeds quietly.
+
+        Raises:
+            ChatServiceError: 403 not the sender, 404 unknown message.
+        """
+        _, member = await require_member(self._store, actor, thread_id)
+        message = await self._store.get_message(thread_id, message_id)
+        if message is None or message.created_ms < member.share_history_ms:
+            raise ChatServiceError(ErrorKind.NOT_FOUND, "Message not found.", target="chatMessageId")
+        if message.sender_id != actor.user_id:
+            raise ChatServiceError(ErrorKind.FORBIDDEN, "Only the sender may delete a message.")
+        if message.deleted_ms is not None:
+            return
+        effects: Effects[MessageRecord] = Effects(
+            events=lambda m: payloads.message_event("chatMessageDeleted", m)
+        )
+        outcome = await self._store.delete_message(thread_id, message_id, now_ms(), effects)
+        await self._hub.publish(outcome.events)
+
+    async def send_read_receipt(
+        self, actor: Actor, thread_id: str, message_id: str | None, *, repeatability_id: str | None
+    ) -> None:
+        """Record that the actor has read up to a message.
+
+        Raises:
+            ChatServiceError: 400 no message id, 403, 404 unknown message.
+        """
+        if not message_id:
+            raise invalid("chatMessageId must not be empty.", "chatMessageId")
+        await self._visible(actor, thread_id, message_id)
+        receipt = ReadReceiptRecord(thread_id, actor.user_id, message_id, now_ms())
+        scope_key = (f"receipt:{actor.user_id}:{thread_id}", repeatability_id) if repeatability_id else None
+        effects: Effects[ReadReceiptRecord] = Effects(
+            idempotency=scope_key, result=lambda r: r.message_id, events=payloads.receipt_event
+        )
+        outcome = await self._store.send_read_receipt(receipt, effects)
+        await self._hub.publish(outcome.events)
+
+    async def list_read_receipts(
+        self, actor: Actor, thread_id: str, *, page_size: int | None, skip: int | None
+    ) -> Page[ReadReceiptRecord]:
+        """One receipt per reader, latest first.
+
+        Raises:
+            ChatServiceError: 400, 403, 404.
+        """
+        size = validate_page_size(page_size, self._limits)
+        offset = validate_skip(skip)
+        await require_member(self._store, actor, thread_id)
+        rows = await self._store.list_read_receipts(thread_id, skip=offset, limit=size + 1)
+        if len(rows) > size:
+            return Page(rows[:size], str(offset + size))
+        return Page(rows)
+
+    async def typing(self, actor: Actor, thread_id: str, sender_display_name: str | None) -> None:
+        """Tell the other members the actor is typing (never stored, may be dropped).
+
+        Raises:
+            ChatServiceError: 403, 404.
+        """
+        await require_member(self._store, actor, thread_id)
+        recipients = tuple(
+            p.user_id
+            for p in await self._store.list_participants(
+                thread_id, skip=0, limit=self._limits.participants_per_thread
+            )
+        )
+        now = now_ms()
+        payload = payloads.typing_event(thread_id, actor.user_id, sender_display_name, now)
+        await self._hub.publish([Event(0, thread_id, "typingIndicatorReceived", payload, now, recipients)])

@@ -1,0 +1,327 @@
+"""Threads and their participants."""
+
+from __future__ import annotations
+
+import msgspec
+
+from threadline.protocol import ids
+from threadline.protocol.errors import ChatServiceError, ErrorKind
+from threadline.protocol.times import now_ms
+from threadline.protocol.wire import CommunicationError, Identifier, Participant
+from threadline.server.events import Hub
+from threadline.server.limits import Limits
+from threadline.store.base import Effects, Store
+from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord, ThreadRecord
+
+from . import payloads
+from .actor import Actor
+from .common import (
+    Page,
+    check_participant_id,
+    invalid,
+    parse_time,
+    require_member,
+    resolve_identifier,
+    validate_metadata,
+    validate_page_size,
+    validate_skip,
+)
+
+__all__ = ["CreatedThread", "ThreadService"]
+
+
+class CreatedThread(msgspec.Struct):
+    """A created thread and the participants that could not be added."""
+
+    thread: ThreadRecord
+    invalid: list[CommunicationError]
+
+
+class _Replay(msgspec.Struct):
+    thread_id: str
+    invalid: list[CommunicationError]
+
+
+class ThreadService:
+    """Creates, reads, retitles and deletes threads; manages their members.
+
+    Args:
+        store: the database.
+        hub: where committed events go.
+        limits: sizes to enforce.
+        resource_id: the resource whose users may join threads.
+    """
+
+    def __init__(self, store: Store, hub: Hub, limits: Limits, resource_id: str) -> None:
+        self._store = store
+        self._hub = hub
+        self._limits = limits
+        self._resource_id = resource_id
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def _topic(self, topic: str | None) -> str:
+        if topic is None or not topic.strip():
+            raise invalid("topic must not be empty.", "topic")
+        if len(topic) > self._limits.topic_chars:
+            raise invalid(f"topic must not exceed {self._limits.topic_chars} characters.", "topic")
+        return topic
+
+    def _members(
+        self, participants: list[Participant]
+    ) -> tuple[list[ParticipantRecord], list[CommunicationError]]:
+        """Turn wire participants into records; invalid ones become ACS errors."""
+        if len(participants) > self._limits.participants_per_batch:
+            raise invalid(
+                f"At most {self._limits.participants_per_batch} participants may be given at once.",
+                "participants",
+            )
+        records: dict[str, ParticipantRecord] = {}
+        errors: list[CommunicationError] = []
+        for p in participants:
+            raw = resolve_identifier(p.communication_identifier)
+            if p.display_name is not None and len(p.display_name) > self._limits.display_name_chars:
+                raise invalid("displayName is too long.", "displayName")
+            validate_metadata(p.metadata, self._limits, "participants.metadata")
+            reason = check_participant_id(raw, self._resource_id)
+            if reason is not None:
+                errors.append(CommunicationError(code=reason[0], message=reason[1], target=raw))
+                continue
+            share = parse_time(p.share_history_time, "shareHistoryTime") or 0
+            # ACS keeps whole seconds of the share time.
+            records[raw] = ParticipantRecord(raw, p.display_name, max(share - share % 1000, 0), p.metadata)
+        return list(records.values()), errors
+
+    async def _known(
+        self, members: list[ParticipantRecord], errors: list[CommunicationError]
+    ) -> list[ParticipantRecord]:
+        """Keep the members that are live users; the others become 404 errors."""
+        users = await self._store.get_users([m.user_id for m in members])
+        known = []
+        for m in members:
+            user = users.get(m.user_id)
+            if user is None or user.deleted_ms is not None:
+                errors.append(CommunicationError(code="404", message="Not found", target=m.user_id))
+            else:
+                known.append(m)
+        return known
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        actor: Actor,
+        topic: str | None,
+        participants: list[Participant] | None,
+        *,
+        metadata: dict[str, str] | None = None,
+        repeatability_id: str | None = None,
+    ) -> CreatedThread:
+        """Create a thread; the creator is always a member.
+
+        Raises:
+            ChatServiceError: 400 for bad input, 403 without the ``chat`` scope.
+        """
+        if not actor.can_manage_threads:
+            raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not create threads.")
+        topic = self._topic(topic)
+        validate_metadata(metadata, self._limits)
+        scope_key = ("create-thread:" + actor.user_id, repeatability_id) if repeatability_id else None
+        members, errors = self._members(participants or [])
+        members = await self._known(members, errors)
+        if not any(m.user_id == actor.user_id for m in members):
+            members.insert(0, ParticipantRecord(actor.user_id))
+        if len(members) > self._limits.participants_per_thread:
+            raise invalid(
+                f"A thread holds at most {self._limits.participants_per_thread} participants.", "participants"
+            )
+        now = now_ms()
+        thread = ThreadRecord(ids.new_thread_id(), topic, now, actor.user_id, metadata=metadata)
+        drafts = [
+            MessageDraft("participantAdded", participants=members, initiator_id=actor.user_id),
+            MessageDraft("topicUpdated", topic=topic, initiator_id=actor.user_id),
+        ]
+        effects: Effects[list[MessageRecord]] = Effects(
+            idempotency=scope_key,
+            result=lambda _: msgspec.json.encode(_Replay(thread.id, errors)).decode(),
+            events=lambda _: payloads.thread_created(thread, members),
+        )
+        outcome = await self._store.create_thread(thread, members, drafts, effects)
+        if outcome.replayed is not None:
+            return await self._from_replay(outcome.replayed)
+        await self._hub.publish(outcome.events)
+        return CreatedThread(thread, errors)
+
+    async def _from_replay(self, stored: str) -> CreatedThread:
+        replay = msgspec.json.decode(stored, type=_Replay)
+        thread = await self._store.get_thread(replay.thread_id)
+        if thread is None:  # pragma: no cover - threads are never erased
+            raise ChatServiceError(ErrorKind.NOT_FOUND, "Thread not found.")
+        return CreatedThread(thread, replay.invalid)
+
+    async def get(self, actor: Actor, thread_id: str) -> ThreadRecord:
+        """Return a thread's properties.
+
+        Raises:
+            ChatServiceError: 404 unknown or deleted, 403 not a member.
+        """
+        thread, _ = await require_member(self._store, actor, thread_id)
+        return thread
+
+    async def update(
+        self, actor: Actor, thread_id: str, topic: str | None, metadata: dict[str, str | None] | None = None
+    ) -> None:
+        """Retitle a thread (and merge its metadata); writes a ``topicUpdated`` message.
+
+        Raises:
+            ChatServiceError: 400 empty topic, 403, 404.
+        """
+        thread, _ = await require_member(self._store, actor, thread_id)
+        if not actor.can_manage_threads:
+            raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not update threads.")
+        new_topic = self._topic(topic) if topic is not None else None
+        merged = None
+        if metadata is not None:
+            merged = dict(thread.metadata or {})
+            for key, value in metadata.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            validate_metadata(merged, self._limits)
+        if new_topic is None and merged is None:
+            return
+        now = now_ms()
+        draft = MessageDraft("topicUpdated", topic=new_topic, initiator_id=actor.user_id) if new_topic else None
+        effects: Effects[MessageRecord | None] = Effects(
+            events=lambda _: payloads.thread_updated(thread_id, new_topic or thread.topic, actor.user_id, now)
+        )
+        outcome = await self._store.update_thread(
+            thread_id, topic=new_topic, metadata=merged, draft=draft, now_ms=now, effects=effects
+        )
+        await self._hub.publish(outcome.events)
+
+    async def delete(self, actor: Actor, thread_id: str) -> None:
+        """Delete a thread; deleting a deleted thread again succeeds quietly.
+
+        Raises:
+            ChatServiceError: 404 unknown, 403 not a member or no ``chat`` scope.
+        """
+        thread, member = await self._store.get_access(thread_id, actor.user_id)
+        if thread is None:
+            raise ChatServiceError(ErrorKind.NOT_FOUND, "Thread not found.", target="chatThreadId")
+        if member is None or not actor.can_manage_threads:
+            raise ChatServiceError(ErrorKind.FORBIDDEN)
+        if thread.deleted_ms is not None:
+            return
+        now = now_ms()
+        effects: Effects[ThreadRecord] = Effects(
+            events=lambda _: payloads.thread_deleted(thread_id, actor.user_id, now)
+        )
+        outcome = await self._store.delete_thread(thread_id, now, effects)
+        await self._hub.publish(outcome.events)
+
+    async def list(
+        self, actor: Actor, *, page_size: int | None, start_time: str | None, cursor: str | None
+    ) -> Page[ThreadRecord]:
+        """List the actor's threads, most recent activity first.
+
+        Raises:
+            ChatServiceError: 400 for a bad page size, start time or cursor.
+        """
+        size = validate_page_size(page_size, self._limits)
+        start = parse_time(start_time, "startTime")
+        after = _parse_cursor(cursor) if cursor else None
+        rows = await self._store.list_threads(actor.user_id, start_ms=start, limit=size + 1, after=after)
+        next_cursor = None
+        if len(rows) > size:
+            rows = rows[:size]
+            last = rows[-1]
+            next_cursor = f"{last.last_message_ms or last.created_ms}.{last.id.encode().hex()}"
+        return Page(rows, next_cursor)
+
+    # -- participants ----------------------------------------------------------------------------
+
+    async def list_participants(
+        self, actor: Actor, thread_id: str, *, page_size: int | None, skip: int | None
+    ) -> Page[ParticipantRecord]:
+        """List live members in join order.
+
+        Raises:
+            ChatServiceError: 400, 403, 404.
+        """
+        size = validate_page_size(page_size, self._limits)
+        offset = validate_skip(skip)
+        await require_member(self._store, actor, thread_id)
+        rows = await self._store.list_participants(thread_id, skip=offset, limit=size + 1)
+        if len(rows) > size:
+            return Page(rows[:size], str(offset + size))
+        return Page(rows)
+
+    async def add_participants(
+        self, actor: Actor, thread_id: str, participants: list[Participant], *, repeatability_id: str | None
+    ) -> list[CommunicationError]:
+        """Add members; return those that could not be added, as ACS errors.
+
+        Raises:
+            ChatServiceError: 400 empty or too many, 403, 404.
+        """
+        await require_member(self._store, actor, thread_id)
+        if not actor.can_manage_members:
+            raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not add participants.")
+        if not participants:
+            raise invalid("participants must not be empty.", "participants")
+        members, errors = self._members(participants)
+        members = await self._known(members, errors)
+        if not members:
+            return errors
+        count = await self._store.count_participants(thread_id)
+        if count + len(members) > self._limits.participants_per_thread:
+            existing = {p.user_id for p in await self._store.list_participants(thread_id, skip=0, limit=count)}
+            fresh = sum(1 for m in members if m.user_id not in existing)
+            if count + fresh > self._limits.participants_per_thread:
+                raise invalid(
+                    f"A thread holds at most {self._limits.participants_per_thread} participants.",
+                    "participants",
+                )
+        now = now_ms()
+        draft = MessageDraft("participantAdded", initiator_id=actor.user_id)
+        scope_key = (f"add:{actor.user_id}:{thread_id}", repeatability_id) if repeatability_id else None
+        effects: Effects[MessageRecord | None] = Effects(
+            idempotency=scope_key,
+            result=lambda _: msgspec.json.encode(errors).decode(),
+            events=lambda m: payloads.participants_event(True, m) if m is not None else [],
+        )
+        outcome = await self._store.add_participants(thread_id, members, draft, now, effects)
+        if outcome.replayed is not None:
+            return msgspec.json.decode(outcome.replayed, type=list[CommunicationError])
+        await self._hub.publish(outcome.events)
+        return errors
+
+    async def remove_participant(self, actor: Actor, thread_id: str, identifier: Identifier) -> None:
+        """Remove a member (anyone may leave); removing a non-member succeeds quietly.
+
+        Raises:
+            ChatServiceError: 400, 403, 404.
+        """
+        await require_member(self._store, actor, thread_id)
+        raw = resolve_identifier(identifier)
+        if raw != actor.user_id and not actor.can_manage_members:
+            raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not remove participants.")
+        draft = MessageDraft("participantRemoved", initiator_id=actor.user_id)
+        effects: Effects[MessageRecord | None] = Effects(
+            events=lambda m: payloads.participants_event(False, m) if m is not None else []
+        )
+        outcome = await self._store.remove_participant(thread_id, raw, draft, now_ms(), effects)
+        await self._hub.publish(outcome.events)
+
+
+def _parse_cursor(cursor: str) -> tuple[int, str]:
+    """Read a thread-list cursor: ``<activity ms>.<hex of the last thread id>``."""
+    activity, _, last_id = cursor.partition(".")
+    try:
+        if not activity.isdigit():
+            raise ValueError(activity)
+        return int(activity), bytes.fromhex(last_id).decode("utf-8")
+    except ValueError:
+        raise invalid("The continuation token is not valid.", "syncState") from None

@@ -1,0 +1,226 @@
+"""The Store interface: everything the services may ask of a database.
+
+Two engines implement it: :class:`~threadline.store.sqlite.SqliteStore` (the
+embedded default: one writer thread, WAL) and the PostgreSQL store. A store
+speaks records (:mod:`.records`), never HTTP; it raises no HTTP errors, only
+:class:`StoreError` subclasses for conditions the caller must handle.
+
+Writes are one transaction each. A write may carry :class:`Effects`:
+
+* an idempotency key: when the same (scope, key) was written before, nothing
+  is applied and :attr:`Outcome.replayed` holds the stored result string;
+* an event factory: called inside the transaction with the written value, its
+  events are stored in the event log (gaining a ``position``) and returned
+  with their recipients, to be published once the transaction has committed.
+
+Event positions are visible in order: no event commits after one with a
+higher position, so a reader that saw position P has seen all below P.
+Recipients of an event are the users whose membership covers its position:
+members of the thread at that moment, including those it adds or removes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from .records import (
+    Event,
+    MessageDraft,
+    MessageRecord,
+    ParticipantRecord,
+    ReadReceiptRecord,
+    ThreadRecord,
+    UserRecord,
+)
+
+__all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreUnavailable"]
+
+T = TypeVar("T")
+
+#: Turns a written value into (event type, JSON payload) pairs.
+EventFactory = Callable[[T], list[tuple[str, bytes]]]
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or is shutting down."""
+
+
+@dataclass(slots=True)
+class Effects(Generic[T]):
+    """What a write carries besides its data.
+
+    Attributes:
+        idempotency: ``(scope, key)`` making the write happen at most once.
+        result: turns the written value into the string a replay returns.
+        events: builds the events of the write (see the module docstring).
+    """
+
+    idempotency: tuple[str, str] | None = None
+    result: Callable[[T], str] | None = None
+    events: Callable[[T], list[tuple[str, bytes]]] | None = None
+
+
+@dataclass(slots=True)
+class Outcome(Generic[T]):
+    """The result of a write: its value, or the stored result of a replay."""
+
+    value: T | None = None
+    events: list[Event] = field(default_factory=list)
+    replayed: str | None = None
+
+
+class Store(Protocol):
+    """The persistence contract shared by every engine."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None:
+        """Finish pending writes and release every connection."""
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers."""
+
+    # -- users -------------------------------------------------------------------------------
+
+    async def create_user(self, user: UserRecord) -> None: ...
+
+    async def get_user(self, user_id: str) -> UserRecord | None: ...
+
+    async def get_users(self, user_ids: Sequence[str]) -> dict[str, UserRecord]: ...
+
+    async def revoke_tokens(self, user_id: str) -> int | None:
+        """Raise the user's token generation; return it, or None if no such live user."""
+
+    async def delete_user(self, user_id: str, now_ms: int) -> bool:
+        """Mark the user deleted and end its memberships; False if no such live user."""
+
+    # -- threads -----------------------------------------------------------------------------
+
+    async def create_thread(
+        self,
+        thread: ThreadRecord,
+        participants: Sequence[ParticipantRecord],
+        drafts: Sequence[MessageDraft],
+        effects: Effects[list[MessageRecord]],
+    ) -> Outcome[list[MessageRecord]]:
+        """Create a thread with its members and first (system) messages."""
+
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        """Return the thread, deleted or not."""
+
+    async def get_access(
+        self, thread_id: str, user_id: str
+    ) -> tuple[ThreadRecord | None, ParticipantRecord | None]:
+        """Return the thread and the user's live membership in it, in one read."""
+
+    async def list_threads(
+        self, user_id: str, *, start_ms: int | None, limit: int, after: tuple[int, str] | None
+    ) -> list[ThreadRecord]:
+        """List the user's threads, most recent activity first.
+
+        Order is by (last activity desc, id desc); ``after`` is the
+        (activity ms, id) of the last row of the previous page.
+        """
+
+    async def update_thread(
+        self,
+        thread_id: str,
+        *,
+        topic: str | None,
+        metadata: dict[str, str] | None,
+        draft: MessageDraft | None,
+        now_ms: int,
+        effects: Effects[MessageRecord | None],
+    ) -> Outcome[MessageRecord | None]:
+        """Set the given properties and write the ``topicUpdated`` draft, if any."""
+
+    async def delete_thread(
+        self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord]
+    ) -> Outcome[ThreadRecord]:
+        """Mark a live thread deleted; the value is None if it was not live."""
+
+    # -- participants -------------------------------------------------------------------------
+
+    async def list_participants(self, thread_id: str, *, skip: int, limit: int) -> list[ParticipantRecord]:
+        """Live members in join order."""
+
+    async def count_participants(self, thread_id: str) -> int: ...
+
+    async def add_participants(
+        self,
+        thread_id: str,
+        participants: Sequence[ParticipantRecord],
+        draft: MessageDraft,
+        now_ms: int,
+        effects: Effects[MessageRecord | None],
+    ) -> Outcome[MessageRecord | None]:
+        """Add members; those already in are updated in place and not announced.
+
+        The draft's ``participants`` are set to the newly added; with none
+        added, no message and no event are written and the value is None.
+        """
+
+    async def remove_participant(
+        self, thread_id: str, user_id: str, draft: MessageDraft, now_ms: int,
+        effects: Effects[MessageRecord | None],
+    ) -> Outcome[MessageRecord | None]:
+        """End a membership and write the ``participantRemoved`` draft; None if not a member."""
+
+    # -- messages -----------------------------------------------------------------------------
+
+    async def send_message(
+        self, thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[MessageRecord]
+    ) -> Outcome[MessageRecord]:
+        """Append a message with the next sequence id and a fresh epoch-ms id."""
+
+    async def get_message(self, thread_id: str, message_id: str) -> MessageRecord | None: ...
+
+    async def list_messages(
+        self, thread_id: str, *, before_seq: int | None, min_created_ms: int, limit: int
+    ) -> list[MessageRecord]:
+        """Messages newest first, with ``sequence_id < before_seq`` when given."""
+
+    async def update_message(
+        self,
+        thread_id: str,
+        message_id: str,
+        *,
+        content: str | None,
+        metadata: dict[str, str] | None,
+        now_ms: int,
+        effects: Effects[MessageRecord],
+    ) -> Outcome[MessageRecord]:
+        """Edit a live message (a None field is left as it is); None if not live."""
+
+    async def delete_message(
+        self, thread_id: str, message_id: str, now_ms: int, effects: Effects[MessageRecord]
+    ) -> Outcome[MessageRecord]:
+        """Mark a live message deleted; None if not live."""
+
+    # -- read receipts --------------------------------------------------------------------------
+
+    async def send_read_receipt(
+        self, receipt: ReadReceiptRecord, effects: Effects[ReadReceiptRecord]
+    ) -> Outcome[ReadReceiptRecord]:
+        """Keep the reader's latest receipt."""
+
+    async def list_read_receipts(self, thread_id: str, *, skip: int, limit: int) -> list[ReadReceiptRecord]:
+        """One receipt per reader, most recent first."""
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def events_since(self, user_id: str, after: int, limit: int) -> list[Event]:
+        """Stored events after ``after`` that the user was a recipient of, in order."""
+
+    async def event_bounds(self) -> tuple[int, int]:
+        """The lowest kept position minus one, and the highest position (0, 0 when empty)."""
+
+    async def prune_events(self, before_ms: int) -> int:
+        """Drop events created before ``before_ms``; return how many."""

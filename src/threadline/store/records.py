@@ -1,0 +1,108 @@
+"""Plain records the store reads and writes; no SQL and no HTTP in them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Event",
+    "MessageDraft",
+    "MessageRecord",
+    "ParticipantRecord",
+    "ReadReceiptRecord",
+    "ThreadRecord",
+    "UserRecord",
+]
+
+
+@dataclass(slots=True)
+class UserRecord:
+    """An identity: ``token_generation`` rises with each revocation."""
+
+    id: str
+    created_ms: int
+    token_generation: int = 0
+    deleted_ms: int | None = None
+
+
+@dataclass(slots=True)
+class ThreadRecord:
+    id: str
+    topic: str
+    created_ms: int
+    created_by: str
+    deleted_ms: int | None = None
+    last_message_ms: int | None = None
+    metadata: dict[str, str] | None = None
+    retention: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ParticipantRecord:
+    """A member of a thread. ``share_history_ms`` 0 means the whole history."""
+
+    user_id: str
+    display_name: str | None = None
+    share_history_ms: int = 0
+    metadata: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class MessageDraft:
+    """A message the service wants written; the store gives it id and sequence."""
+
+    type: str
+    sender_id: str | None = None
+    sender_display_name: str | None = None
+    content: str | None = None
+    topic: str | None = None
+    participants: list[ParticipantRecord] | None = None
+    initiator_id: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """A stored message. ``id`` and ``version`` are epoch-ms strings as in ACS."""
+
+    thread_id: str
+    id: str
+    sequence_id: int
+    type: str
+    created_ms: int
+    version: int
+    sender_id: str | None = None
+    sender_display_name: str | None = None
+    content: str | None = None
+    topic: str | None = None
+    participants: list[ParticipantRecord] | None = None
+    initiator_id: str | None = None
+    metadata: dict[str, str] | None = None
+    edited_ms: int | None = None
+    deleted_ms: int | None = None
+
+
+@dataclass(slots=True)
+class ReadReceiptRecord:
+    thread_id: str
+    user_id: str
+    message_id: str
+    read_ms: int
+
+
+@dataclass(slots=True)
+class Event:
+    """A committed change for real-time delivery.
+
+    ``position`` orders all events of the database (0 for ephemeral events,
+    such as typing, that are never stored); ``recipients`` are the users who
+    were members of the thread when it happened.
+    """
+
+    position: int
+    thread_id: str
+    type: str
+    payload: bytes
+    created_ms: int
+    recipients: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,704 @@
+"""The embedded store: SQLite in WAL mode behind one writer thread.
+
+Every write runs on a single dedicated thread that owns the only write
+connection, so writers never contend and "database is locked" cannot happen;
+reads run on a small pool of threads, each with its own read connection, which
+WAL lets proceed while the writer commits. ``synchronous=NORMAL`` (the
+default) keeps every committed transaction through a crash of the process
+(SIGKILL); ``FULL`` also survives a power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from . import migrations
+from .base import Effects, Outcome, StoreUnavailable
+from .records import (
+    Event,
+    MessageDraft,
+    MessageRecord,
+    ParticipantRecord,
+    ReadReceiptRecord,
+    ThreadRecord,
+    UserRecord,
+)
+from .rows import (
+    MESSAGE_COLUMNS,
+    PARTICIPANT_COLUMNS,
+    THREAD_COLUMNS,
+    dump_json,
+    dump_participants,
+    message_from,
+    participant_from,
+    receipt_from,
+    thread_from,
+    user_from,
+)
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+_LIVE_MEMBER = "left_pos IS NULL"
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+class SqliteStore:
+    """The :class:`~threadline.store.base.Store` on one SQLite file.
+
+    Args:
+        path: the database file (created when missing).
+        synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` or ``FULL``.
+        readers: how many threads serve reads.
+    """
+
+    engine = "sqlite"
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readers: int = 3) -> None:
+        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise ValueError("synchronous must be NORMAL, FULL or EXTRA")
+        self.path = str(path)
+        self._synchronous = synchronous.upper()
+        self._readers = readers
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._write_conn: sqlite3.Connection | None = None
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="threadline-sqlite-writer")
+        self._reader = ThreadPoolExecutor(self._readers, thread_name_prefix="threadline-sqlite-reader")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._open_writer)
+
+    def _open_writer(self) -> None:
+        self._write_conn = _connect(self.path, self._synchronous)
+        migrate(self._write_conn)
+
+    async def close(self) -> None:
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        if writer is not None:
+            writer.submit(self._close_writer)
+            writer.shutdown(wait=True)
+        if reader is not None:
+            reader.shutdown(wait=True)
+        with self._lock:
+            for conn in self._read_conns:
+                conn.close()
+            self._read_conns.clear()
+
+    def _close_writer(self) -> None:
+        if self._write_conn is not None:
+            self._write_conn.close()
+            self._write_conn = None
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _read_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, self._synchronous)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._read_conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        executor = self._reader
+        if executor is None:
+            raise StoreUnavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, lambda: fn(self._read_conn()))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        executor = self._writer
+        if executor is None:
+            raise StoreUnavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, self._transaction, fn)
+        except RuntimeError as exc:  # the executor was shut down under us
+            raise StoreUnavailable("the store is closing") from exc
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._write_conn
+        if conn is None:
+            raise StoreUnavailable("the store is closed")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _effects(self, conn: sqlite3.Connection, effects: Effects[T], apply: Callable[[], T]) -> Outcome[T]:
+        """Run one write with its idempotency and events, inside the open transaction."""
+        if effects.idempotency is not None:
+            scope, key = effects.idempotency
+            row = conn.execute(
+                "SELECT result FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
+            ).fetchone()
+            if row is not None:
+                return Outcome(replayed=row["result"])
+        value = apply()
+        if effects.idempotency is not None and effects.result is not None and value is not None:
+            scope, key = effects.idempotency
+            conn.execute(
+                "INSERT INTO idempotency (scope, key, result, created_ms) VALUES (?, ?, ?, strftime('%s')*1000)",
+                (scope, key, effects.result(value)),
+            )
+        return Outcome(value=value)
+
+    @staticmethod
+    def _log_events(
+        conn: sqlite3.Connection, thread_id: str, items: list[tuple[str, bytes]], now_ms: int
+    ) -> list[Event]:
+        events = []
+        for kind, payload in items:
+            cursor = conn.execute(
+                "INSERT INTO events (thread_id, type, payload, created_ms) VALUES (?, ?, ?, ?)",
+                (thread_id, kind, payload, now_ms),
+            )
+            position = cursor.lastrowid
+            assert position is not None
+            events.append(Event(position, thread_id, kind, payload, now_ms))
+        return events
+
+    @staticmethod
+    def _current_position(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return int(row["seq"]) if row else 0
+
+    @staticmethod
+    def _recipients(conn: sqlite3.Connection, thread_id: str, position: int) -> tuple[str, ...]:
+        rows = conn.execute(
+            "SELECT user_id FROM participants WHERE thread_id = ? AND joined_pos <= ? "
+            "AND (left_pos IS NULL OR left_pos >= ?)",
+            (thread_id, position, position),
+        ).fetchall()
+        return tuple(r["user_id"] for r in rows)
+
+    def _publishable(
+        self, conn: sqlite3.Connection, thread_id: str, effects: Effects[Any], value: Any, now_ms: int,
+        on_position: Callable[[int], None] | None = None,
+    ) -> list[Event]:
+        """Store the events of a write; ``on_position`` adjusts memberships before recipients are read."""
+        items = effects.events(value) if effects.events is not None and value is not None else []
+        events = self._log_events(conn, thread_id, items, now_ms)
+        if on_position is not None:
+            on_position(events[0].position if events else self._current_position(conn) + 1)
+        for event in events:
+            event.recipients = self._recipients(conn, thread_id, event.position)
+        return events
+
+    @staticmethod
+    def _next_ids(conn: sqlite3.Connection, thread_id: str, count: int, now_ms: int) -> list[tuple[int, int]]:
+        """Allocate (sequence id, epoch-ms message id) pairs for new messages."""
+        row = conn.execute(
+            "SELECT last_seq, last_message_id FROM threads WHERE id = ?", (thread_id,)
+        ).fetchone()
+        seq, last_id = row["last_seq"], row["last_message_id"]
+        pairs = []
+        for _ in range(count):
+            seq += 1
+            last_id = max(now_ms, last_id + 1)
+            pairs.append((seq, last_id))
+        conn.execute(
+            "UPDATE threads SET last_seq = ?, last_message_id = ?, last_message_ms = ? WHERE id = ?",
+            (seq, last_id, now_ms, thread_id),
+        )
+        return pairs
+
+    def _insert_messages(
+        self, conn: sqlite3.Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int
+    ) -> list[MessageRecord]:
+        records = []
+        for (seq, mid), d in zip(self._next_ids(conn, thread_id, len(drafts), now_ms), drafts, strict=True):
+            record = MessageRecord(
+                thread_id=thread_id, id=str(mid), sequence_id=seq, type=d.type, created_ms=now_ms,
+                version=mid, sender_id=d.sender_id, sender_display_name=d.sender_display_name,
+                content=d.content, topic=d.topic, participants=d.participants,
+                initiator_id=d.initiator_id, metadata=d.metadata,
+            )
+            conn.execute(
+                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+                (
+                    thread_id, seq, record.id, d.type, d.sender_id, d.sender_display_name, d.content,
+                    d.topic, dump_participants(d.participants), d.initiator_id, dump_json(d.metadata),
+                    now_ms, mid,
+                ),
+            )
+            records.append(record)
+        return records
+
+    @staticmethod
+    def _join(conn: sqlite3.Connection, thread_id: str, members: Sequence[ParticipantRecord], pos: int) -> None:
+        conn.executemany(
+            "INSERT INTO participants (thread_id, user_id, display_name, share_history_ms, metadata, "
+            "joined_pos) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (thread_id, p.user_id, p.display_name, p.share_history_ms, dump_json(p.metadata), pos)
+                for p in members
+            ],
+        )
+
+    # -- users -------------------------------------------------------------------------------------
+
+    async def create_user(self, user: UserRecord) -> None:
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO users (id, created_ms, token_generation) VALUES (?, ?, ?)",
+                (user.id, user.created_ms, user.token_generation),
+            )
+        )
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        row = await self._read(
+            lambda c: c.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+        )
+        return None if row is None else user_from(row)
+
+    async def get_users(self, user_ids: Sequence[str]) -> dict[str, UserRecord]:
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+
+        def run(c: sqlite3.Connection) -> list[sqlite3.Row]:
+            marks = ",".join("?" * len(ids))
+            return c.execute(f"SELECT * FROM users WHERE id IN ({marks})", ids).fetchall()
+
+        return {row["id"]: user_from(row) for row in await self._read(run)}
+
+    async def revoke_tokens(self, user_id: str) -> int | None:
+        def run(c: sqlite3.Connection) -> int | None:
+            row = c.execute(
+                "UPDATE users SET token_generation = token_generation + 1 "
+                "WHERE id = ? AND deleted_ms IS NULL RETURNING token_generation",
+                (user_id,),
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._write(run)
+
+    async def delete_user(self, user_id: str, now_ms: int) -> bool:
+        def run(c: sqlite3.Connection) -> bool:
+            done = c.execute(
+                "UPDATE users SET deleted_ms = ?, token_generation = token_generation + 1 "
+                "WHERE id = ? AND deleted_ms IS NULL",
+                (now_ms, user_id),
+            ).rowcount
+            if done:
+                c.execute(
+                    f"UPDATE participants SET left_pos = ? WHERE user_id = ? AND {_LIVE_MEMBER}",
+                    (self._current_position(c), user_id),
+                )
+            return bool(done)
+
+        return await self._write(run)
+
+    # -- threads -------------------------------------------------------------------------------------
+
+    async def create_thread(
+        self,
+        thread: ThreadRecord,
+        participants: Sequence[ParticipantRecord],
+        drafts: Sequence[MessageDraft],
+        effects: Effects[list[MessageRecord]],
+    ) -> Outcome[list[MessageRecord]]:
+        def run(c: sqlite3.Connection) -> Outcome[list[MessageRecord]]:
+            def apply() -> list[MessageRecord]:
+                c.execute(
+                    "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (thread.id, thread.topic, thread.created_ms, thread.created_by,
+                     dump_json(thread.metadata), dump_json(thread.retention)),
+                )
+                return self._insert_messages(c, thread.id, drafts, thread.created_ms)
+
+            outcome = self._effects(c, effects, apply)
+            if outcome.value is not None:
+                outcome.events = self._publishable(
+                    c, thread.id, effects, outcome.value, thread.created_ms,
+                    lambda pos: self._join(c, thread.id, participants, pos),
+                )
+            return outcome
+
+        return await self._write(run)
+
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        row = await self._read(
+            lambda c: c.execute(f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        )
+        return None if row is None else thread_from(row)
+
+    async def get_access(
+        self, thread_id: str, user_id: str
+    ) -> tuple[ThreadRecord | None, ParticipantRecord | None]:
+        def run(c: sqlite3.Connection) -> tuple[ThreadRecord | None, ParticipantRecord | None]:
+            row = c.execute(
+                f"SELECT t.id, t.topic, t.created_ms, t.created_by, t.deleted_ms, t.last_message_ms, "
+                f"t.metadata, t.retention, p.user_id, p.display_name, p.share_history_ms, "
+                f"p.metadata AS p_metadata FROM threads t LEFT JOIN participants p "
+                f"ON p.thread_id = t.id AND p.user_id = ? AND p.{_LIVE_MEMBER} WHERE t.id = ?",
+                (user_id, thread_id),
+            ).fetchone()
+            if row is None:
+                return None, None
+            member = None
+            if row["user_id"] is not None:
+                member = ParticipantRecord(
+                    user_id=row["user_id"], display_name=row["display_name"],
+                    share_history_ms=row["share_history_ms"], metadata=None,
+                )
+            return thread_from(row), member
+
+        return await self._read(run)
+
+    async def list_threads(
+        self, user_id: str, *, start_ms: int | None, limit: int, after: tuple[int, str] | None
+    ) -> list[ThreadRecord]:
+        def run(c: sqlite3.Connection) -> list[ThreadRecord]:
+            sql = (
+                "SELECT t.id, t.topic, t.created_ms, t.created_by, t.deleted_ms, t.last_message_ms, "
+                "t.metadata, t.retention FROM participants p JOIN threads t ON t.id = p.thread_id "
+                f"WHERE p.user_id = ? AND p.{_LIVE_MEMBER}"
+            )
+            args: list[Any] = [user_id]
+            if start_ms is not None:
+                sql += " AND t.last_message_ms >= ?"
+                args.append(start_ms)
+            if after is not None:
+                sql += " AND (t.last_message_ms < ? OR (t.last_message_ms = ? AND t.id < ?))"
+                args += [after[0], after[0], after[1]]
+            sql += " ORDER BY t.last_message_ms DESC, t.id DESC LIMIT ?"
+            args.append(limit)
+            return [thread_from(r) for r in c.execute(sql, args).fetchall()]
+
+        return await self._read(run)
+
+    async def update_thread(
+        self,
+        thread_id: str,
+        *,
+        topic: str | None,
+        metadata: dict[str, str] | None,
+        draft: MessageDraft | None,
+        now_ms: int,
+        effects: Effects[MessageRecord | None],
+    ) -> Outcome[MessageRecord | None]:
+        def run(c: sqlite3.Connection) -> Outcome[MessageRecord | None]:
+            if topic is not None:
+                c.execute("UPDATE threads SET topic = ? WHERE id = ?", (topic, thread_id))
+            if metadata is not None:
+                c.execute("UPDATE threads SET metadata = ? WHERE id = ?", (dump_json(metadata), thread_id))
+            message = self._insert_messages(c, thread_id, [draft], now_ms)[0] if draft else None
+            outcome: Outcome[MessageRecord | None] = Outcome(value=message)
+            outcome.events = self._publishable(c, thread_id, effects, message, now_ms)
+            return outcome
+
+        return await self._write(run)
+
+    async def delete_thread(
+        self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord]
+    ) -> Outcome[ThreadRecord]:
+        def run(c: sqlite3.Connection) -> Outcome[ThreadRecord]:
+            row = c.execute(
+                f"UPDATE threads SET deleted_ms = ? WHERE id = ? AND deleted_ms IS NULL "
+                f"RETURNING {THREAD_COLUMNS}",
+                (now_ms, thread_id),
+            ).fetchone()
+            thread = None if row is None else thread_from(row)
+            outcome = Outcome(value=thread)
+            outcome.events = self._publishable(c, thread_id, effects, thread, now_ms)
+            return outcome
+
+        return await self._write(run)
+
+    # -- participants ----------------------------------------------------------------------------------
+
+    async def list_participants(self, thread_id: str, *, skip: int, limit: int) -> list[ParticipantRecord]:
+        rows = await self._read(
+            lambda c: c.execute(
+                f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = ? AND {_LIVE_MEMBER} "
+                "ORDER BY id LIMIT ? OFFSET ?",
+                (thread_id, limit, skip),
+            ).fetchall()
+        )
+        return [participant_from(r) for r in rows]
+
+    async def count_participants(self, thread_id: str) -> int:
+        row = await self._read(
+            lambda c: c.execute(
+                f"SELECT count(*) FROM participants WHERE thread_id = ? AND {_LIVE_MEMBER}", (thread_id,)
+            ).fetchone()
+        )
+        return int(row[0])
+
+    async def add_participants(
+        self,
+        thread_id: str,
+        participants: Sequence[ParticipantRecord],
+        draft: MessageDraft,
+        now_ms: int,
+        effects: Effects[MessageRecord | None],
+    ) -> Outcome[MessageRecord | None]:
+        def run(c: sqlite3.Connection) -> Outcome[MessageRecord | None]:
+            def apply() -> MessageRecord | None:
+                live = {
+                    r["user_id"]
+                    for r in c.execute(
+                        f"SELECT user_id FROM participants WHERE thread_id = ? AND {_LIVE_MEMBER}",
+                        (thread_id,),
+                    )
+                }
+                fresh = [p for p in participants if p.user_id not in live]
+                for p in participants:
+                    if p.user_id in live:
+                        c.execute(
+                            "UPDATE participants SET display_name = ?, share_history_ms = ? "
+                            f"WHERE thread_id = ? AND user_id = ? AND {_LIVE_MEMBER}",
+                            (p.display_name, p.share_history_ms, thread_id, p.user_id),
+                        )
+                if not fresh:
+                    return None
+                draft.participants = fresh
+                return self._insert_messages(c, thread_id, [draft], now_ms)[0]
+
+            outcome = self._effects(c, effects, apply)
+            if outcome.value is not None:
+                added = outcome.value.participants or []
+                outcome.events = self._publishable(
+                    c, thread_id, effects, outcome.value, now_ms, lambda pos: self._join(c, thread_id, added, pos)
+                )
+            return outcome
+
+        return await self._write(run)
+
+    async def remove_participant(
+        self, thread_id: str, user_id: str, draft: MessageDraft, now_ms: int,
+        effects: Effects[MessageRecord | None],
+    ) -> Outcome[MessageRecord | None]:
+        def run(c: sqlite3.Connection) -> Outcome[MessageRecord | None]:
+            row = c.execute(
+                f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = ? AND user_id = ? "
+                f"AND {_LIVE_MEMBER}",
+                (thread_id, user_id),
+            ).fetchone()
+            if row is None:
+                return Outcome()
+            draft.participants = [participant_from(row)]
+            message = self._insert_messages(c, thread_id, [draft], now_ms)[0]
+            outcome: Outcome[MessageRecord | None] = Outcome(value=message)
+
+            def leave(pos: int) -> None:
+                c.execute(
+                    f"UPDATE participants SET left_pos = ? WHERE thread_id = ? AND user_id = ? AND {_LIVE_MEMBER}",
+                    (pos, thread_id, user_id),
+                )
+
+            outcome.events = self._publishable(c, thread_id, effects, message, now_ms, leave)
+            return outcome
+
+        return await self._write(run)
+
+    # -- messages ------------------------------------------------------------------------------------------
+
+    async def send_message(
+        self, thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[MessageRecord]
+    ) -> Outcome[MessageRecord]:
+        def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
+            outcome = self._effects(c, effects, lambda: self._insert_messages(c, thread_id, [draft], now_ms)[0])
+            if outcome.value is not None:
+                outcome.events = self._publishable(c, thread_id, effects, outcome.value, now_ms)
+            return outcome
+
+        return await self._write(run)
+
+    async def get_message(self, thread_id: str, message_id: str) -> MessageRecord | None:
+        row = await self._read(
+            lambda c: c.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id = ?", (thread_id, message_id)
+            ).fetchone()
+        )
+        return None if row is None else message_from(row)
+
+    async def list_messages(
+        self, thread_id: str, *, before_seq: int | None, min_created_ms: int, limit: int
+    ) -> list[MessageRecord]:
+        def run(c: sqlite3.Connection) -> list[sqlite3.Row]:
+            sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND created_ms >= ?"
+            args: list[Any] = [thread_id, min_created_ms]
+            if before_seq is not None:
+                sql += " AND seq < ?"
+                args.append(before_seq)
+            sql += " ORDER BY seq DESC LIMIT ?"
+            args.append(limit)
+            return c.execute(sql, args).fetchall()
+
+        return [message_from(r) for r in await self._read(run)]
+
+    async def update_message(
+        self,
+        thread_id: str,
+        message_id: str,
+        *,
+        content: str | None,
+        metadata: dict[str, str] | None,
+        now_ms: int,
+        effects: Effects[MessageRecord],
+    ) -> Outcome[MessageRecord]:
+        def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
+            row = c.execute(
+                "UPDATE messages SET content = coalesce(?, content), metadata = coalesce(?, metadata), "
+                "edited_ms = ?, version = max(version + 1, ?) "
+                f"WHERE thread_id = ? AND id = ? AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
+                (content, dump_json(metadata), now_ms, now_ms, thread_id, message_id),
+            ).fetchone()
+            message = None if row is None else message_from(row)
+            outcome = Outcome(value=message)
+            outcome.events = self._publishable(c, thread_id, effects, message, now_ms)
+            return outcome
+
+        return await self._write(run)
+
+    async def delete_message(
+        self, thread_id: str, message_id: str, now_ms: int, effects: Effects[MessageRecord]
+    ) -> Outcome[MessageRecord]:
+        def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
+            row = c.execute(
+                "UPDATE messages SET deleted_ms = ?, version = max(version + 1, ?) "
+                f"WHERE thread_id = ? AND id = ? AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
+                (now_ms, now_ms, thread_id, message_id),
+            ).fetchone()
+            message = None if row is None else message_from(row)
+            outcome = Outcome(value=message)
+            outcome.events = self._publishable(c, thread_id, effects, message, now_ms)
+            return outcome
+
+        return await self._write(run)
+
+    # -- read receipts -------------------------------------------------------------------------------------
+
+    async def send_read_receipt(
+        self, receipt: ReadReceiptRecord, effects: Effects[ReadReceiptRecord]
+    ) -> Outcome[ReadReceiptRecord]:
+        def run(c: sqlite3.Connection) -> Outcome[ReadReceiptRecord]:
+            def apply() -> ReadReceiptRecord:
+                c.execute(
+                    "INSERT INTO read_receipts (thread_id, user_id, message_id, read_ms) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (thread_id, user_id) DO UPDATE SET message_id = excluded.message_id, "
+                    "read_ms = excluded.read_ms",
+                    (receipt.thread_id, receipt.user_id, receipt.message_id, receipt.read_ms),
+                )
+                return receipt
+
+            outcome = self._effects(c, effects, apply)
+            if outcome.value is not None:
+                outcome.events = self._publishable(c, receipt.thread_id, effects, receipt, receipt.read_ms)
+            return outcome
+
+        return await self._write(run)
+
+    async def list_read_receipts(self, thread_id: str, *, skip: int, limit: int) -> list[ReadReceiptRecord]:
+        rows = await self._read(
+            lambda c: c.execute(
+                "SELECT thread_id, user_id, message_id, read_ms FROM read_receipts WHERE thread_id = ? "
+                "ORDER BY read_ms DESC, user_id LIMIT ? OFFSET ?",
+                (thread_id, limit, skip),
+            ).fetchall()
+        )
+        return [receipt_from(r) for r in rows]
+
+    # -- events ----------------------------------------------------------------------------------------------
+
+    async def events_since(self, user_id: str, after: int, limit: int) -> list[Event]:
+        def run(c: sqlite3.Connection) -> list[Event]:
+            rows = c.execute(
+                "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms FROM events e "
+                "WHERE e.position > ? AND EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = e.thread_id "
+                "AND p.user_id = ? AND p.joined_pos <= e.position "
+                "AND (p.left_pos IS NULL OR p.left_pos >= e.position)) ORDER BY e.position LIMIT ?",
+                (after, user_id, limit),
+            ).fetchall()
+            return [
+                Event(r["position"], r["thread_id"], r["type"], bytes(r["payload"]), r["created_ms"], (user_id,))
+                for r in rows
+            ]
+
+        return await self._read(run)
+
+    async def event_bounds(self) -> tuple[int, int]:
+        def run(c: sqlite3.Connection) -> tuple[int, int]:
+            row = c.execute("SELECT min(position), max(position) FROM events").fetchone()
+            latest = self._current_position(c)
+            if row[0] is None:
+                return latest, latest
+            return int(row[0]) - 1, latest
+
+        return await self._read(run)
+
+    async def prune_events(self, before_ms: int) -> int:
+        return await self._write(
+            lambda c: c.execute("DELETE FROM events WHERE created_ms < ?", (before_ms,)).rowcount
+        )
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply the pending migrations on an open connection; return the versions applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_ms INTEGER NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    applied = []
+    for migration in migrations.load("sqlite"):
+        if migration.version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, strftime('%s')*1000)",
+                (migration.version, migration.name),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        applied.append(migration.version)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (our migrations hold no ';' inside literals)."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
