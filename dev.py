@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Bootstrap for a fresh machine that has only Python 3.11+.
+
+    python3 dev.py serve [threadline serve flags]   run Threadline on embedded SQLite
+    python3 dev.py test [pytest args]               install what the tests need, run them all
+
+Both create ``.venv`` beside this file on first use and install the project
+into it (again whenever ``pyproject.toml`` changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def ensure(extra: str) -> None:
+    """Create the venv and install the project with an extra, when not done for this pyproject."""
+    if sys.version_info < (3, 11):
+        sys.exit("Threadline needs Python 3.11 or newer.")
+    stamp = VENV / f".installed-{extra or 'base'}"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    target = f"{ROOT}[{extra}]" if extra else str(ROOT)
+    print(f"installing {target} into .venv ...", flush=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "-e", target], check=True)
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("serve", "test"):
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "serve":
+        ensure("")
+        return subprocess.call([str(PYTHON), "-m", "threadline", "serve", *rest], cwd=os.getcwd())
+    ensure("test")
+    return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
