@@ -1,0 +1,77 @@
+"""Threadline chat SDK (sync): the API of ``azure.communication.chat`` 1.3.0.
+
+Swap ``from azure.communication.chat import ...`` for
+``from threadline.chat import ...``; the same names, signatures, models and
+exceptions work against Threadline and against Azure Communication Services.
+The async twin is :mod:`threadline.chat.aio`. See ``docs/sdk.md`` for the few
+intended differences (http to loopback hosts, shared thread-client settings,
+base64url token parsing...).
+"""
+
+from threadline._shared.identifiers import (
+    CommunicationCloudEnvironment as CommunicationCloudEnvironment,
+)
+from threadline._shared.identifiers import (
+    CommunicationIdentifier,
+    CommunicationIdentifierKind,
+    CommunicationUserIdentifier,
+    CommunicationUserProperties,
+    MicrosoftTeamsAppIdentifier,
+    MicrosoftTeamsAppProperties,
+    MicrosoftTeamsUserIdentifier,
+    MicrosoftTeamsUserProperties,
+    PhoneNumberIdentifier,
+    PhoneNumberProperties,
+    UnknownIdentifier,
+    identifier_from_raw_id,
+)
+
+from ._chat_client import ChatClient
+from ._chat_thread_client import ChatThreadClient
+from ._credential import CommunicationTokenCredential
+from ._models import (
+    ChatAttachment,
+    ChatAttachmentType,
+    ChatError,
+    ChatMessage,
+    ChatMessageContent,
+    ChatMessageReadReceipt,
+    ChatMessageType,
+    ChatParticipant,
+    ChatThreadItem,
+    ChatThreadProperties,
+    CreateChatThreadResult,
+    SendChatMessageResult,
+)
+
+# Exactly the names of ``azure.communication.chat.__all__``; CommunicationCloudEnvironment
+# is importable too (the identifier constructors take it) but, as upstream, not listed.
+__all__ = [
+    "ChatAttachment",
+    "ChatAttachmentType",
+    "ChatClient",
+    "ChatError",
+    "ChatMessage",
+    "ChatMessageContent",
+    "ChatMessageReadReceipt",
+    "ChatMessageType",
+    "ChatParticipant",
+    "ChatThreadClient",
+    "ChatThreadItem",
+    "ChatThreadProperties",
+    "CommunicationIdentifier",
+    "CommunicationIdentifierKind",
+    "CommunicationTokenCredential",
+    "CommunicationUserIdentifier",
+    "CommunicationUserProperties",
+    "CreateChatThreadResult",
+    "MicrosoftTeamsAppIdentifier",
+    "MicrosoftTeamsAppProperties",
+    "MicrosoftTeamsUserIdentifier",
+    "MicrosoftTeamsUserProperties",
+    "PhoneNumberIdentifier",
+    "PhoneNumberProperties",
+    "SendChatMessageResult",
+    "UnknownIdentifier",
+    "identifier_from_raw_id",
+]

@@ -1,0 +1,142 @@
+"""The sync ``ChatClient``: create, list and delete threads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from azure.core.paging import ItemPaged
+from azure.core.tracing.decorator import distributed_trace
+
+from threadline._shared.pipeline import LoopbackBearerPolicy
+from threadline._shared.runner import SyncRunner
+
+from ._chat_thread_client import ChatThreadClient
+from ._credential import CommunicationTokenCredential
+from ._models import ChatParticipant, ChatThreadItem, CreateChatThreadResult
+from ._paging import item_paged
+from ._pipeline import SDK_MONIKER, client_settings
+from ._requests import ChatRequests
+
+__all__ = ["ChatClient"]
+
+
+class ChatClient:
+    """A client for the chat threads of one user.
+
+    Args:
+        endpoint: the service endpoint (``https://...``; ``http://`` only to a loopback host).
+        credential: the user's :class:`CommunicationTokenCredential`.
+        **kwargs: ``api_version`` (default ``2024-03-07``) and any azure-core
+            setting (``connection_verify``, ``transport``, ``retry_total``,
+            ``per_call_policies``, ``logging_enable``...). Thread clients from
+            :meth:`get_chat_thread_client` inherit them.
+
+    Raises:
+        ValueError: no credential, or an invalid endpoint.
+    """
+
+    def __init__(self, endpoint: str, credential: CommunicationTokenCredential, **kwargs: Any) -> None:
+        self._settings = client_settings(endpoint, credential, kwargs)
+        self._endpoint = self._settings.endpoint
+        self._credential = credential
+        self._requests = ChatRequests(self._settings.api_version)
+        self._runner = SyncRunner(
+            self._endpoint, LoopbackBearerPolicy(credential), SDK_MONIKER, **self._settings.options
+        )
+
+    def get_chat_thread_client(self, thread_id: str, **kwargs: Any) -> ChatThreadClient:
+        """Return a client for one thread, sharing this client's settings.
+
+        Args:
+            thread_id: the thread id.
+            **kwargs: settings overriding the inherited ones.
+
+        Returns:
+            The thread client.
+
+        Raises:
+            ValueError: ``thread_id`` is empty.
+        """
+        if not thread_id:
+            raise ValueError("thread_id cannot be None.")
+        return ChatThreadClient(
+            self._endpoint, self._credential, thread_id, **self._settings.inherited(kwargs)
+        )
+
+    @distributed_trace
+    def create_chat_thread(
+        self,
+        topic: str,
+        *,
+        thread_participants: list[ChatParticipant] | None = None,
+        idempotency_token: str | None = None,
+        **kwargs: Any,
+    ) -> CreateChatThreadResult:
+        """Create a thread; the caller becomes a participant.
+
+        Args:
+            topic: the thread topic.
+            thread_participants: other participants to add.
+            idempotency_token: sent as ``repeatability-request-id``; repeating a
+                token returns the thread created the first time. A fresh uuid4 when omitted.
+            **kwargs: per-call pipeline options (``api_version``, ``headers``, ``timeout``...).
+
+        Returns:
+            The thread and the participants that could not be added (an empty list when none failed).
+
+        Raises:
+            ValueError: ``topic`` is empty.
+            TypeError: a participant's identifier is not a communication identifier.
+            azure.core.exceptions.HttpResponseError: the service refused.
+        """
+        call = self._requests.create_chat_thread(
+            topic, thread_participants, idempotency_token, kwargs.pop("api_version", None)
+        )
+        return self._runner.run(call, **kwargs)
+
+    @distributed_trace
+    def list_chat_threads(
+        self, *, results_per_page: int | None = None, start_time: datetime | None = None, **kwargs: Any
+    ) -> ItemPaged[ChatThreadItem]:
+        """List the user's threads, page by page.
+
+        Args:
+            results_per_page: the page size.
+            start_time: only threads with activity since then.
+            **kwargs: per-call pipeline options, applied to every page.
+
+        Returns:
+            An iterator of :class:`ChatThreadItem`, with ``by_page()``.
+
+        Raises:
+            azure.core.exceptions.HttpResponseError: while iterating.
+        """
+        version = kwargs.pop("api_version", None)
+        pager = self._requests.list_chat_threads(results_per_page, start_time, version)
+        return item_paged(lambda call: self._runner.run(call, **kwargs), pager)
+
+    @distributed_trace
+    def delete_chat_thread(self, thread_id: str, **kwargs: Any) -> None:
+        """Delete a thread.
+
+        Args:
+            thread_id: the thread to delete.
+
+        Raises:
+            ValueError: ``thread_id`` is empty.
+            azure.core.exceptions.HttpResponseError: the service refused.
+        """
+        call = self._requests.delete_chat_thread(thread_id, kwargs.pop("api_version", None))
+        self._runner.run(call, **kwargs)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._runner.close()
+
+    def __enter__(self) -> ChatClient:
+        self._runner.__enter__()
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self._runner.__exit__(*args)
