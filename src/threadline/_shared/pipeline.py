@@ -21,7 +21,6 @@ from azure.core.pipeline.policies import (
     HttpLoggingPolicy,
     NetworkTraceLoggingPolicy,
     ProxyPolicy,
-    RedirectPolicy,
     RequestIdPolicy,
     SensitiveHeaderCleanupPolicy,
     UserAgentPolicy,
@@ -63,23 +62,25 @@ class AsyncLoopbackBearerPolicy(AsyncBearerTokenCredentialPolicy):  # type: igno
         await super().on_request(request)
 
 
-def build_policies(*, auth_policy: Any, retry_policy: Any, sdk_moniker: str, **kwargs: Any) -> list[Any]:
+def build_policies(
+    *, auth_policy: Any, retry_policy: Any, redirect_policy: Any, sdk_moniker: str, **kwargs: Any
+) -> list[Any]:
     """Return the policy list of a client.
 
     Args:
         auth_policy: the bearer or HMAC policy.
         retry_policy: ``RetryPolicy(**kwargs)`` or its async twin (a user's ``retry_policy`` wins).
+        redirect_policy: ``RedirectPolicy(**kwargs)`` or its async twin (a user's wins).
         sdk_moniker: the User-Agent product, e.g. ``threadline-chat/0.1.0``.
         **kwargs: the client's keyword arguments (``headers``, ``user_agent``,
             ``retry_total``, ``logging_enable``... as in azure-core).
     """
-    redirect = kwargs.get("redirect_policy") or RedirectPolicy(**kwargs)
     return [
         RequestIdPolicy(**kwargs),
         kwargs.get("headers_policy") or HeadersPolicy(**kwargs),
         kwargs.get("user_agent_policy") or UserAgentPolicy(sdk_moniker=sdk_moniker, **kwargs),
         kwargs.get("proxy_policy") or ProxyPolicy(**kwargs),
-        redirect,
+        kwargs.get("redirect_policy") or redirect_policy,
         kwargs.get("retry_policy") or retry_policy,
         auth_policy,
         kwargs.get("custom_hook_policy") or CustomHookPolicy(**kwargs),

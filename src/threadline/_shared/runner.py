@@ -1,7 +1,8 @@
 """Send :class:`~.call.Call` objects: the only place where sync and async differ.
 
 Both runners own an azure-core pipeline client built by :func:`.pipeline.build_policies`.
-Per-call keyword arguments (``headers``, ``timeout``, ``connection_verify``...) go
+The pipeline is run with ``stream=False``, so the transport has read the body
+by the time :meth:`Call.finish` looks at it. Per-call keyword arguments (``headers``, ``timeout``, ``connection_verify``...) go
 to the pipeline as in any azure-core client.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from azure.core import AsyncPipelineClient, PipelineClient
-from azure.core.pipeline.policies import AsyncRetryPolicy, RetryPolicy
+from azure.core.pipeline.policies import AsyncRedirectPolicy, AsyncRetryPolicy, RedirectPolicy, RetryPolicy
 from azure.core.rest import AsyncHttpResponse, HttpRequest, HttpResponse
 
 from .call import Call
@@ -34,7 +35,11 @@ class SyncRunner:
     def __init__(self, endpoint: str, auth_policy: Any, sdk_moniker: str, **kwargs: Any) -> None:
         self.endpoint = endpoint
         policies = build_policies(
-            auth_policy=auth_policy, retry_policy=RetryPolicy(**kwargs), sdk_moniker=sdk_moniker, **kwargs
+            auth_policy=auth_policy,
+            retry_policy=RetryPolicy(**kwargs),
+            redirect_policy=RedirectPolicy(**kwargs),
+            sdk_moniker=sdk_moniker,
+            **kwargs,
         )
         self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
             base_url=endpoint, policies=policies, **kwargs
@@ -43,7 +48,6 @@ class SyncRunner:
     def run(self, call: Call[T], **kwargs: Any) -> T:
         """Send the call and return its parsed result (see :meth:`Call.finish`)."""
         response = self._client.send_request(call.request(self.endpoint), **kwargs)
-        response.read()
         return call.finish(response)
 
     def close(self) -> None:
@@ -66,6 +70,7 @@ class AsyncRunner:
         policies = build_policies(
             auth_policy=auth_policy,
             retry_policy=AsyncRetryPolicy(**kwargs),
+            redirect_policy=AsyncRedirectPolicy(**kwargs),
             sdk_moniker=sdk_moniker,
             **kwargs,
         )
@@ -76,7 +81,6 @@ class AsyncRunner:
     async def run(self, call: Call[T], **kwargs: Any) -> T:
         """Send the call and return its parsed result (see :meth:`Call.finish`)."""
         response = await self._client.send_request(call.request(self.endpoint), **kwargs)
-        await response.read()
         return call.finish(response)
 
     async def close(self) -> None:
