@@ -7,15 +7,19 @@ issued before is refused. Tokens are HS256-signed with a key derived from the
 resource's access key, so every node that shares the key verifies them.
 
 The official ``CommunicationTokenCredential`` decodes the payload with the
-*standard* base64 alphabet, so :meth:`TokenIssuer.issue` makes sure the
-payload segment holds no ``-`` or ``_``.
+*standard* base64 alphabet, so the payload segment must hold no ``-`` or
+``_``. For ASCII JSON those appear only where a byte ``>``, ``?``, ``~`` or
+DEL ends a 3-byte group; :class:`_SafeJSON` writes those four as ``\\u00XX``
+escapes (valid JSON that decodes to the same text), so no payload can trip it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
+from typing import Any
 from dataclasses import dataclass
 
 import jwt
@@ -31,6 +35,19 @@ SCOPES: dict[str, int] = {
     "voip.join": 0x020,
 }
 _ALGORITHM = "HS256"
+_ESCAPES = str.maketrans({">": "\\u003e", "?": "\\u003f", "~": "\\u007e", "\x7f": "\\u007f"})
+
+
+class _SafeJSON(json.JSONEncoder):
+    """ASCII JSON whose base64 form never holds ``-`` or ``_``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["ensure_ascii"] = True
+        super().__init__(**kwargs)
+
+    def encode(self, o: Any) -> str:
+        # These characters can only stand inside JSON strings, where an escape means the same.
+        return super().encode(o).translate(_ESCAPES)
 
 
 class InvalidToken(Exception):
@@ -99,14 +116,11 @@ class TokenIssuer:
             "iat": issued,
             "gen": generation,
         }
-        # A padding claim shifts the payload's bytes until its base64url form has no '-' or '_'.
-        for pad in range(64):
-            if pad:
-                claims["pad"] = "0" * pad
-            token = jwt.encode(claims, self._key, algorithm=_ALGORITHM)
-            if "-" not in token.split(".")[1] and "_" not in token.split(".")[1]:
-                return token, expires
-        raise RuntimeError("could not form a token the ACS SDKs can read")  # pragma: no cover
+        token = jwt.encode(claims, self._key, algorithm=_ALGORITHM, json_encoder=_SafeJSON)
+        payload = token.split(".")[1]
+        if "-" in payload or "_" in payload:  # pragma: no cover - impossible with _SafeJSON
+            raise RuntimeError("could not form a token the ACS SDKs can read")
+        return token, expires
 
     def verify(self, token: str, now: float | None = None) -> TokenClaims:
         """Verify a token's signature and expiry.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 from starlette.responses import Response
 
@@ -28,12 +30,18 @@ def error_response(error: ChatServiceError, headers: dict[str, str] | None = Non
 
 
 def from_decode_error(exc: msgspec.DecodeError) -> ChatServiceError:
-    """A 400 for a body that is not valid JSON or not of the expected shape."""
+    """A 400 for a body that is not valid JSON or not of the expected shape.
+
+    The target names the field at fault, as a dotted path (``participants[0].communicationIdentifier``).
+    """
     text = str(exc)
-    target = None
+    path = ""
     if " - at `" in text:
-        text, _, path = text.partition(" - at `")
-        target = path.rstrip("`").removeprefix("$.") or None
+        text, _, where = text.partition(" - at `")
+        path = where.rstrip("`").removeprefix("$").removeprefix(".")
+    missing = re.search(r"missing required field `([^`]+)`", text)
+    if missing:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
     if isinstance(exc, msgspec.ValidationError):
-        return ChatServiceError(ErrorKind.INVALID, f"The request body is not valid: {text}.", target=target)
-    return ChatServiceError(ErrorKind.INVALID, "The request body is not valid JSON.", target=target)
+        return ChatServiceError(ErrorKind.INVALID, f"The request body is not valid: {text}.", target=path or None)
+    return ChatServiceError(ErrorKind.INVALID, "The request body is not valid JSON.", target=path or None)
