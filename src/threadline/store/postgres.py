@@ -1,0 +1,805 @@
+"""The scale-out store: PostgreSQL through an asyncpg pool, shared by many nodes.
+
+It mirrors :class:`~threadline.store.sqlite.SqliteStore` statement for
+statement; where SQLite gets its guarantees from having one writer, this
+engine gets them from row locks held until commit:
+
+* sequence ids and epoch-ms message ids come from ``UPDATE threads ...
+  RETURNING``, so writers of one thread queue on its row;
+* membership changes (add, remove) lock the thread row before reading who is
+  in, so two nodes cannot add the same user twice;
+* an idempotent write first claims its ``(scope, key)`` with ``INSERT ... ON
+  CONFLICT DO NOTHING``: a concurrent duplicate waits on the unique index until
+  the first commits, then finds the key taken and replays the stored result;
+* event positions come from the single row of ``event_counter``, updated in
+  the writing transaction as its last step. Its row lock is held until commit,
+  so a transaction that took position P commits before any that takes P+1:
+  positions become visible in order, on every node. (A ``BIGSERIAL`` would not
+  do: its values are handed out at insert time, and a lower one can commit
+  after a higher one.) The price is that event writers commit one at a time;
+  ``bench/scale.py`` measures it.
+
+Lock order is idempotency key, thread row, event counter; a deadlock that
+still happens (deleting a user while re-adding them) is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+
+from . import migrations
+from .base import Effects, Outcome, StoreError, StoreUnavailable
+from .records import (
+    Event,
+    MessageDraft,
+    MessageRecord,
+    ParticipantRecord,
+    ReadReceiptRecord,
+    ThreadRecord,
+    UserRecord,
+)
+from .rows import (
+    MESSAGE_COLUMNS,
+    PARTICIPANT_COLUMNS,
+    THREAD_COLUMNS,
+    dump_json,
+    dump_participants,
+    message_from,
+    participant_from,
+    receipt_from,
+    thread_from,
+    user_from,
+)
+
+__all__ = ["PostgresStore", "migrate"]
+
+log = logging.getLogger("threadline.store")
+
+T = TypeVar("T")
+Connection = Any  # asyncpg.Connection or a pool proxy; asyncpg ships no precise types
+_LIVE_MEMBER = "left_pos IS NULL"
+#: Key of the advisory lock that serialises migrations across nodes ("thrdline").
+MIGRATION_LOCK = 0x7468_72646C696E65
+_NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+_RETRIES = 5
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
+
+
+class PostgresStore:
+    """The :class:`~threadline.store.base.Store` on a PostgreSQL database.
+
+    Args:
+        url: a ``postgresql://`` (or ``postgres://``) connection URL.
+        min_size: connections the pool keeps open.
+        max_size: most connections the pool opens.
+        command_timeout: seconds after which a statement is abandoned.
+    """
+
+    engine = "postgres"
+
+    def __init__(
+        self, url: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float = 30.0
+    ) -> None:
+        if not url.startswith(("postgres://", "postgresql://")):
+            raise ValueError("a PostgreSQL URL starts with postgresql:// or postgres://")
+        self.url = url
+        self._min_size = min_size
+        self._max_size = max_size
+        self._command_timeout = command_timeout
+        self._pool: asyncpg.Pool | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, then apply pending migrations under an advisory lock.
+
+        Raises:
+            StoreUnavailable: the database cannot be reached.
+        """
+        try:
+            conn = await asyncpg.connect(self.url, timeout=self._command_timeout)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=self._min_size, max_size=self._max_size,
+                command_timeout=self._command_timeout,
+            )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
+
+    async def close(self) -> None:
+        """Wait for the connections in use to be released, then close them all."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers ``SELECT 1``."""
+        await self._read(lambda c: c.fetchval("SELECT 1"))
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _require_pool(self) -> asyncpg.Pool:
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable("the store is closed")
+        return pool
+
+    async def _read(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        pool = self._require_pool()
+        try:
+            async with pool.acquire() as conn:
+                return await fn(conn)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
+
+    async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run ``fn`` in one transaction; retry it when PostgreSQL broke a deadlock."""
+        pool = self._require_pool()
+        for attempt in range(_RETRIES):
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    return await fn(conn)
+            except asyncpg.exceptions.TransactionRollbackError as exc:
+                if attempt == _RETRIES - 1:
+                    raise StoreError(f"the write kept conflicting: {exc}") from exc
+                log.info("retrying a write after %s", type(exc).__name__)
+                await asyncio.sleep(0.005 * (attempt + 1))
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _effects(
+        self, conn: Connection, effects: Effects[T], apply: Callable[[], Awaitable[T | None]]
+    ) -> Outcome[T]:
+        """Run one write with its idempotency, inside the open transaction.
+
+        The key is claimed before anything else is written: a concurrent
+        transaction holding the same key makes this one wait, and when that one
+        commits the key is taken and its stored result is replayed.
+        """
+        if effects.idempotency is None:
+            return Outcome(value=await apply())
+        scope, key = effects.idempotency
+        claimed = await conn.fetchval(
+            f"INSERT INTO idempotency (scope, key, result, created_ms) VALUES ($1, $2, '', {_NOW_MS}) "
+            "ON CONFLICT (scope, key) DO NOTHING RETURNING true",
+            scope, key,
+        )
+        if not claimed:
+            stored = await conn.fetchval(
+                "SELECT result FROM idempotency WHERE scope = $1 AND key = $2", scope, key
+            )
+            if stored is None:  # pragma: no cover - the holder deleted its claim between our statements
+                raise asyncpg.exceptions.SerializationError("idempotency key vanished; retry")
+            return Outcome(replayed=stored)
+        value = await apply()
+        if effects.result is not None and value is not None:
+            await conn.execute(
+                "UPDATE idempotency SET result = $3 WHERE scope = $1 AND key = $2",
+                scope, key, effects.result(value),
+            )
+        else:  # as in SQLite, a write that produced nothing leaves no key behind
+            await conn.execute("DELETE FROM idempotency WHERE scope = $1 AND key = $2", scope, key)
+        return Outcome(value=value)
+
+    @staticmethod
+    async def _lock_thread(conn: Connection, thread_id: str) -> bool:
+        """Take the thread's row lock; False when there is no such thread."""
+        return bool(await conn.fetchval("SELECT true FROM threads WHERE id = $1 FOR UPDATE", thread_id))
+
+    @staticmethod
+    async def _log_events(
+        conn: Connection, thread_id: str, items: list[tuple[str, bytes]], now_ms: int
+    ) -> list[Event]:
+        """Take positions from the counter and store the events, in one statement."""
+        rows = await conn.fetch(
+            "WITH c AS (UPDATE event_counter SET value = value + $1 WHERE id RETURNING value) "
+            "INSERT INTO events (position, thread_id, type, payload, created_ms) "
+            "SELECT c.value - $1 + i.n, $2, i.type, i.payload, $5 FROM c, "
+            "unnest($3::text[], $4::bytea[]) WITH ORDINALITY AS i(type, payload, n) "
+            "RETURNING position",
+            len(items), thread_id, [k for k, _ in items], [p for _, p in items], now_ms,
+        )
+        positions = sorted(int(r["position"]) for r in rows)
+        return [
+            Event(pos, thread_id, kind, payload, now_ms)
+            for pos, (kind, payload) in zip(positions, items, strict=True)
+        ]
+
+    @staticmethod
+    async def _current_position(conn: Connection, *, lock: bool = False) -> int:
+        sql = "SELECT value FROM event_counter WHERE id" + (" FOR UPDATE" if lock else "")
+        return int(await conn.fetchval(sql))
+
+    @staticmethod
+    async def _set_recipients(conn: Connection, thread_id: str, events: list[Event]) -> None:
+        if not events:
+            return
+        low, high = events[0].position, events[-1].position
+        rows = await conn.fetch(
+            "SELECT user_id, joined_pos, left_pos FROM participants "
+            "WHERE thread_id = $1 AND joined_pos <= $2 AND (left_pos IS NULL OR left_pos >= $3) ORDER BY id",
+            thread_id, high, low,
+        )
+        for event in events:
+            p = event.position
+            event.recipients = tuple(
+                r["user_id"] for r in rows
+                if r["joined_pos"] <= p and (r["left_pos"] is None or r["left_pos"] >= p)
+            )
+
+    async def _publishable(
+        self, conn: Connection, thread_id: str, effects: Effects[Any], value: Any, now_ms: int,
+        on_position: Callable[[int], Awaitable[None]] | None = None,
+    ) -> list[Event]:
+        """Store the events of a write; ``on_position`` adjusts memberships before recipients are read.
+
+        This is the last step of every write, so the event counter's lock is
+        held only for it and the commit.
+        """
+        items = effects.events(value) if effects.events is not None and value is not None else []
+        events = await self._log_events(conn, thread_id, items, now_ms) if items else []
+        if on_position is not None:
+            if events:
+                await on_position(events[0].position)
+            else:
+                await on_position(await self._current_position(conn, lock=True) + 1)
+        await self._set_recipients(conn, thread_id, events)
+        return events
+
+    @staticmethod
+    async def _next_ids(conn: Connection, thread_id: str, count: int, now_ms: int) -> list[tuple[int, int]]:
+        """Allocate (sequence id, epoch-ms message id) pairs under the thread's row lock.
+
+        Each id is ``max(now, previous + 1)``, as in SQLite; for ``count`` ids
+        the last is ``greatest(now + count - 1, last + count)``.
+        """
+        row = await conn.fetchrow(
+            "UPDATE threads SET last_seq = last_seq + $2, "
+            "last_message_id = greatest($3::bigint + $2 - 1, last_message_id + $2), last_message_ms = $3 "
+            "WHERE id = $1 RETURNING last_seq, last_message_id",
+            thread_id, count, now_ms,
+        )
+        if row is None:
+            raise StoreError(f"no thread {thread_id!r}")
+        seq, last_id = int(row["last_seq"]), int(row["last_message_id"])
+        return [(seq - count + k, last_id - count + k) for k in range(1, count + 1)]
+
+    async def _insert_messages(
+        self, conn: Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int
+    ) -> list[MessageRecord]:
+        records = []
+        rows = []
+        pairs = await self._next_ids(conn, thread_id, len(drafts), now_ms)
+        for (seq, mid), d in zip(pairs, drafts, strict=True):
+            records.append(MessageRecord(
+                thread_id=thread_id, id=str(mid), sequence_id=seq, type=d.type, created_ms=now_ms,
+                version=mid, sender_id=d.sender_id, sender_display_name=d.sender_display_name,
+                content=d.content, topic=d.topic, participants=d.participants,
+                initiator_id=d.initiator_id, metadata=d.metadata,
+            ))
+            rows.append((
+                thread_id, seq, str(mid), d.type, d.sender_id, d.sender_display_name, d.content,
+                d.topic, dump_participants(d.participants), d.initiator_id, dump_json(d.metadata),
+                now_ms, mid,
+            ))
+        await conn.executemany(
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL)",
+            rows,
+        )
+        return records
+
+    @staticmethod
+    async def _join(conn: Connection, thread_id: str, members: Sequence[ParticipantRecord], pos: int) -> None:
+        await conn.executemany(
+            "INSERT INTO participants (thread_id, user_id, display_name, share_history_ms, metadata, "
+            "joined_pos) VALUES ($1, $2, $3, $4, $5, $6)",
+            [
+                (thread_id, p.user_id, p.display_name, p.share_history_ms, dump_json(p.metadata), pos)
+                for p in members
+            ],
+        )
+
+    # -- users -------------------------------------------------------------------------------------
+
+    async def create_user(self, user: UserRecord) -> None:
+        """Insert an identity."""
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO users (id, created_ms, token_generation) VALUES ($1, $2, $3)",
+                user.id, user.created_ms, user.token_generation,
+            )
+        )
+
+    async def get_user(self, user_id: str) -> UserRecord | None:
+        """Return the identity, deleted or not."""
+        row = await self._read(lambda c: c.fetchrow("SELECT * FROM users WHERE id = $1", user_id))
+        return None if row is None else user_from(row)
+
+    async def get_users(self, user_ids: Sequence[str]) -> dict[str, UserRecord]:
+        """Return the identities found among ``user_ids``, by id."""
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+        rows = await self._read(lambda c: c.fetch("SELECT * FROM users WHERE id = ANY($1::text[])", ids))
+        return {row["id"]: user_from(row) for row in rows}
+
+    async def revoke_tokens(self, user_id: str) -> int | None:
+        """Raise the user's token generation; return it, or None if no such live user."""
+        value = await self._write(
+            lambda c: c.fetchval(
+                "UPDATE users SET token_generation = token_generation + 1 "
+                "WHERE id = $1 AND deleted_ms IS NULL RETURNING token_generation",
+                user_id,
+            )
+        )
+        return None if value is None else int(value)
+
+    async def delete_user(self, user_id: str, now_ms: int) -> bool:
+        """Mark the user deleted and end its memberships at the current position."""
+
+        async def run(c: Connection) -> bool:
+            done = await c.fetchval(
+                "UPDATE users SET deleted_ms = $1, token_generation = token_generation + 1 "
+                "WHERE id = $2 AND deleted_ms IS NULL RETURNING true",
+                now_ms, user_id,
+            )
+            if done:
+                # Locked, so no event can take a position between this one and our commit.
+                position = await self._current_position(c, lock=True)
+                await c.execute(
+                    f"UPDATE participants SET left_pos = $1 WHERE user_id = $2 AND {_LIVE_MEMBER}",
+                    position, user_id,
+                )
+            return bool(done)
+
+        return await self._write(run)
+
+    # -- threads -------------------------------------------------------------------------------------
+
+    async def create_thread(
+        self,
+        thread: ThreadRecord,
+        participants: Sequence[ParticipantRecord],
+        drafts: Sequence[MessageDraft],
+        effects: Effects[list[MessageRecord]],
+    ) -> Outcome[list[MessageRecord]]:
+        """Create a thread with its members and first (system) messages."""
+
+        async def run(c: Connection) -> Outcome[list[MessageRecord]]:
+            async def apply() -> list[MessageRecord]:
+                await c.execute(
+                    "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention) "
+                    "VALUES ($1, $2, $3, $4, $5, $6)",
+                    thread.id, thread.topic, thread.created_ms, thread.created_by,
+                    dump_json(thread.metadata), dump_json(thread.retention),
+                )
+                return await self._insert_messages(c, thread.id, drafts, thread.created_ms)
+
+            outcome = await self._effects(c, effects, apply)
+            if outcome.value is not None:
+
+                async def join(pos: int) -> None:
+                    await self._join(c, thread.id, participants, pos)
+
+                outcome.events = await self._publishable(
+                    c, thread.id, effects, outcome.value, thread.created_ms, join
+                )
+            return outcome
+
+        return await self._write(run)
+
+    async def get_thread(self, thread_id: str) -> ThreadRecord | None:
+        """Return the thread, deleted or not."""
+        row = await self._read(
+            lambda c: c.fetchrow(f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = $1", thread_id)
+        )
+        return None if row is None else thread_from(row)
+
+    async def get_access(
+        self, thread_id: str, user_id: str
+    ) -> tuple[ThreadRecord | None, ParticipantRecord | None]:
+        """Return the thread and the user's live membership in it, in one read."""
+        row = await self._read(
+            lambda c: c.fetchrow(
+                "SELECT t.id, t.topic, t.created_ms, t.created_by, t.deleted_ms, t.last_message_ms, "
+                "t.metadata, t.retention, p.user_id, p.display_name, p.share_history_ms "
+                "FROM threads t LEFT JOIN participants p "
+                f"ON p.thread_id = t.id AND p.user_id = $1 AND p.{_LIVE_MEMBER} WHERE t.id = $2",
+                user_id, thread_id,
+            )
+        )
+        if row is None:
+            return None, None
+        member = None
+        if row["user_id"] is not None:
+            member = ParticipantRecord(
+                user_id=row["user_id"], display_name=row["display_name"],
+                share_history_ms=row["share_history_ms"], metadata=None,
+            )
+        return thread_from(row), member
+
+    async def list_threads(
+        self, user_id: str, *, start_ms: int | None, limit: int, after: tuple[int, str] | None
+    ) -> list[ThreadRecord]:
+        """List the user's threads by (last activity desc, id desc), after the ``after`` cursor."""
+        sql = (
+            "SELECT t.id, t.topic, t.created_ms, t.created_by, t.deleted_ms, t.last_message_ms, "
+            "t.metadata, t.retention FROM participants p JOIN threads t ON t.id = p.thread_id "
+            f"WHERE p.user_id = $1 AND p.{_LIVE_MEMBER}"
+        )
+        args: list[Any] = [user_id]
+        if start_ms is not None:
+            args.append(start_ms)
+            sql += f" AND t.last_message_ms >= ${len(args)}"
+        if after is not None:
+            args += [after[0], after[1]]
+            a, b = len(args) - 1, len(args)
+            sql += (
+                f" AND (t.last_message_ms < ${a} OR (t.last_message_ms = ${a} "
+                f'AND t.id COLLATE "C" < ${b}))'
+            )
+        args.append(limit)
+        # COLLATE "C": order ids bytewise, as SQLite does, whatever the database's collation.
+        sql += f' ORDER BY t.last_message_ms DESC NULLS LAST, t.id COLLATE "C" DESC LIMIT ${len(args)}'
+        rows = await self._read(lambda c: c.fetch(sql, *args))
+        return [thread_from(r) for r in rows]
+
+    async def update_thread(
+        self,
+        thread_id: str,
+        *,
+        topic: str | None,
+        metadata: dict[str, str] | None,
+        draft: MessageDraft | None,
+        now_ms: int,
+        effects: Effects[MessageRecord | None],
+    ) -> Outcome[MessageRecord | None]:
+        """Set the given properties and write the ``topicUpdated`` draft, if any."""
+
+        async def run(c: Connection) -> Outcome[MessageRecord | None]:
+            if topic is not None:
+                await c.execute("UPDATE threads SET topic = $1 WHERE id = $2", topic, thread_id)
+            if metadata is not None:
+                await c.execute(
+                    "UPDATE threads SET metadata = $1 WHERE id = $2", dump_json(metadata), thread_id
+                )
+            message = (await self._insert_messages(c, thread_id, [draft], now_ms))[0] if draft else None
+            outcome: Outcome[MessageRecord | None] = Outcome(value=message)
+            outcome.events = await self._publishable(c, thread_id, effects, message, now_ms)
+            return outcome
+
+        return await self._write(run)
+
+    async def delete_thread(
+        self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord]
+    ) -> Outcome[ThreadRecord]:
+        """Mark a live thread deleted; the value is None if it was not live."""
+
+        async def run(c: Connection) -> Outcome[ThreadRecord]:
+            row = await c.fetchrow(
+                "UPDATE threads SET deleted_ms = $1 WHERE id = $2 AND deleted_ms IS NULL "
+                f"RETURNING {THREAD_COLUMNS}",
+                now_ms, thread_id,
+            )
+            thread = None if row is None else thread_from(row)
+            outcome = Outcome(value=thread)
+            outcome.events = await self._publishable(c, thread_id, effects, thread, now_ms)
+            return outcome
+
+        return await self._write(run)
+
+    # -- participants ----------------------------------------------------------------------------------
+
+    async def list_participants(self, thread_id: str, *, skip: int, limit: int) -> list[ParticipantRecord]:
+        """Live members in join order."""
+        rows = await self._read(
+            lambda c: c.fetch(
+                f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = $1 AND {_LIVE_MEMBER} "
+                "ORDER BY id LIMIT $2 OFFSET $3",
+                thread_id, limit, skip,
+            )
+        )
+        return [participant_from(r) for r in rows]
+
+    async def count_participants(self, thread_id: str) -> int:
+        """How many live members the thread has."""
+        value = await self._read(
+            lambda c: c.fetchval(
+                f"SELECT count(*) FROM participants WHERE thread_id = $1 AND {_LIVE_MEMBER}", thread_id
+            )
+        )
+        return int(value)
+
+    async def add_participants(
+        self,
+        thread_id: str,
+        participants: Sequence[ParticipantRecord],
+        draft: MessageDraft,
+        now_ms: int,
+        effects: Effects[MessageRecord | None],
+    ) -> Outcome[MessageRecord | None]:
+        """Add members; those already in are updated in place and not announced."""
+
+        async def run(c: Connection) -> Outcome[MessageRecord | None]:
+            async def apply() -> MessageRecord | None:
+                if not await self._lock_thread(c, thread_id):
+                    return None
+                live = {
+                    r["user_id"]
+                    for r in await c.fetch(
+                        f"SELECT user_id FROM participants WHERE thread_id = $1 AND {_LIVE_MEMBER}", thread_id
+                    )
+                }
+                fresh = [p for p in participants if p.user_id not in live]
+                kept = [p for p in participants if p.user_id in live]
+                if kept:
+                    await c.executemany(
+                        "UPDATE participants SET display_name = $1, share_history_ms = $2 "
+                        f"WHERE thread_id = $3 AND user_id = $4 AND {_LIVE_MEMBER}",
+                        [(p.display_name, p.share_history_ms, thread_id, p.user_id) for p in kept],
+                    )
+                if not fresh:
+                    return None
+                draft.participants = fresh
+                return (await self._insert_messages(c, thread_id, [draft], now_ms))[0]
+
+            outcome: Outcome[MessageRecord | None] = await self._effects(c, effects, apply)
+            if outcome.value is not None:
+                added = outcome.value.participants or []
+
+                async def join(pos: int) -> None:
+                    await self._join(c, thread_id, added, pos)
+
+                outcome.events = await self._publishable(c, thread_id, effects, outcome.value, now_ms, join)
+            return outcome
+
+        return await self._write(run)
+
+    async def remove_participant(
+        self, thread_id: str, user_id: str, draft: MessageDraft, now_ms: int,
+        effects: Effects[MessageRecord | None],
+    ) -> Outcome[MessageRecord | None]:
+        """End a membership and write the ``participantRemoved`` draft; None if not a member."""
+
+        async def run(c: Connection) -> Outcome[MessageRecord | None]:
+            if not await self._lock_thread(c, thread_id):
+                return Outcome()
+            row = await c.fetchrow(
+                f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = $1 AND user_id = $2 "
+                f"AND {_LIVE_MEMBER}",
+                thread_id, user_id,
+            )
+            if row is None:
+                return Outcome()
+            draft.participants = [participant_from(row)]
+            message = (await self._insert_messages(c, thread_id, [draft], now_ms))[0]
+            outcome: Outcome[MessageRecord | None] = Outcome(value=message)
+
+            async def leave(pos: int) -> None:
+                await c.execute(
+                    "UPDATE participants SET left_pos = $1 "
+                    f"WHERE thread_id = $2 AND user_id = $3 AND {_LIVE_MEMBER}",
+                    pos, thread_id, user_id,
+                )
+
+            outcome.events = await self._publishable(c, thread_id, effects, message, now_ms, leave)
+            return outcome
+
+        return await self._write(run)
+
+    # -- messages ------------------------------------------------------------------------------------------
+
+    async def send_message(
+        self, thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[MessageRecord]
+    ) -> Outcome[MessageRecord]:
+        """Append a message with the next sequence id and a fresh epoch-ms id."""
+
+        async def run(c: Connection) -> Outcome[MessageRecord]:
+            async def apply() -> MessageRecord:
+                return (await self._insert_messages(c, thread_id, [draft], now_ms))[0]
+
+            outcome = await self._effects(c, effects, apply)
+            if outcome.value is not None:
+                outcome.events = await self._publishable(c, thread_id, effects, outcome.value, now_ms)
+            return outcome
+
+        return await self._write(run)
+
+    async def get_message(self, thread_id: str, message_id: str) -> MessageRecord | None:
+        """Return the message, deleted or not."""
+        row = await self._read(
+            lambda c: c.fetchrow(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND id = $2",
+                thread_id, message_id,
+            )
+        )
+        return None if row is None else message_from(row)
+
+    async def list_messages(
+        self, thread_id: str, *, before_seq: int | None, min_created_ms: int, limit: int
+    ) -> list[MessageRecord]:
+        """Messages newest first, with ``sequence_id < before_seq`` when given."""
+        sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND created_ms >= $2"
+        args: list[Any] = [thread_id, min_created_ms]
+        if before_seq is not None:
+            args.append(before_seq)
+            sql += f" AND seq < ${len(args)}"
+        args.append(limit)
+        sql += f" ORDER BY seq DESC LIMIT ${len(args)}"
+        rows = await self._read(lambda c: c.fetch(sql, *args))
+        return [message_from(r) for r in rows]
+
+    async def update_message(
+        self,
+        thread_id: str,
+        message_id: str,
+        *,
+        content: str | None,
+        metadata: dict[str, str] | None,
+        now_ms: int,
+        effects: Effects[MessageRecord],
+    ) -> Outcome[MessageRecord]:
+        """Edit a live message (a None field is left as it is); None if not live."""
+
+        async def run(c: Connection) -> Outcome[MessageRecord]:
+            row = await c.fetchrow(
+                "UPDATE messages SET content = coalesce($1, content), metadata = coalesce($2, metadata), "
+                "edited_ms = $3, version = greatest(version + 1, $3) "
+                f"WHERE thread_id = $4 AND id = $5 AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
+                content, dump_json(metadata), now_ms, thread_id, message_id,
+            )
+            message = None if row is None else message_from(row)
+            outcome = Outcome(value=message)
+            outcome.events = await self._publishable(c, thread_id, effects, message, now_ms)
+            return outcome
+
+        return await self._write(run)
+
+    async def delete_message(
+        self, thread_id: str, message_id: str, now_ms: int, effects: Effects[MessageRecord]
+    ) -> Outcome[MessageRecord]:
+        """Mark a live message deleted; None if not live."""
+
+        async def run(c: Connection) -> Outcome[MessageRecord]:
+            row = await c.fetchrow(
+                "UPDATE messages SET deleted_ms = $1, version = greatest(version + 1, $1) "
+                f"WHERE thread_id = $2 AND id = $3 AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
+                now_ms, thread_id, message_id,
+            )
+            message = None if row is None else message_from(row)
+            outcome = Outcome(value=message)
+            outcome.events = await self._publishable(c, thread_id, effects, message, now_ms)
+            return outcome
+
+        return await self._write(run)
+
+    # -- read receipts -------------------------------------------------------------------------------------
+
+    async def send_read_receipt(
+        self, receipt: ReadReceiptRecord, effects: Effects[ReadReceiptRecord]
+    ) -> Outcome[ReadReceiptRecord]:
+        """Keep the reader's latest receipt."""
+
+        async def run(c: Connection) -> Outcome[ReadReceiptRecord]:
+            async def apply() -> ReadReceiptRecord:
+                await c.execute(
+                    "INSERT INTO read_receipts (thread_id, user_id, message_id, read_ms) "
+                    "VALUES ($1, $2, $3, $4) "
+                    "ON CONFLICT (thread_id, user_id) DO UPDATE SET message_id = excluded.message_id, "
+                    "read_ms = excluded.read_ms",
+                    receipt.thread_id, receipt.user_id, receipt.message_id, receipt.read_ms,
+                )
+                return receipt
+
+            outcome = await self._effects(c, effects, apply)
+            if outcome.value is not None:
+                outcome.events = await self._publishable(
+                    c, receipt.thread_id, effects, receipt, receipt.read_ms
+                )
+            return outcome
+
+        return await self._write(run)
+
+    async def list_read_receipts(self, thread_id: str, *, skip: int, limit: int) -> list[ReadReceiptRecord]:
+        """One receipt per reader, most recent first."""
+        rows = await self._read(
+            lambda c: c.fetch(
+                "SELECT thread_id, user_id, message_id, read_ms FROM read_receipts WHERE thread_id = $1 "
+                'ORDER BY read_ms DESC, user_id COLLATE "C" LIMIT $2 OFFSET $3',
+                thread_id, limit, skip,
+            )
+        )
+        return [receipt_from(r) for r in rows]
+
+    # -- events ----------------------------------------------------------------------------------------------
+
+    async def events_since(self, user_id: str, after: int, limit: int) -> list[Event]:
+        """Stored events after ``after`` that the user was a recipient of, in order."""
+        rows = await self._read(
+            lambda c: c.fetch(
+                "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms FROM events e "
+                "WHERE e.position > $1 AND EXISTS (SELECT 1 FROM participants p "
+                "WHERE p.thread_id = e.thread_id "
+                "AND p.user_id = $2 AND p.joined_pos <= e.position "
+                "AND (p.left_pos IS NULL OR p.left_pos >= e.position)) ORDER BY e.position LIMIT $3",
+                after, user_id, limit,
+            )
+        )
+        return [
+            Event(int(r["position"]), r["thread_id"], r["type"], bytes(r["payload"]), int(r["created_ms"]),
+                  (user_id,))
+            for r in rows
+        ]
+
+    async def event_bounds(self) -> tuple[int, int]:
+        """The lowest kept position minus one, and the highest committed position (0, 0 when empty)."""
+
+        async def run(c: Connection) -> tuple[int, int]:
+            row = await c.fetchrow(
+                "SELECT (SELECT min(position) FROM events) AS low, "
+                "(SELECT value FROM event_counter WHERE id) AS high"
+            )
+            latest = int(row["high"])
+            if row["low"] is None:
+                return latest, latest
+            return int(row["low"]) - 1, latest
+
+        return await self._read(run)
+
+    async def prune_events(self, before_ms: int) -> int:
+        """Drop events created before ``before_ms``; return how many."""
+        status = await self._write(lambda c: c.execute("DELETE FROM events WHERE created_ms < $1", before_ms))
+        return int(str(status).rsplit(" ", 1)[-1])
+
+
+async def migrate(conn: Connection) -> list[int]:
+    """Apply the pending migrations; return the versions applied.
+
+    A session-level advisory lock makes nodes that start together take turns:
+    the first applies the migrations, the others then find nothing to do.
+
+    Args:
+        conn: an open asyncpg connection (not in a transaction).
+
+    Returns:
+        The versions applied by this call, oldest first.
+    """
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "applied_ms BIGINT NOT NULL)"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        applied = []
+        for migration in migrations.load("postgres"):
+            if migration.version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)  # simple protocol: many statements at once
+                await conn.execute(
+                    f"INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, {_NOW_MS})",
+                    migration.version, migration.name,
+                )
+            log.info("applied migration %04d_%s", migration.version, migration.name)
+            applied.append(migration.version)
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)

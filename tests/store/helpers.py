@@ -1,0 +1,74 @@
+"""Small builders shared by the store contract tests."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from threadline.store.base import Effects, Outcome, Store
+from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord, ThreadRecord, UserRecord
+
+#: A fixed clock: every test passes its own times, so results are exact.
+T0 = 1_700_000_000_000
+
+
+def user_id() -> str:
+    return f"8:acs:test_{secrets.token_hex(6)}"
+
+
+def thread_id() -> str:
+    return f"19:{secrets.token_hex(8)}@thread.v2"
+
+
+async def make_users(store: Store, count: int) -> list[str]:
+    """Create ``count`` live users and return their ids."""
+    ids = [user_id() for _ in range(count)]
+    for uid in ids:
+        await store.create_user(UserRecord(uid, T0))
+    return ids
+
+
+def message_events(kind: str = "chatMessageReceived") -> Effects[MessageRecord]:
+    """Effects whose one event carries the message id as payload."""
+    return Effects(events=lambda m: [(kind, m.id.encode())])
+
+
+def optional_events(kind: str) -> Effects[MessageRecord | None]:
+    return Effects(events=lambda m: [(kind, m.id.encode())] if m is not None else [])
+
+
+async def make_thread(
+    store: Store,
+    creator: str,
+    others: Sequence[str] = (),
+    *,
+    now: int = T0,
+    tid: str | None = None,
+    idempotency: tuple[str, str] | None = None,
+) -> Outcome[list[MessageRecord]]:
+    """Create a thread as the services do: a participantAdded and a topicUpdated message, one event."""
+    thread = ThreadRecord(tid or thread_id(), "Topic", now, creator)
+    members = [ParticipantRecord(creator), *(ParticipantRecord(o) for o in others)]
+    drafts = [
+        MessageDraft("participantAdded", participants=members, initiator_id=creator),
+        MessageDraft("topicUpdated", topic="Topic", initiator_id=creator),
+    ]
+    effects: Effects[list[MessageRecord]] = Effects(
+        idempotency=idempotency,
+        result=lambda _: thread.id,
+        events=lambda _: [("chatThreadCreated", thread.id.encode())],
+    )
+    return await store.create_thread(thread, members, drafts, effects)
+
+
+async def send(
+    store: Store, tid: str, sender: str, content: str, now: int, key: str | None = None
+) -> Outcome[MessageRecord]:
+    """Send a text message, idempotent under ``key`` when given."""
+    effects: Effects[MessageRecord] = Effects(
+        idempotency=(f"send:{sender}:{tid}", key) if key else None,
+        result=lambda m: m.id,
+        events=lambda m: [("chatMessageReceived", m.id.encode())],
+    )
+    draft = MessageDraft("text", sender_id=sender, content=content)
+    return await store.send_message(tid, draft, now, effects)
