@@ -1,0 +1,130 @@
+"""Concurrent writers, through two stores on one database (two "nodes")."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from threadline.store.records import MessageDraft, ParticipantRecord
+
+from .conftest import Engine
+from .helpers import T0, make_thread, make_users, optional_events, send, thread_id
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_fifty_concurrent_sends_get_unique_ordered_sequence_ids(engine: Engine) -> None:
+    one, two = engine.first, await engine.open()
+    a, b = await make_users(one, 2)
+    tid = (await make_thread(one, a, [b])).value[0].thread_id  # type: ignore[index]
+    outcomes = await asyncio.gather(
+        *(send(one if i % 2 else two, tid, a if i % 3 else b, f"m{i}", T0 + 1000) for i in range(50))
+    )
+    records = sorted((o.value for o in outcomes if o.value is not None), key=lambda m: m.sequence_id)
+    assert [m.sequence_id for m in records] == list(range(3, 53))
+    ids = [int(m.id) for m in records]
+    assert ids == sorted(ids) and len(set(ids)) == 50  # ids rise with sequence ids
+    assert ids[0] == T0 + 1000
+    positions = sorted(e.position for o in outcomes for e in o.events)
+    assert positions == list(range(2, 52))
+    listed = await one.list_messages(tid, before_seq=None, min_created_ms=0, limit=100)
+    assert [m.sequence_id for m in listed] == list(range(52, 0, -1))
+
+
+async def test_concurrent_idempotent_creates_make_one_thread(engine: Engine) -> None:
+    one, two = engine.first, await engine.open()
+    (a,) = await make_users(one, 1)
+    key = (f"create-thread:{a}", "same-request")
+    tids = [thread_id() for _ in range(12)]
+    outcomes = await asyncio.gather(
+        *(make_thread(one if i % 2 else two, a, tid=tid, idempotency=key) for i, tid in enumerate(tids))
+    )
+    winners = [o for o in outcomes if o.value is not None]
+    assert len(winners) == 1
+    winner = winners[0].value[0].thread_id  # type: ignore[index]
+    assert sorted(o.replayed or "" for o in outcomes if o.value is None) == [winner] * 11
+    existing = [t for t in tids if await one.get_thread(t) is not None]
+    assert existing == [winner]
+    assert [t.id for t in await two.list_threads(a, start_ms=None, limit=20, after=None)] == [winner]
+
+
+async def test_concurrent_sends_with_one_repeatability_key_write_once(engine: Engine) -> None:
+    one, two = engine.first, await engine.open()
+    (a,) = await make_users(one, 1)
+    tid = (await make_thread(one, a)).value[0].thread_id  # type: ignore[index]
+    outcomes = await asyncio.gather(
+        *(send(one if i % 2 else two, tid, a, "once", T0 + 5, key="retry-me") for i in range(20))
+    )
+    written = [o.value for o in outcomes if o.value is not None]
+    assert len(written) == 1
+    assert [o.replayed for o in outcomes if o.value is None] == [written[0].id] * 19
+    listed = await two.list_messages(tid, before_seq=None, min_created_ms=0, limit=10)
+    assert [m.content for m in listed] == ["once", None, None]
+
+
+async def test_concurrent_adds_of_one_member_announce_it_once(engine: Engine) -> None:
+    one, two = engine.first, await engine.open()
+    a, b = await make_users(one, 2)
+    tid = (await make_thread(one, a)).value[0].thread_id  # type: ignore[index]
+    outcomes = await asyncio.gather(
+        *(
+            (one if i % 2 else two).add_participants(
+                tid, [ParticipantRecord(b)], MessageDraft("participantAdded", initiator_id=a), T0 + 1,
+                optional_events("added"),
+            )
+            for i in range(10)
+        )
+    )
+    assert sum(1 for o in outcomes if o.value is not None) == 1
+    assert [p.user_id for p in await one.list_participants(tid, skip=0, limit=10)] == [a, b]
+    removals = await asyncio.gather(
+        *(
+            (one if i % 2 else two).remove_participant(
+                tid, b, MessageDraft("participantRemoved", initiator_id=a), T0 + 2, optional_events("removed")
+            )
+            for i in range(10)
+        )
+    )
+    assert sum(1 for o in removals if o.value is not None) == 1
+    assert [p.user_id for p in await two.list_participants(tid, skip=0, limit=10)] == [a]
+    listed = await one.list_messages(tid, before_seq=None, min_created_ms=0, limit=10)
+    assert [m.type for m in listed] == ["participantRemoved", "participantAdded", "topicUpdated", "participantAdded"]
+
+
+async def test_event_positions_become_visible_in_order(engine: Engine) -> None:
+    """A reader that sees position P has already seen every position below P.
+
+    Writers on two stores append to four threads of one user while a reader on
+    a third store polls: every answer must be the gap-free prefix 1..N, and the
+    highest position reported by ``event_bounds`` must already be readable.
+    """
+    one, two, reader = engine.first, await engine.open(), await engine.open()
+    (a,) = await make_users(one, 1)
+    tids = [(await make_thread(one, a)).value[0].thread_id for _ in range(4)]  # type: ignore[index]
+    done = asyncio.Event()
+
+    async def write(store_index: int, tid: str) -> None:
+        store = one if store_index % 2 else two
+        for i in range(40):
+            await send(store, tid, a, f"w{store_index}-{i}", T0 + i)
+
+    polls = 0
+
+    async def read() -> None:
+        nonlocal polls
+        while not done.is_set():
+            _, high = await reader.event_bounds()
+            seen = [e.position for e in await reader.events_since(a, 0, 100_000)]
+            assert seen == list(range(1, len(seen) + 1)), "a position became visible before a lower one"
+            assert len(seen) >= high, f"event_bounds reported {high} but only {len(seen)} are readable"
+            polls += 1
+            await asyncio.sleep(0)
+
+    reading = asyncio.create_task(read())
+    await asyncio.gather(*(write(i, tids[i % 4]) for i in range(8)))
+    done.set()
+    await reading
+    assert polls > 5
+    final = [e.position for e in await reader.events_since(a, 0, 100_000)]
+    assert final == list(range(1, 4 + 8 * 40 + 1))
