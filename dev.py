@@ -29,7 +29,9 @@ def ensure(extra: str) -> None:
         sys.exit("Threadline needs Python 3.11 or newer.")
     stamp = VENV / f".installed-{extra or 'base'}"
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text() == digest and PYTHON.exists():
+    # The test install is a superset of the base one, so either stamp serves 'serve'.
+    usable = [stamp] if extra else [stamp, VENV / ".installed-test"]
+    if PYTHON.exists() and any(s.exists() and s.read_text() == digest for s in usable):
         return
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)
@@ -48,7 +50,10 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "serve":
         ensure("")
-        return subprocess.call([str(PYTHON), "-m", "threadline", "serve", *rest], cwd=os.getcwd())
+        args = [str(PYTHON), "-m", "threadline", "serve", *rest]
+        if os.name == "posix":  # become the server, so signals reach it directly
+            os.execv(args[0], args)
+        return subprocess.call(args)
     ensure("test")
     return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
 

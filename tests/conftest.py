@@ -87,7 +87,7 @@ def launch(
     lines: list[str] = []
     http = https = None
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not (http and https):
+    while time.monotonic() < deadline and not (lines and lines[-1].startswith("Press Ctrl+C")):
         line = process.stdout.readline()
         if not line:
             break

@@ -48,11 +48,11 @@ def test_aio_flow(server: RunningServer) -> None:
             threads = [t.id async for t in chat.list_chat_threads()]
             assert thread_id in threads
             await chat.delete_chat_thread(thread_id)
-        async with official_aio_chat(server, bob) as outsider:
-            async with outsider.get_chat_thread_client(thread_id, connection_verify=server.cert_path) as client:
-                with pytest.raises(HttpResponseError) as denied:
-                    await client.get_properties()
-                assert denied.value.status_code == 404
+        outsider = official_aio_chat(server, bob)
+        async with outsider, outsider.get_chat_thread_client(thread_id, connection_verify=server.cert_path) as client:
+            with pytest.raises(HttpResponseError) as denied:
+                await client.get_properties()
+            assert denied.value.status_code == 404
 
     asyncio.run(flow())
 

@@ -19,8 +19,8 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 

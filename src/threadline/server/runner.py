@@ -21,6 +21,9 @@ __all__ = ["banner", "serve"]
 
 log = logging.getLogger("threadline.server")
 
+#: How long in-flight requests may take to finish after SIGTERM.
+GRACE_SECONDS = 15
+
 
 class _Server(uvicorn.Server):
     """A uvicorn server whose signals the runner handles for all servers at once."""
@@ -28,6 +31,14 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    def abort_idle(self) -> None:
+        """Drop idle keep-alive connections whose TLS close never completes (the peer is silent)."""
+        for connection in list(self.server_state.connections):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if transport is not None and (cycle is None or cycle.response_complete):
+                transport.abort()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -64,6 +75,7 @@ def banner(settings: Settings, http_url: str | None, https_url: str | None, tls:
         ]
     if http_url:
         lines.append("  threadline.chat and threadline.identity also accept the plain HTTP endpoint.")
+    lines.append("Press Ctrl+C to stop.")
     return "\n".join(lines)
 
 
@@ -75,28 +87,41 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
         out: where the banner goes.
     """
     settings = settings.prepared()
-    tls = ensure_certificate(settings.data_dir / "tls") if settings.https_port >= 0 else None
+    tls = ensure_certificate(settings.data_dir.resolve() / "tls") if settings.https_port >= 0 else None
     servers: list[tuple[_Server, socket.socket]] = []
     async with running(settings) as app:
         http_url = https_url = None
         if settings.http_port >= 0:
             sock = _bind(settings.host, settings.http_port)
             http_url = _url("http", settings.host, sock.getsockname()[1])
-            config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+            config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+                                    timeout_graceful_shutdown=GRACE_SECONDS)
             servers.append((_Server(config), sock))
         if tls is not None:
             sock = _bind(settings.host, settings.https_port)
             https_url = _url("https", settings.host, sock.getsockname()[1])
             config = uvicorn.Config(
                 app, lifespan="off", log_level="warning", access_log=False,
-                ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
+                timeout_graceful_shutdown=GRACE_SECONDS, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
             )
             servers.append((_Server(config), sock))
         loop = asyncio.get_running_loop()
 
-        def stop() -> None:
+        stopping: list[asyncio.Task[None]] = []
+
+        async def stop_servers() -> None:
+            # Real-time clients get a ``reconnect`` frame and close 1012 before uvicorn drops them.
+            with contextlib.suppress(Exception):
+                await app.state.realtime.shutdown()
             for server, _ in servers:
                 server.should_exit = True
+
+        def stop() -> None:
+            if stopping:  # a second signal: stop at once
+                for server, _ in servers:
+                    server.should_exit = True
+                return
+            stopping.append(loop.create_task(stop_servers()))
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)

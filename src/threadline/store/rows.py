@@ -7,7 +7,6 @@ participants of system messages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -35,7 +34,8 @@ MESSAGE_COLUMNS = (
     "initiator_id, metadata, created_ms, version, edited_ms, deleted_ms"
 )
 
-Row = Mapping[str, Any]
+#: A row readable by column name (sqlite3.Row or asyncpg.Record).
+Row = Any
 
 
 def dump_json(value: Any) -> str | None:

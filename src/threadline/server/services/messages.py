@@ -110,7 +110,7 @@ class MessageService:
         """
         return await self._visible(actor, thread_id, message_id)
 
-    async def list(
+    async def list_messages(
         self, actor: Actor, thread_id: str, *, page_size: int | None, start_time: str | None, cursor: str | None
     ) -> Page[MessageRecord]:
         """List messages newest first, deleted ones as tombstones.

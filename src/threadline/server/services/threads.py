@@ -221,7 +221,7 @@ class ThreadService:
         outcome = await self._store.delete_thread(thread_id, now, effects)
         await self._hub.publish(outcome.events)
 
-    async def list(
+    async def list_threads(
         self, actor: Actor, *, page_size: int | None, start_time: str | None, cursor: str | None
     ) -> Page[ThreadRecord]:
         """List the actor's threads, most recent activity first.
