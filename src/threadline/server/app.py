@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from threadline.identity.tokens import TokenIssuer, derive_signing_key
 from threadline.protocol.errors import ChatServiceError, ErrorKind
@@ -21,6 +22,8 @@ from threadline.store.base import Store, StoreError
 
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
+from .realtime import PATH as REALTIME_PATH
+from .realtime import RawSendCapture, RealtimeManager, realtime_endpoint
 from .routes import chat, identity
 from .services.identity import IdentityService
 from .services.messages import MessageService
@@ -96,8 +99,10 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             Route("/ready", ready, methods=["GET"]),
             *chat.routes,
             *identity.routes,
+            WebSocketRoute(REALTIME_PATH, realtime_endpoint),
         ],
         exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(RawSendCapture)],
     )
     app.state.settings = settings
     app.state.store = store
@@ -106,6 +111,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.identity = IdentityService(store, issuer, settings.resource_id)
     app.state.threads = ThreadService(store, hub, settings.limits, settings.resource_id)
     app.state.messages = MessageService(store, hub, settings.limits)
+    app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer)
     return app
 
 

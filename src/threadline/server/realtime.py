@@ -1,0 +1,643 @@
+"""Real-time chat events over a WebSocket: ``GET /chat/realtime``.
+
+One connection streams to one user the events of every thread it is a member
+of, shaped as the ACS JS SDK's events (``docs/realtime.md`` is the protocol).
+
+How a connection never misses an event: it subscribes to the hub *first*,
+buffering live events; then it replays the event log from the store after the
+position the client asked for, page by page; then it appends the buffered
+events whose position it has not sent yet and goes live. Positions are the
+store's commit order, so a buffered event with a position at or below the
+last replayed one was part of the replay. Live events that pile up beyond
+:attr:`RealtimeOptions.buffer_events` during the replay are dropped and
+fetched from the store in another round instead, so memory stays bounded.
+
+Each connection has a bounded send queue. The hub's fan-out only appends a
+pre-encoded frame (the event's JSON is encoded once per event, the per-user
+``recipient`` suffix once per connection) and wakes the connection's writer,
+so a slow client never delays the others; one whose queue overflows is
+closed with :data:`CLOSE_TOO_SLOW`.
+
+Tokens are checked at connect, at their expiry time, and for revocation or
+deletion of the identity every :attr:`RealtimeOptions.revalidate_seconds` with
+one store read for all connected users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from threadline.identity.tokens import InvalidToken, TokenClaims, TokenIssuer
+from threadline.protocol.errors import ChatServiceError
+from threadline.protocol.times import format_ms
+from threadline.protocol.versions import CHAT_VERSIONS
+from threadline.server.events import Hub
+from threadline.server.services.identity import IdentityService
+from threadline.server.services.payloads import identifier_kind
+from threadline.store.base import Store, StoreError
+from threadline.store.records import Event
+
+__all__ = [
+    "CLOSE_BAD_REQUEST",
+    "CLOSE_HEARTBEAT_TIMEOUT",
+    "CLOSE_INTERNAL",
+    "CLOSE_NORMAL",
+    "CLOSE_REVOKED",
+    "CLOSE_SERVICE_RESTART",
+    "CLOSE_TOO_SLOW",
+    "CLOSE_TRY_AGAIN",
+    "CLOSE_UNAUTHORIZED",
+    "PATH",
+    "RawSendCapture",
+    "RealtimeManager",
+    "RealtimeOptions",
+    "realtime_endpoint",
+]
+
+log = logging.getLogger("threadline.server.realtime")
+
+#: Where the endpoint is mounted.
+PATH = "/chat/realtime"
+
+#: The client closed, or the server stopped the stream on purpose.
+CLOSE_NORMAL = 1000
+#: An unexpected server error.
+CLOSE_INTERNAL = 1011
+#: The server is restarting; a ``reconnect`` frame came first.
+CLOSE_SERVICE_RESTART = 1012
+#: The database did not answer; reconnect later.
+CLOSE_TRY_AGAIN = 1013
+#: A bad query parameter (``after``, ``heartbeat``, ``api-version``).
+CLOSE_BAD_REQUEST = 4000
+#: No token, a malformed or foreign token, or a token that has expired.
+CLOSE_UNAUTHORIZED = 4001
+#: The client answered no ``ping`` for too long.
+CLOSE_HEARTBEAT_TIMEOUT = 4002
+#: The token was revoked, the identity was deleted, or the token has no chat scope.
+CLOSE_REVOKED = 4003
+#: The client read too slowly: its send queue overflowed. Reconnect to resume.
+CLOSE_TOO_SLOW = 4008
+
+_REPLAY, _LIVE, _CLOSING = 0, 1, 2
+_json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.Decoder().decode
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeOptions:
+    """Tuning of the real-time endpoint.
+
+    Attributes:
+        heartbeat_seconds: how often the server sends ``ping`` by default.
+        min_heartbeat_seconds: the smallest interval a client may ask for.
+        max_heartbeat_seconds: the largest interval a client may ask for.
+        revalidate_seconds: how often tokens are checked for revocation.
+        queue_frames: frames a connection may have waiting before it is too slow.
+        queue_chars: characters a connection may have waiting before it is too slow.
+        replay_page: events read from the store per replay query.
+        buffer_events: live events kept while replaying before falling back to the store.
+        close_grace_seconds: how long a closing frame may wait for a stalled client
+            before the connection is aborted.
+        shutdown_seconds: how long shutdown waits for connections to take their ``reconnect``.
+    """
+
+    heartbeat_seconds: float = 15.0
+    min_heartbeat_seconds: float = 1.0
+    max_heartbeat_seconds: float = 300.0
+    revalidate_seconds: float = 2.0
+    queue_frames: int = 2048
+    queue_chars: int = 2 * 1024 * 1024
+    replay_page: int = 500
+    buffer_events: int = 4096
+    close_grace_seconds: float = 5.0
+    shutdown_seconds: float = 3.0
+
+
+class RawSendCapture:
+    """ASGI middleware keeping the server's own ``send`` in WebSocket scopes.
+
+    Starlette wraps ``send``; the server's original (a bound method of the
+    uvicorn protocol) lets a stalled connection's transport be aborted, which
+    ASGI itself cannot do. Everything else passes through untouched.
+
+    Args:
+        app: the wrapped application.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Record ``send`` for WebSocket scopes and call the app."""
+        if scope["type"] == "websocket":
+            scope["threadline.raw_send"] = send
+        await self.app(scope, receive, send)
+
+
+def _abort_transport(scope: Scope) -> bool:
+    """Abort the connection's transport when the server exposes it; True if it did."""
+    owner = getattr(scope.get("threadline.raw_send"), "__self__", None)
+    transport = getattr(owner, "transport", None)
+    abort = getattr(transport, "abort", None)
+    if callable(abort):
+        abort()
+        return True
+    return False
+
+
+def _control(kind: str, **fields: Any) -> str:
+    return _json_encode({"type": kind, **fields}).decode()
+
+
+class _Connection:
+    """One open WebSocket: its queue, its state and its timers."""
+
+    __slots__ = (
+        "claims", "close_request", "closed", "expiry_timer", "heartbeat_timer", "id", "last_seen",
+        "last_sent", "manager", "pump", "queue", "queued_chars", "replay_buffer", "send_started", "sending",
+        "state", "tail", "unsubscribe", "user_id", "wake", "websocket",
+    )
+
+    def __init__(self, manager: RealtimeManager, websocket: WebSocket, claims: TokenClaims) -> None:
+        self.manager = manager
+        self.websocket = websocket
+        self.claims = claims
+        self.user_id = claims.user_id
+        self.id = uuid.uuid4().hex
+        recipient = _json_encode(identifier_kind(claims.user_id)).decode()
+        self.tail = '"recipient":' + recipient + "}}"
+        self.state = _REPLAY
+        self.replay_buffer: list[Event] | None = []
+        self.queue: deque[str] = deque()
+        self.queued_chars = 0
+        self.wake = asyncio.Event()
+        self.sending = False
+        self.send_started = 0.0
+        self.last_sent = 0
+        self.last_seen = time.monotonic()
+        self.close_request: tuple[int, str] | None = None
+        self.closed = False
+        self.pump: asyncio.Task[None] | None = None
+        self.unsubscribe: Callable[[], None] | None = None
+        self.expiry_timer: asyncio.TimerHandle | None = None
+        self.heartbeat_timer: asyncio.TimerHandle | None = None
+
+    # -- fan-out (called by the hub; never blocks) -------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Take one event from the hub: queue it live, or buffer it while replaying."""
+        state = self.state
+        if state == _LIVE:
+            self._enqueue_event(event)
+        elif state == _REPLAY:
+            buffer = self.replay_buffer
+            if buffer is not None:
+                if len(buffer) >= self.manager.options.buffer_events:
+                    self.replay_buffer = None  # too many: the next replay round reads them from the store
+                else:
+                    buffer.append(event)
+
+    def _enqueue_event(self, event: Event) -> None:
+        frame = self.manager.frame_head(event) + self.tail
+        options = self.manager.options
+        if event.position == 0 and self.queued_chars * 2 > options.queue_chars:
+            return  # typing indicators are the first to go under pressure
+        self._enqueue(frame)
+        if event.position > self.last_sent:
+            self.last_sent = event.position
+
+    def _enqueue(self, frame: str) -> None:
+        options = self.manager.options
+        if len(self.queue) >= options.queue_frames or self.queued_chars + len(frame) > options.queue_chars:
+            self.close(CLOSE_TOO_SLOW, "The client reads too slowly; reconnect to resume.")
+            return
+        self.queue.append(frame)
+        self.queued_chars += len(frame)
+        self.wake.set()
+
+    # -- closing ------------------------------------------------------------------------------------
+
+    def close(self, code: int, reason: str, *, frame: str | None = None, urgent: bool = True) -> None:
+        """Ask the writer to close the stream.
+
+        Args:
+            code: the WebSocket close code.
+            reason: the close reason.
+            frame: a last frame to send before closing (``reconnect``).
+            urgent: drop what is queued (the frame still goes) and interrupt a blocked send.
+        """
+        if self.close_request is not None or self.closed:
+            return
+        was_replaying = self.state == _REPLAY
+        self.state = _CLOSING
+        self.replay_buffer = None
+        self._release()
+        if urgent:
+            self.queue.clear()
+            self.queued_chars = 0
+        if frame is not None:
+            self.queue.append(frame)
+            self.queued_chars += len(frame)
+        self.close_request = (code, reason)
+        self.wake.set()
+        pump = self.pump
+        if pump is not None and not pump.done() and (was_replaying or (urgent and self.sending)):
+            pump.cancel()
+
+    def _release(self) -> None:
+        """Leave the hub and stop the timers (idempotent)."""
+        if self.unsubscribe is not None:
+            self.unsubscribe()
+            self.unsubscribe = None
+        for timer in (self.expiry_timer, self.heartbeat_timer):
+            if timer is not None:
+                timer.cancel()
+        self.expiry_timer = self.heartbeat_timer = None
+
+    def disconnected(self) -> None:
+        """The client went away: stop everything without sending anything."""
+        self.closed = True
+        self.state = _CLOSING
+        self.replay_buffer = None
+        self.queue.clear()
+        self.queued_chars = 0
+        self._release()
+        self.wake.set()
+        if self.pump is not None and not self.pump.done():
+            self.pump.cancel()
+
+    # -- timers -------------------------------------------------------------------------------------
+
+    def start_timers(self, heartbeat: float) -> None:
+        """Schedule the token expiry and the first heartbeat."""
+        loop = asyncio.get_running_loop()
+        remaining = self.claims.expires_at - time.time()
+        self.expiry_timer = loop.call_later(max(0.0, remaining), self._expired)
+        self.heartbeat_timer = loop.call_later(heartbeat, self._heartbeat, heartbeat)
+
+    def _expired(self) -> None:
+        self.expiry_timer = None
+        self.close(CLOSE_UNAUTHORIZED, "The access token has expired.")
+
+    def _heartbeat(self, interval: float) -> None:
+        """Every interval: give up on a client that neither reads nor answers, else send ``ping``."""
+        self.heartbeat_timer = None
+        if self.close_request is not None or self.closed:
+            return
+        now = time.monotonic()
+        if self.sending and now - self.send_started > 2.5 * interval:
+            self.close(CLOSE_TOO_SLOW, "The client stopped reading; reconnect to resume.")
+            return
+        if self.state == _LIVE:
+            if now - self.last_seen > 2.5 * interval:
+                self.close(CLOSE_HEARTBEAT_TIMEOUT, "No pong from the client.")
+                return
+            self._enqueue(_control("ping"))
+        self.heartbeat_timer = asyncio.get_running_loop().call_later(interval, self._heartbeat, interval)
+
+    # -- the writer ---------------------------------------------------------------------------------
+
+    async def _send(self, frame: str) -> None:
+        self.sending = True
+        self.send_started = time.monotonic()
+        try:
+            await self.websocket.send_text(frame)
+        finally:
+            self.sending = False
+
+    async def run_pump(self, after: int | None) -> None:
+        """Replay, go live, and close when asked; the task is cancelled to interrupt a blocked send."""
+        try:
+            await self._replay(after)
+            await self._live()
+        except asyncio.CancelledError:
+            if self.close_request is None or self.closed:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            self.disconnected()
+            return
+        except StoreError as exc:
+            log.warning("real-time replay failed: %s", exc)
+            self.close(CLOSE_TRY_AGAIN, "The database did not answer; reconnect later.")
+        if not self.closed:
+            await self._finish()
+
+    async def _replay(self, after: int | None) -> None:
+        manager = self.manager
+        store = manager.store
+        low, high = await store.event_bounds()
+        if after is None:
+            start = high
+        elif after < low or after > high:
+            start = low if after < low else high
+            await self._send(_control("resumeGap", requested=after, oldest=low + 1, position=start))
+        else:
+            start = after
+        self.last_sent = start
+        expires = format_ms(self.claims.expires_at * 1000)
+        await self._send(_control(
+            "hello", connectionId=self.id, position=start, latest=high, oldest=low + 1,
+            heartbeatSeconds=manager.heartbeat_of(self), expiresOn=expires,
+            user=identifier_kind(self.user_id),
+        ))
+        page = manager.options.replay_page
+        while True:
+            rows = await store.events_since(self.user_id, self.last_sent, page)
+            for event in rows:
+                await self._send(manager.frame_head(event) + self.tail)
+                self.last_sent = event.position
+            if len(rows) < page:
+                if self.replay_buffer is None and self.state == _REPLAY:
+                    self.replay_buffer = []  # it overflowed during this round: read the store again
+                    continue
+                break
+        buffered = self.replay_buffer or []
+        self.replay_buffer = None
+        if self.state != _REPLAY:
+            return
+        self.state = _LIVE
+        self.last_seen = time.monotonic()  # the heartbeat deadline counts from here
+        for event in buffered:
+            if event.position == 0 or event.position > self.last_sent:
+                self._enqueue_event(event)
+        self._enqueue(_control("synced", position=self.last_sent))
+
+    async def _live(self) -> None:
+        queue = self.queue
+        while True:
+            while queue and self.close_request is None:
+                frame = queue.popleft()
+                self.queued_chars -= len(frame)
+                await self._send(frame)
+            if self.close_request is not None or self.closed:
+                return
+            self.wake.clear()
+            await self.wake.wait()
+
+    async def _finish(self) -> None:
+        """Send what the close left queued (a ``reconnect``), then the close frame."""
+        assert self.close_request is not None
+        code, reason = self.close_request
+        grace = self.manager.options.close_grace_seconds
+
+        async def flush_and_close() -> None:
+            while self.queue:
+                frame = self.queue.popleft()
+                await self.websocket.send_text(frame)
+            if self.websocket.application_state != WebSocketState.DISCONNECTED:
+                await self.websocket.close(code, reason)
+
+        try:
+            await asyncio.wait_for(flush_and_close(), grace)
+        except TimeoutError:
+            log.info("real-time connection %s did not take its close (%d) in time; aborting", self.id, code)
+            _abort_transport(self.websocket.scope)
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            pass
+        self.queue.clear()
+        self.queued_chars = 0
+
+
+class RealtimeManager:
+    """Every open real-time connection of this process, and what they share.
+
+    Args:
+        store: the opened store.
+        hub: the started hub.
+        identity: verifies tokens against revocation and deletion.
+        issuer: reads token claims (expiry, generation).
+        options: tuning.
+    """
+
+    def __init__(
+        self, store: Store, hub: Hub, identity: IdentityService, issuer: TokenIssuer,
+        options: RealtimeOptions | None = None,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.identity = identity
+        self.issuer = issuer
+        self.options = options or RealtimeOptions()
+        self.connections: dict[_Connection, float] = {}
+        self.closing = False
+        self._checker: asyncio.Task[None] | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._cached_event: Event | None = None
+        self._cached_head = ""
+
+    @property
+    def connection_count(self) -> int:
+        """How many connections are open."""
+        return len(self.connections)
+
+    def heartbeat_of(self, connection: _Connection) -> float:
+        """The heartbeat interval a connection was given."""
+        return self.connections.get(connection, self.options.heartbeat_seconds)
+
+    def frame_head(self, event: Event) -> str:
+        """The frame of an event up to its ``recipient``; built once per event.
+
+        The hub hands one event to every subscriber in turn, so a one-entry
+        cache serves the whole fan-out of an event.
+        """
+        if event is self._cached_event:
+            return self._cached_head
+        payload = event.payload.decode()
+        separator = "," if len(payload) > 2 else ""
+        head = f'{{"type":"{event.type}","position":{event.position},"data":{payload[:-1]}{separator}'
+        self._cached_event, self._cached_head = event, head
+        return head
+
+    # -- checks -------------------------------------------------------------------------------------
+
+    def _ensure_checker(self) -> None:
+        if self._checker is None or self._checker.done():
+            self._checker = asyncio.create_task(self._revalidate_forever())
+
+    async def _revalidate_forever(self) -> None:
+        while self.connections:
+            await asyncio.sleep(self.options.revalidate_seconds)
+            try:
+                await self.revalidate()
+            except StoreError as exc:  # pragma: no cover - retried next round
+                log.warning("real-time token check failed: %s", exc)
+
+    async def revalidate(self) -> None:
+        """Close connections whose token was revoked or expired, or whose identity was deleted."""
+        connections = list(self.connections)
+        if not connections:
+            return
+        users = await self.store.get_users(sorted({c.user_id for c in connections}))
+        now = time.time()
+        for connection in connections:
+            user = users.get(connection.user_id)
+            if user is None or user.deleted_ms is not None:
+                connection.close(CLOSE_REVOKED, "The identity was deleted.")
+            elif user.token_generation != connection.claims.generation:
+                connection.close(CLOSE_REVOKED, "The access token was revoked.")
+            elif connection.claims.expires_at <= now:
+                connection.close(CLOSE_UNAUTHORIZED, "The access token has expired.")
+
+    # -- shutdown -----------------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Tell every client to reconnect (``reconnect`` frame, close 1012) and wait a little for them."""
+        self.closing = True
+        for connection in list(self.connections):
+            connection.close(
+                CLOSE_SERVICE_RESTART, "The server is restarting.", urgent=False,
+                frame=_reconnect_frame(connection.last_sent),
+            )
+        pending = {t for t in self._handlers if not t.done()}
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=self.options.shutdown_seconds)
+            for connection in list(self.connections):
+                _abort_transport(connection.websocket.scope)
+            if still:
+                await asyncio.wait(still, timeout=1.0)
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+
+    # -- one connection -----------------------------------------------------------------------------
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Run one connection from the handshake to the close.
+
+        Args:
+            websocket: the accepted-to-be WebSocket.
+        """
+        await websocket.accept()
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            await self._serve(websocket)
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _serve(self, websocket: WebSocket) -> None:
+        if self.closing:
+            await websocket.send_text(_reconnect_frame(0))
+            await websocket.close(CLOSE_SERVICE_RESTART, "The server is restarting.")
+            return
+        try:
+            after, heartbeat = self._parameters(websocket)
+        except ValueError as exc:
+            await websocket.close(CLOSE_BAD_REQUEST, str(exc))
+            return
+        token = _token_of(websocket)
+        if not token:
+            await websocket.close(CLOSE_UNAUTHORIZED, "No access token.")
+            return
+        try:
+            claims = self.issuer.verify(token)
+        except InvalidToken:
+            await websocket.close(CLOSE_UNAUTHORIZED, "The access token is not valid or has expired.")
+            return
+        try:
+            actor = await self.identity.authenticate(token)
+        except ChatServiceError:
+            await websocket.close(CLOSE_REVOKED, "The access token was revoked or its identity deleted.")
+            return
+        except StoreError:
+            await websocket.close(CLOSE_TRY_AGAIN, "The database did not answer; reconnect later.")
+            return
+        if not actor.can_chat:
+            await websocket.close(CLOSE_REVOKED, "The access token has no chat scope.")
+            return
+
+        connection = _Connection(self, websocket, claims)
+        self.connections[connection] = heartbeat
+        self._ensure_checker()
+        connection.unsubscribe = self.hub.subscribe(connection.user_id, connection.on_event)
+        connection.start_timers(heartbeat)
+        connection.pump = asyncio.create_task(connection.run_pump(after))
+        try:
+            await self._read(connection)
+        finally:
+            connection.disconnected()
+            pump = connection.pump
+            if not pump.done():
+                pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+            self.connections.pop(connection, None)
+
+    def _parameters(self, websocket: WebSocket) -> tuple[int | None, float]:
+        query = websocket.query_params
+        version = query.get("api-version")
+        if version and version not in CHAT_VERSIONS:
+            raise ValueError(f"api-version {version} is not supported.")
+        raw_after = query.get("after")
+        after = None
+        if raw_after not in (None, ""):
+            assert raw_after is not None
+            if not raw_after.isdigit():
+                raise ValueError("after must be a non-negative integer.")
+            after = int(raw_after)
+        heartbeat = self.options.heartbeat_seconds
+        raw_heartbeat = query.get("heartbeat")
+        if raw_heartbeat not in (None, ""):
+            try:
+                heartbeat = float(raw_heartbeat or "")
+            except ValueError:
+                raise ValueError("heartbeat must be a number of seconds.") from None
+            low, high = self.options.min_heartbeat_seconds, self.options.max_heartbeat_seconds
+            if not low <= heartbeat <= high:
+                raise ValueError(f"heartbeat must be between {low:g} and {high:g} seconds.")
+        return after, heartbeat
+
+    async def _read(self, connection: _Connection) -> None:
+        """Read client frames until the connection ends: answer ``ping``, note every sign of life."""
+        websocket = connection.websocket
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            connection.last_seen = time.monotonic()
+            text = message.get("text")
+            if not text:
+                continue
+            try:
+                frame = _json_decode(text)
+            except msgspec.DecodeError:
+                continue
+            if isinstance(frame, dict) and frame.get("type") == "ping" and connection.state == _LIVE:
+                connection._enqueue(_control("pong"))
+
+
+def _reconnect_frame(position: int) -> str:
+    return _control("reconnect", reason="shutdown", position=position, retryAfterMs=random.randint(250, 2000))
+
+
+def _token_of(websocket: WebSocket) -> str | None:
+    header = websocket.headers.get("authorization") or ""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return websocket.query_params.get("access_token") or None
+
+
+async def realtime_endpoint(websocket: WebSocket) -> None:
+    """The ``/chat/realtime`` route: hands the connection to the app's :class:`RealtimeManager`."""
+    manager: RealtimeManager = websocket.app.state.realtime
+    await manager.serve(websocket)
