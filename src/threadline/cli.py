@@ -1,9 +1,11 @@
-"""The ``threadline`` command: serve, user, token, migrate, connection-string."""
+"""The ``threadline`` command: serve, user, token, migrate, backup, connection-string."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -49,7 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--events", help="redis://... to share real-time events between nodes")
     serve.add_argument("--workers", type=int, help="server processes on this machine (PostgreSQL only)")
     serve.add_argument("--synchronous", choices=["NORMAL", "FULL"], help="SQLite durability level")
-    serve.add_argument("--no-limits", action="store_true", help="lift ACS size limits (THREADLINE_NO_LIMITS=1)")
+    serve.add_argument("--no-limits", action="store_true",
+                       help="lift ACS size limits and throttling (THREADLINE_NO_LIMITS=1)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                       help="info adds one access line per request (THREADLINE_LOG_LEVEL, default warning)")
+    serve.add_argument("--log-format", choices=["json", "text"], help="THREADLINE_LOG_FORMAT, default json")
 
     user = commands.add_parser("user", help="create an identity (prints its id and a token)")
     _common(user)
@@ -64,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply pending schema migrations")
     _common(migrate)
+
+    backup = commands.add_parser("backup", help="write a consistent copy of the database, even while serving")
+    _common(backup)
+    backup.add_argument("path", type=Path, help="the file to write (SQLite)")
 
     conn = commands.add_parser("connection-string", help="print the connection string")
     _common(conn)
@@ -113,6 +123,27 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
+async def _backup(settings: Settings, path: Path) -> int:
+    if settings.is_postgres:
+        print("PostgreSQL is backed up with its own tools; for example:")
+        print(f"  pg_dump --format=custom --file {shlex.quote(str(path))} {shlex.quote(settings.database_url)}")
+        return 0
+    from threadline.store.sqlite import SqliteStore
+
+    source = Path(settings.database_url)
+    if not source.exists():
+        print(f"error: no database at {source}", file=sys.stderr)
+        return 1
+    store = SqliteStore(source)
+    await store.open()
+    try:
+        size = await store.backup(path)
+    finally:
+        await store.close()
+    print(f"backed up {source} to {path} ({size} bytes)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``threadline`` command.
 
@@ -125,14 +156,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
     if args.command == "serve":
+        from threadline.server.metrics import configure_logging
         from threadline.server.runner import run
 
+        configure_logging(
+            args.log_level or os.environ.get("THREADLINE_LOG_LEVEL") or "warning",
+            args.log_format or os.environ.get("THREADLINE_LOG_FORMAT") or "json",
+        )
         run(settings)
         return 0
     if args.command in ("user", "token"):
         return asyncio.run(_with_identity(settings, args.command, args))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "backup":
+        return asyncio.run(_backup(settings, args.path))
     if args.command == "connection-string":
         print(settings.prepared().connection_string(args.endpoint))
         return 0

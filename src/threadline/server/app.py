@@ -20,6 +20,7 @@ from threadline.protocol.times import now_ms
 from threadline.protocol.wire import encode
 from threadline.store.base import Store, StoreError
 
+from . import metrics
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
 from .realtime import PATH as REALTIME_PATH
@@ -29,6 +30,7 @@ from .services.identity import IdentityService
 from .services.messages import MessageService
 from .services.threads import ThreadService
 from .settings import Settings
+from .throttle import throttle_from_env
 
 __all__ = ["create_app", "open_hub", "open_store", "running"]
 
@@ -97,6 +99,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
+            Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
             *chat.routes,
             *identity.routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
@@ -111,6 +114,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.identity = IdentityService(store, issuer, settings.resource_id)
     app.state.threads = ThreadService(store, hub, settings.limits, settings.resource_id)
     app.state.messages = MessageService(store, hub, settings.limits)
+    app.state.throttle = throttle_from_env(settings.limits, issuer)
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer)
     return app
 

@@ -8,6 +8,7 @@ right status, never a 500 for bad input.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -19,14 +20,18 @@ from starlette.responses import Response
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.protocol.wire import decode, encode
-from threadline.store.base import StoreUnavailable
+from threadline.store.base import StoreError, StoreUnavailable
 
+from . import metrics
 from .errors import JSON, error_response, from_decode_error
+from .throttle import REFUND_STATUSES
 
 __all__ = ["Call", "endpoint", "json", "next_link", "no_content"]
 
 T = TypeVar("T")
 log = logging.getLogger("threadline.server")
+access_log = logging.getLogger("threadline.access")
+_DRIVER_MODULES = frozenset({"sqlite3", "asyncpg", "psycopg", "psycopg2"})
 
 
 class Call:
@@ -122,18 +127,25 @@ def next_link(call: Call, cursor: str | None, params: dict[str, Any], cursor_nam
 def endpoint(
     versions: tuple[str, ...],
 ) -> Callable[[Callable[[Call], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
-    """Wrap a route: check api-version, echo request ids, map every error to an ACS body."""
+    """Wrap a route: check api-version, throttle, echo request ids, map every error to an ACS body.
+
+    The route's function name is its operation name in throttling rules,
+    metrics and access logs.
+    """
     supported = ", ".join(versions)
 
     def wrap(handler: Callable[[Call], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        operation = handler.__name__
+
         async def run(request: Request) -> Response:
+            started = time.perf_counter()
             client_id = request.headers.get("x-ms-client-request-id")
-            headers = {
-                "api-supported-versions": supported,
-                "x-ms-request-id": client_id or str(uuid.uuid4()),
-            }
+            request_id = client_id or str(uuid.uuid4())
+            headers = {"api-supported-versions": supported, "x-ms-request-id": request_id}
             if client_id:
                 headers["x-ms-client-request-id"] = client_id
+            ticket = None
+            state = request.app.state
             try:
                 version = request.query_params.get("api-version")
                 if not version:
@@ -147,15 +159,43 @@ def endpoint(
                         f"Supported versions: {supported}.",
                         code="UnsupportedApiVersion", target="api-version",
                     )
-                return await handler(Call(request, version, headers))
+                throttle = getattr(state, "throttle", None)
+                if throttle is not None:
+                    ticket = throttle.admit(operation, request)
+                response = await handler(Call(request, version, headers))
             except ChatServiceError as exc:
-                return error_response(exc, headers)
+                if exc.status == 429:
+                    metrics.throttled(operation)
+                response = error_response(exc, headers)
             except StoreUnavailable:
-                return error_response(ChatServiceError(ErrorKind.UNAVAILABLE, retry_after=1), headers)
-            except Exception:  # a bug: answer in the ACS shape and log it
-                log.exception("unhandled error in %s %s", request.method, request.url.path)
-                return error_response(ChatServiceError(ErrorKind.INTERNAL), headers)
+                metrics.database_error("unavailable")
+                response = error_response(ChatServiceError(ErrorKind.UNAVAILABLE, retry_after=1), headers)
+            except Exception as exc:  # a bug: answer in the ACS shape and log it
+                if isinstance(exc, StoreError) or type(exc).__module__.partition(".")[0] in _DRIVER_MODULES:
+                    metrics.database_error("error")
+                log.exception("unhandled error in %s %s", request.method, request.url.path,
+                              extra={"request_id": request_id, "operation": operation})
+                response = error_response(ChatServiceError(ErrorKind.INTERNAL), headers)
+            status = response.status_code
+            if ticket is not None and status in REFUND_STATUSES:
+                state.throttle.refund(ticket)
+            elapsed = time.perf_counter() - started
+            metrics.observe(operation, status, elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d", request.method, request.url.path, status,
+                    extra={
+                        "request_id": request_id, "client_request_id": client_id, "operation": operation,
+                        "method": request.method, "path": request.url.path, "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "error_code": response.headers.get("x-ms-error-code"),
+                    },
+                )
+            return response
 
+        run.__name__ = operation
+        run.__qualname__ = handler.__qualname__
+        run.__doc__ = handler.__doc__
         return run
 
     return wrap

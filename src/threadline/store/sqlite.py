@@ -116,6 +116,44 @@ class SqliteStore:
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
 
+    async def backup(self, path: str | Path) -> int:
+        """Write a consistent copy of the database to ``path`` while the server keeps running.
+
+        Uses SQLite's online backup API from a read connection, which sees one
+        committed snapshot (WAL lets writers go on meanwhile). The copy is
+        written beside ``path`` and renamed into place, so ``path`` never holds
+        a partial copy; it is a self-contained file (rollback journal, no WAL).
+
+        Args:
+            path: the file to write (replaced if it exists).
+
+        Returns:
+            The size of the copy in bytes.
+
+        Raises:
+            StoreUnavailable: the store is closed.
+            sqlite3.Error: the copy could not be written or failed ``PRAGMA quick_check``.
+        """
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+
+        def run(conn: sqlite3.Connection) -> int:
+            partial.unlink(missing_ok=True)
+            copy = sqlite3.connect(str(partial), isolation_level=None)
+            try:
+                conn.backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")
+                verdict = copy.execute("PRAGMA quick_check").fetchone()[0]
+                if verdict != "ok":
+                    raise sqlite3.DatabaseError(f"the copy failed its check: {verdict}")
+            finally:
+                copy.close()
+            partial.replace(target)
+            return target.stat().st_size
+
+        return await self._read(run)
+
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _read_conn(self) -> sqlite3.Connection:

@@ -1,0 +1,187 @@
+"""Operational telemetry: Prometheus metrics at ``/metrics`` and JSON-line logs.
+
+Metrics (one registry per server process, see ``docs/operations.md``):
+
+* ``threadline_requests_total{operation,status}`` — answered API requests;
+* ``threadline_request_duration_seconds{operation}`` — their latency (histogram);
+* ``threadline_throttled_requests_total{operation}`` — requests refused with 429;
+* ``threadline_realtime_connections`` — open real-time connections (gauge;
+  the real-time endpoint calls :func:`connections_opened` / :func:`connections_closed`);
+* ``threadline_database_errors_total{kind}`` — database failures seen by requests;
+* the standard ``process_*`` and ``python_*`` metrics.
+
+Logs: :func:`configure_logging` sends every ``threadline.*`` record to stderr
+as one JSON object per line. At level INFO each API request writes an
+``threadline.access`` line carrying the request id that the response echoes
+in ``x-ms-request-id`` (and ``x-ms-client-request-id`` when the client sent one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from typing import IO, Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = [
+    "REGISTRY",
+    "JsonFormatter",
+    "configure_logging",
+    "connections_closed",
+    "connections_opened",
+    "database_error",
+    "metrics_endpoint",
+    "observe",
+    "render",
+    "throttled",
+]
+
+#: The registry ``/metrics`` serves (not prometheus_client's global one, so tests and embedders stay isolated).
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+_REQUESTS = Counter(
+    "threadline_requests_total", "API requests answered, by operation and HTTP status.",
+    ["operation", "status"], registry=REGISTRY,
+)
+_LATENCY = Histogram(
+    "threadline_request_duration_seconds", "Time to answer an API request, by operation.",
+    ["operation"], registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+_THROTTLED = Counter(
+    "threadline_throttled_requests_total", "API requests refused with 429 TooManyRequests.",
+    ["operation"], registry=REGISTRY,
+)
+_CONNECTIONS = Gauge(
+    "threadline_realtime_connections", "Real-time (event stream) connections open now.", registry=REGISTRY,
+)
+_DB_ERRORS = Counter(
+    "threadline_database_errors_total", "Database failures met while answering requests, by kind.",
+    ["kind"], registry=REGISTRY,
+)
+
+# Bound label children, so the hot path does one dict lookup instead of a labels() call.
+_bound: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
+def observe(operation: str, status: int, seconds: float) -> None:
+    """Count one answered request and record its latency.
+
+    Args:
+        operation: the route name (``send_message``...).
+        status: the HTTP status answered.
+        seconds: the time taken.
+    """
+    pair = _bound.get((operation, status))
+    if pair is None:
+        pair = _bound[(operation, status)] = (
+            _REQUESTS.labels(operation, str(status)), _LATENCY.labels(operation),
+        )
+    pair[0].inc()
+    pair[1].observe(seconds)
+
+
+def throttled(operation: str) -> None:
+    """Count one request refused by the throttle."""
+    _THROTTLED.labels(operation).inc()
+
+
+def database_error(kind: str) -> None:
+    """Count one database failure (``unavailable``, ``error``...)."""
+    _DB_ERRORS.labels(kind).inc()
+
+
+def connections_opened(count: int = 1) -> None:
+    """A real-time connection opened (call once per connection)."""
+    _CONNECTIONS.inc(count)
+
+
+def connections_closed(count: int = 1) -> None:
+    """A real-time connection closed (call once per connection, however it ended)."""
+    _CONNECTIONS.dec(count)
+
+
+def render() -> bytes:
+    """The registry in the Prometheus text format."""
+    return generate_latest(REGISTRY)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``GET /metrics``: the Prometheus text exposition of this process."""
+    return Response(render(), media_type=CONTENT_TYPE_LATEST)
+
+
+# -- logs ------------------------------------------------------------------------------------------
+
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, the record's extra fields, any traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format a record as one line of JSON."""
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in record.__dict__.items():
+            if name not in _STANDARD and not name.startswith("_"):
+                entry[name] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+_LEVELS: Mapping[str, int] = {
+    "debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR,
+}
+
+
+def configure_logging(level: str = "warning", fmt: str = "json", stream: IO[str] | None = None) -> None:
+    """Send ``threadline.*`` logs to ``stream`` (stderr) as JSON lines or plain text.
+
+    Args:
+        level: ``debug``, ``info`` (adds one access line per request), ``warning`` or ``error``.
+        fmt: ``json`` or ``text``.
+        stream: where lines go (stderr when None).
+
+    Raises:
+        ValueError: an unknown level or format.
+    """
+    if level.lower() not in _LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(_LEVELS)}")
+    if fmt not in ("json", "text"):
+        raise ValueError("log format must be json or text")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    logger = logging.getLogger("threadline")
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(_LEVELS[level.lower()])
+    logger.propagate = False
