@@ -1,0 +1,368 @@
+"""The cross-node event hub: committed events travel between nodes over Redis pub/sub.
+
+Every node publishes the events its requests committed to one channel and
+subscribes to it; each node hands what it receives to its own subscribers
+through a :class:`~threadline.server.events.LocalHub`.
+
+Delivery is in position order. Positions come from the database, in commit
+order, but two nodes publish independently, so event 12 may arrive before
+event 11. The hub holds an early event until the ones below it have arrived;
+when a gap stays open longer than ``gap_seconds`` (its publisher crashed
+between commit and publish, or Redis dropped the message) the hub reads the
+missing positions from the database for each locally subscribed user, so
+nothing committed is lost and nothing is delivered twice.
+
+Redis is never in the way of a request: :meth:`RedisHub.publish` delivers to
+local subscribers at once and sends to Redis with a short timeout; if Redis is
+down it logs and returns. A background task reconnects, and the gap logic
+catches up from the database on the events published meanwhile.
+
+Nodes that share a Redis but not a database must use different channels: add
+``?channel=<name>`` to the Redis URL (default ``threadline:events``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from threadline.store.base import Store, StoreError
+from threadline.store.records import Event
+
+from .events import LocalHub, Subscriber
+
+__all__ = ["DEFAULT_CHANNEL", "RedisHub", "split_channel"]
+
+log = logging.getLogger("threadline.server.events")
+
+DEFAULT_CHANNEL = "threadline:events"
+
+
+class _Wire(msgspec.Struct, array_like=True):
+    """One event on the channel (compact: a msgpack array)."""
+
+    position: int
+    thread_id: str
+    type: str
+    payload: bytes
+    created_ms: int
+    recipients: list[str]
+
+
+class _Batch(msgspec.Struct, array_like=True):
+    """The events of one write, and the node that committed them."""
+
+    node: str
+    events: list[_Wire]
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(_Batch).decode
+
+
+def split_channel(url: str) -> tuple[str, str]:
+    """Take the ``channel`` query parameter out of a Redis URL.
+
+    Args:
+        url: ``redis://host:port/db`` with an optional ``?channel=name``.
+
+    Returns:
+        The URL without the parameter, and the channel (``threadline:events`` by default).
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    channel = next((v for k, v in query if k == "channel" and v), DEFAULT_CHANNEL)
+    rest = urlencode([(k, v) for k, v in query if k != "channel"])
+    return urlunsplit(parts._replace(query=rest)), channel
+
+
+class RedisHub:
+    """The :class:`~threadline.server.events.Hub` for several nodes, over Redis pub/sub.
+
+    Args:
+        url: ``redis://`` or ``rediss://`` URL, optionally with ``?channel=<name>``.
+        store: the database, to read the positions a gap leaves out.
+        gap_seconds: how long an early event waits for the ones below it.
+        publish_timeout: seconds a publish may take before it is given up.
+        reconnect_max_seconds: the longest pause between reconnection attempts.
+        poll_seconds: while Redis is down, how often local users' events are read from the database.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        store: Store,
+        *,
+        gap_seconds: float = 0.5,
+        publish_timeout: float = 1.0,
+        reconnect_max_seconds: float = 5.0,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.url, self.channel = split_channel(url)
+        self.node = secrets.token_hex(8)
+        self._store = store
+        self._gap_seconds = gap_seconds
+        self._publish_timeout = publish_timeout
+        self._reconnect_max = reconnect_max_seconds
+        self._poll_seconds = poll_seconds
+        self._users: dict[str, int] = {}
+        self._local = LocalHub()
+        self._client: aioredis.Redis | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        # Ordered delivery: positions below ``_next`` are delivered; ``_pending`` holds early ones.
+        self._next = 0
+        self._pending: list[tuple[int, Event]] = []
+        self._pending_positions: set[int] = set()
+        self._gap_since: float | None = None
+        self._gap_timer: asyncio.TimerHandle | None = None
+        self._filling: asyncio.Task[None] | None = None
+        self._fill_running = False
+        self._publish_failures = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening (in the background: a node starts even while Redis is down).
+
+        Raises:
+            StoreError: the database could not tell the latest position.
+        """
+        self._client = aioredis.Redis.from_url(
+            self.url, socket_connect_timeout=self._publish_timeout, health_check_interval=10
+        )
+        _, high = await self._store.event_bounds()
+        self._next = high + 1
+        self._listener = asyncio.create_task(self._listen(), name="threadline-redis-hub")
+        with contextlib.suppress(TimeoutError):  # don't hold the start up for long on a Redis outage
+            await asyncio.wait_for(self._connected.wait(), 2.0)
+
+    async def stop(self) -> None:
+        """Stop listening and close the Redis connections."""
+        for task in (self._listener, self._filling):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._listener = self._filling = None
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+        if self._client is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._client.aclose()
+            self._client = None
+        await self._local.stop()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the hub is subscribed to the channel right now."""
+        return self._connected.is_set()
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many local subscribers are registered."""
+        return self._local.subscriber_count
+
+    # -- the Hub protocol ----------------------------------------------------------------------------
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Deliver to local subscribers, then send to the other nodes; never raises for Redis."""
+        if not events:
+            return
+        self._receive(events)
+        client = self._client
+        if client is None or not self._connected.is_set():
+            # Redis is down: don't make the request wait for it. The other nodes notice the
+            # gap in positions and read these events from the database.
+            self._publish_failures += 1
+            return
+        batch = _Batch(self.node, [
+            _Wire(e.position, e.thread_id, e.type, e.payload, e.created_ms, list(e.recipients)) for e in events
+        ])
+        try:
+            await asyncio.wait_for(client.publish(self.channel, _encode(batch)), self._publish_timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._publish_failures += 1
+            if self._publish_failures == 1 or self._publish_failures % 100 == 0:
+                log.warning(
+                    "could not publish events to Redis (%d so far): %s; other nodes' clients will "
+                    "get them from the database", self._publish_failures, exc,
+                )
+        else:
+            self._publish_failures = 0
+
+    def subscribe(self, user_id: str, subscriber: Subscriber) -> Callable[[], None]:
+        """Register a local subscriber for a user; returns the function that unregisters it."""
+        unsubscribe_local = self._local.subscribe(user_id, subscriber)
+        self._users[user_id] = self._users.get(user_id, 0) + 1
+        done = False
+
+        def unsubscribe() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            unsubscribe_local()
+            left = self._users.get(user_id, 0) - 1
+            if left > 0:
+                self._users[user_id] = left
+            else:
+                self._users.pop(user_id, None)
+
+        return unsubscribe
+
+    # -- receiving -----------------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Subscribe, read, and resubscribe after a failure, with a growing pause."""
+        pause = 0.1
+        while True:
+            client = self._client
+            assert client is not None
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                if not self._connected.is_set():
+                    log.info("subscribed to Redis channel %s", self.channel)
+                self._connected.set()
+                pause = 0.1
+                if self._pending or self._gap_since is not None:
+                    self._arm_gap_timer()
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    if message is not None and message.get("type") == "message":
+                        self._on_message(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self._connected.is_set():
+                    log.warning("lost the Redis subscription: %s; reconnecting", exc)
+                self._connected.clear()
+                # Whatever was published meanwhile is missed: note the gap, to fill it from the store.
+                if self._gap_since is None:
+                    self._gap_since = time.monotonic()
+                self._arm_gap_timer()  # meanwhile, local users get their events from the database
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self._reconnect_max)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _on_message(self, data: bytes) -> None:
+        try:
+            batch = _decode(data)
+        except msgspec.DecodeError as exc:
+            log.warning("ignored a malformed message on %s: %s", self.channel, exc)
+            return
+        if batch.node == self.node:
+            return  # delivered locally when published
+        self._receive([
+            Event(w.position, w.thread_id, w.type, w.payload, w.created_ms, tuple(w.recipients))
+            for w in batch.events
+        ])
+
+    def _receive(self, events: Sequence[Event]) -> None:
+        """Deliver in position order: ephemeral ones at once, early ones once the gap closes."""
+        for event in events:
+            if event.position == 0:
+                self._local.deliver([event])
+            elif event.position >= self._next and event.position not in self._pending_positions:
+                heapq.heappush(self._pending, (event.position, event))
+                self._pending_positions.add(event.position)
+        self._drain()
+
+    def _drain(self) -> None:
+        if self._fill_running:
+            return  # the fill delivers what it read, then drains
+        ready: list[Event] = []
+        pending = self._pending
+        while pending and pending[0][0] <= self._next:
+            position, event = heapq.heappop(pending)
+            self._pending_positions.discard(position)
+            if position == self._next:
+                ready.append(event)
+                self._next += 1
+        if ready:
+            self._local.deliver(ready)
+        if pending:
+            if self._gap_since is None:
+                self._gap_since = time.monotonic()
+            self._arm_gap_timer()
+        elif self._connected.is_set():
+            self._gap_since = None
+
+    def _arm_gap_timer(self) -> None:
+        if self._gap_timer is not None or (self._filling is not None and not self._filling.done()):
+            return
+        loop = asyncio.get_running_loop()
+        since = self._gap_since if self._gap_since is not None else time.monotonic()
+        wait = self._gap_seconds if self._connected.is_set() else max(self._gap_seconds, self._poll_seconds)
+        delay = max(0.0, since + wait - time.monotonic())
+        self._gap_timer = loop.call_later(delay, self._gap_expired)
+
+    def _gap_expired(self) -> None:
+        self._gap_timer = None
+        if self._filling is None or self._filling.done():
+            self._filling = asyncio.create_task(self._fill_gap(), name="threadline-redis-hub-gap")
+
+    async def _fill_gap(self) -> None:
+        """Read the positions nobody published from the database, for each local user."""
+        self._fill_running = True
+        try:
+            await self._fill()
+        finally:
+            self._fill_running = False
+            self._filling = None
+        self._drain()
+        if not self._connected.is_set():
+            self._arm_gap_timer()
+
+    async def _fill(self) -> None:
+        try:
+            _, high = await self._store.event_bounds()
+        except StoreError as exc:
+            log.warning("cannot fill an event gap from the database: %s; retrying", exc)
+            self._gap_since = time.monotonic()
+            return
+        start = self._next
+        if high < start:
+            self._gap_since = None if self._connected.is_set() else time.monotonic()
+            return
+        users = list(self._users)
+        found: dict[int, list[Event]] = {}
+        page = 500
+        try:
+            for user in users:
+                after = start - 1
+                while after < high:
+                    rows = await self._store.events_since(user, after, page)
+                    for event in rows:
+                        if event.position <= high:
+                            found.setdefault(event.position, []).append(event)
+                    if len(rows) < page or not rows:
+                        break
+                    after = rows[-1].position
+        except StoreError as exc:
+            log.warning("cannot fill an event gap from the database: %s; retrying", exc)
+            self._gap_since = time.monotonic()
+            return
+        # Events that arrived meanwhile at or below ``high`` are in ``found`` already (for local users).
+        while self._pending and self._pending[0][0] <= high:
+            position, _ = heapq.heappop(self._pending)
+            self._pending_positions.discard(position)
+        if high >= self._next:
+            log.info("filled event positions %d..%d from the database", self._next, high)
+            self._next = high + 1
+        for position in sorted(found):
+            self._local.deliver(found[position])
+        self._gap_since = None if self._connected.is_set() else time.monotonic()

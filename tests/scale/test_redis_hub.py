@@ -1,0 +1,215 @@
+"""RedisHub in-process: two hubs (two "nodes") on one PostgreSQL database and one Redis.
+
+Events are real: written through the PostgreSQL store, so their positions are
+the database's. Outages are real too: a TCP proxy in front of Redis is cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
+
+import pytest
+
+from threadline.server.redis_hub import RedisHub, split_channel
+from threadline.store.postgres import PostgresStore
+from threadline.store.records import Event
+
+from ..store.helpers import T0, make_thread, make_users, send
+from .conftest import TcpProxy
+
+pytestmark = pytest.mark.anyio
+
+Hubs = Callable[..., Awaitable[RedisHub]]
+
+
+@pytest.fixture
+async def hubs(pg_store: PostgresStore, redis_url: str) -> AsyncIterator[Hubs]:
+    """Start hubs on the test's channel; all are stopped afterwards."""
+    started: list[RedisHub] = []
+
+    async def start(url: str | None = None, **options: float) -> RedisHub:
+        hub = RedisHub(url or redis_url, pg_store, **options)
+        await hub.start()
+        started.append(hub)
+        return hub
+
+    yield start
+    for hub in started:
+        await hub.stop()
+
+
+class Inbox:
+    """Collects what a subscriber receives."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        self._changed.set()
+
+    @property
+    def positions(self) -> list[int]:
+        return [e.position for e in self.events]
+
+    async def wait_for(self, count: int, timeout: float = 5.0) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < count:
+            self._changed.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"got {self.positions}, expected {count} events")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+        return self.positions
+
+
+def test_split_channel() -> None:
+    assert split_channel("redis://h:1/0") == ("redis://h:1/0", "threadline:events")
+    assert split_channel("redis://h:1/2?channel=a:b&ssl_cert_reqs=none") == (
+        "redis://h:1/2?ssl_cert_reqs=none", "a:b"
+    )
+
+
+async def test_events_cross_nodes_once_and_in_order(pg_store: PostgresStore, hubs: Hubs) -> None:
+    node_a, node_b = await hubs(), await hubs()
+    assert node_a.connected and node_b.connected
+    alice, bob = await make_users(pg_store, 2)
+    on_a, on_b = Inbox(), Inbox()
+    node_a.subscribe(alice, on_a)
+    unsubscribe = node_b.subscribe(bob, on_b)
+    created = await make_thread(pg_store, alice, [bob])
+    await node_a.publish(created.events)
+    tid = created.value[0].thread_id  # type: ignore[index]
+
+    sent = [await send(pg_store, tid, alice, f"m{i}", T0 + i) for i in range(5)]
+    for outcome in sent:
+        await node_a.publish(outcome.events)
+    expected = [created.events[0].position] + [o.events[0].position for o in sent]
+    assert await on_b.wait_for(6) == expected
+    assert on_a.positions == expected  # the publishing node delivers locally, once
+    first = on_b.events[1]
+    assert (first.thread_id, first.type, first.payload, first.recipients) == (
+        tid, "chatMessageReceived", sent[0].value.id.encode(), (alice, bob)  # type: ignore[union-attr]
+    )
+
+    typing = Event(0, tid, "typingIndicatorReceived", b"{}", T0, (alice, bob))
+    await node_a.publish([typing])
+    assert await on_b.wait_for(7) == [*expected, 0]
+
+    unsubscribe()
+    assert node_b.subscriber_count == 0
+    late = await send(pg_store, tid, alice, "late", T0 + 9)
+    await node_a.publish(late.events)
+    assert await on_a.wait_for(8) == [*expected, 0, late.events[0].position]
+    await asyncio.sleep(0.2)
+    assert len(on_b.events) == 7
+
+
+async def test_early_events_wait_for_the_ones_below(pg_store: PostgresStore, hubs: Hubs) -> None:
+    node_a, node_b = await hubs(), await hubs(gap_seconds=5.0)
+    (alice,) = await make_users(pg_store, 1)
+    inbox = Inbox()
+    node_b.subscribe(alice, inbox)
+    created = await make_thread(pg_store, alice)
+    await node_a.publish(created.events)
+    tid = created.value[0].thread_id  # type: ignore[index]
+    start = created.events[0].position
+    assert await inbox.wait_for(1) == [start]
+    first = await send(pg_store, tid, alice, "first", T0)
+    second = await send(pg_store, tid, alice, "second", T0 + 1)
+    await node_a.publish(second.events)  # the later commit is published first
+    await asyncio.sleep(0.3)
+    assert inbox.positions == [start]
+    await node_a.publish(first.events)
+    assert await inbox.wait_for(3) == [start, first.events[0].position, second.events[0].position]
+
+
+async def test_an_unpublished_event_is_read_from_the_database(pg_store: PostgresStore, hubs: Hubs) -> None:
+    node_a, node_b = await hubs(), await hubs(gap_seconds=0.2)
+    alice, bob = await make_users(pg_store, 2)
+    inbox = Inbox()
+    node_b.subscribe(bob, inbox)
+    created = await make_thread(pg_store, alice, [bob])
+    await node_a.publish(created.events)
+    tid = created.value[0].thread_id  # type: ignore[index]
+    lost = await send(pg_store, tid, alice, "its node died before publishing", T0)
+    kept = await send(pg_store, tid, alice, "published", T0 + 1)
+    await node_a.publish(kept.events)
+    expected = [created.events[0].position, lost.events[0].position, kept.events[0].position]
+    assert await inbox.wait_for(3) == expected
+    assert inbox.events[1].payload == lost.value.id.encode()  # type: ignore[union-attr]
+    assert inbox.events[1].recipients == (bob,)
+    await node_a.publish(lost.events)  # published after all: not delivered twice
+    await asyncio.sleep(0.3)
+    assert inbox.positions == expected
+
+
+async def test_publish_survives_a_dead_redis(pg_store: PostgresStore, hubs: Hubs) -> None:
+    dead = "redis://127.0.0.1:1/0?channel=nowhere"
+    hub = await hubs(dead)
+    assert not hub.connected
+    (alice,) = await make_users(pg_store, 1)
+    created = await make_thread(pg_store, alice)
+    await hub.publish(created.events)
+    tid = created.value[0].thread_id  # type: ignore[index]
+    inbox = Inbox()
+    hub.subscribe(alice, inbox)
+    outcome = await send(pg_store, tid, alice, "hello", T0)
+    began = time.monotonic()
+    await hub.publish(outcome.events)
+    assert time.monotonic() - began < 0.5
+    assert inbox.positions == [outcome.events[0].position]
+
+
+async def test_losing_redis_loses_nothing(pg_store: PostgresStore, hubs: Hubs, redis_url: str) -> None:
+    """Node B's Redis link is cut while A writes; B's subscriber still gets every event, in order, once."""
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    await proxy.start()
+    try:
+        via_proxy = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        node_a = await hubs()
+        node_b = await hubs(via_proxy, gap_seconds=0.2, poll_seconds=0.3, reconnect_max_seconds=0.5)
+        alice, bob = await make_users(pg_store, 2)
+        inbox = Inbox()
+        node_b.subscribe(bob, inbox)
+        created = await make_thread(pg_store, alice, [bob])
+        await node_a.publish(created.events)
+        tid = created.value[0].thread_id  # type: ignore[index]
+
+        async def write(count: int) -> list[int]:
+            positions = []
+            for i in range(count):
+                outcome = await send(pg_store, tid, alice, f"m{i}", T0 + i)
+                await node_a.publish(outcome.events)
+                positions += [e.position for e in outcome.events]
+            return positions
+
+        expected = [created.events[0].position, *await write(3)]
+        assert await inbox.wait_for(4) == expected
+        proxy.cut()
+        for _ in range(50):
+            if not node_b.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert not node_b.connected
+        expected += await write(4)  # during the outage: B reads them from the database
+        assert await inbox.wait_for(8) == expected
+        proxy.resume()
+        for _ in range(100):
+            if node_b.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert node_b.connected
+        expected += await write(3)
+        assert await inbox.wait_for(11) == expected
+        await asyncio.sleep(0.5)
+        assert inbox.positions == expected
+    finally:
+        await proxy.close()
