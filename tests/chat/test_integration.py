@@ -218,11 +218,13 @@ def test_threads_created_by_the_official_sdk_work_with_ours_and_back(server: Run
     sent = chat.send_message("from threadline")
 
     # and the reverse: ours creates, the official reads and answers
-    created = mine.create_chat_thread("threadline", thread_participants=[ChatParticipant(identifier=alice.identifier)])
+    created = mine.create_chat_thread("threadline",
+                                      thread_participants=[ChatParticipant(identifier=alice.identifier)])
     official_thread = official.get_chat_thread_client(created.chat_thread.id, **verify)
     assert official_thread.get_properties().topic == "threadline"
     assert official_thread.get_message(official_thread.send_message("hi").id).content.message == "hi"
-    assert official.get_chat_thread_client(theirs.id, **verify).get_message(sent.id).content.message == "from threadline"
+    echoed = official.get_chat_thread_client(theirs.id, **verify).get_message(sent.id)
+    assert echoed.content.message == "from threadline"
     participant_ids = {p.identifier.raw_id for p in official_thread.list_participants()}
     assert participant_ids == {alice.id, bob.id}
 
