@@ -112,8 +112,12 @@ def launch(
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One server for the whole session (embedded SQLite)."""
-    running = launch(tmp_path_factory.mktemp("server") / "data")
+    """One server for the whole session (embedded SQLite, ACS size limits, no rate throttling).
+
+    Functional tests share its threads, so ACS's per-thread rates would throttle them; the
+    throttle has tests of its own on servers started with it on.
+    """
+    running = launch(tmp_path_factory.mktemp("server") / "data", env={"THREADLINE_THROTTLE": "off"})
     yield running
     running.stop()
 
