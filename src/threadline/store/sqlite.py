@@ -1,9 +1,11 @@
 """The embedded store: SQLite in WAL mode behind one writer thread.
 
 Every write runs on a single dedicated thread that owns the only write
-connection, so writers never contend and "database is locked" cannot happen;
-reads run on a small pool of threads, each with its own read connection, which
-WAL lets proceed while the writer commits. ``synchronous=NORMAL`` (the
+connection, so writers never contend and "database is locked" cannot happen.
+Point reads and bounded pages (tens of microseconds) run inline on the event
+loop with a read connection of its own, which is cheaper than a thread hop;
+long reads (backups) run on a small pool of threads. WAL lets every reader
+proceed while the writer commits. ``synchronous=NORMAL`` (the
 default) keeps every committed transaction through a crash of the process
 (SIGKILL); ``FULL`` also survives a power loss.
 """
@@ -80,6 +82,7 @@ class SqliteStore:
         self._write_conn: sqlite3.Connection | None = None
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
+        self._loop_conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -107,6 +110,9 @@ class SqliteStore:
             for conn in self._read_conns:
                 conn.close()
             self._read_conns.clear()
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
 
     def _close_writer(self) -> None:
         if self._write_conn is not None:
@@ -172,6 +178,16 @@ class SqliteStore:
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, lambda: fn(self._read_conn()))
+
+    async def _peek(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a short read inline on the event loop's own read connection."""
+        if self._writer is None:
+            raise StoreUnavailable("the store is closed")
+        conn = self._loop_conn
+        if conn is None:
+            conn = self._loop_conn = _connect(self.path, self._synchronous)
+            conn.execute("PRAGMA query_only=ON")
+        return fn(conn)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         executor = self._writer
@@ -319,7 +335,7 @@ class SqliteStore:
         )
 
     async def get_user(self, user_id: str) -> UserRecord | None:
-        row = await self._read(
+        row = await self._peek(
             lambda c: c.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
         )
         return None if row is None else user_from(row)
@@ -333,7 +349,7 @@ class SqliteStore:
             marks = ",".join("?" * len(ids))
             return c.execute(f"SELECT * FROM users WHERE id IN ({marks})", ids).fetchall()
 
-        return {row["id"]: user_from(row) for row in await self._read(run)}
+        return {row["id"]: user_from(row) for row in await self._peek(run)}
 
     async def revoke_tokens(self, user_id: str) -> int | None:
         def run(c: sqlite3.Connection) -> int | None:
@@ -392,7 +408,7 @@ class SqliteStore:
         return await self._write(run)
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
-        row = await self._read(
+        row = await self._peek(
             lambda c: c.execute(f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = ?", (thread_id,)).fetchone()
         )
         return None if row is None else thread_from(row)
@@ -418,7 +434,7 @@ class SqliteStore:
                 )
             return thread_from(row), member
 
-        return await self._read(run)
+        return await self._peek(run)
 
     async def list_threads(
         self, user_id: str, *, start_ms: int | None, limit: int, after: tuple[int, str] | None
@@ -440,7 +456,7 @@ class SqliteStore:
             args.append(limit)
             return [thread_from(r) for r in c.execute(sql, args).fetchall()]
 
-        return await self._read(run)
+        return await self._peek(run)
 
     async def update_thread(
         self,
@@ -483,7 +499,7 @@ class SqliteStore:
     # -- participants ----------------------------------------------------------------------------------
 
     async def list_participants(self, thread_id: str, *, skip: int, limit: int) -> list[ParticipantRecord]:
-        rows = await self._read(
+        rows = await self._peek(
             lambda c: c.execute(
                 f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = ? AND {_LIVE_MEMBER} "
                 "ORDER BY id LIMIT ? OFFSET ?",
@@ -493,7 +509,7 @@ class SqliteStore:
         return [participant_from(r) for r in rows]
 
     async def count_participants(self, thread_id: str) -> int:
-        row = await self._read(
+        row = await self._peek(
             lambda c: c.execute(
                 f"SELECT count(*) FROM participants WHERE thread_id = ? AND {_LIVE_MEMBER}", (thread_id,)
             ).fetchone()
@@ -581,7 +597,7 @@ class SqliteStore:
         return await self._write(run)
 
     async def get_message(self, thread_id: str, message_id: str) -> MessageRecord | None:
-        row = await self._read(
+        row = await self._peek(
             lambda c: c.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id = ?", (thread_id, message_id)
             ).fetchone()
@@ -601,7 +617,7 @@ class SqliteStore:
             args.append(limit)
             return c.execute(sql, args).fetchall()
 
-        return [message_from(r) for r in await self._read(run)]
+        return [message_from(r) for r in await self._peek(run)]
 
     async def update_message(
         self,
@@ -666,7 +682,7 @@ class SqliteStore:
         return await self._write(run)
 
     async def list_read_receipts(self, thread_id: str, *, skip: int, limit: int) -> list[ReadReceiptRecord]:
-        rows = await self._read(
+        rows = await self._peek(
             lambda c: c.execute(
                 "SELECT thread_id, user_id, message_id, read_ms FROM read_receipts WHERE thread_id = ? "
                 "ORDER BY read_ms DESC, user_id LIMIT ? OFFSET ?",
@@ -691,7 +707,7 @@ class SqliteStore:
                 for r in rows
             ]
 
-        return await self._read(run)
+        return await self._peek(run)
 
     async def event_bounds(self) -> tuple[int, int]:
         def run(c: sqlite3.Connection) -> tuple[int, int]:
@@ -701,7 +717,7 @@ class SqliteStore:
                 return latest, latest
             return int(row[0]) - 1, latest
 
-        return await self._read(run)
+        return await self._peek(run)
 
     async def prune_events(self, before_ms: int) -> int:
         return await self._write(
