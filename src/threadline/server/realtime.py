@@ -342,11 +342,11 @@ class _Connection:
         manager = self.manager
         store = manager.store
         low, high = await store.event_bounds()
+        gap = after is not None and not low <= after <= high
         if after is None:
             start = high
-        elif after < low or after > high:
+        elif gap:
             start = low if after < low else high
-            await self._send(_control("resumeGap", requested=after, oldest=low + 1, position=start))
         else:
             start = after
         self.last_sent = start
@@ -356,6 +356,8 @@ class _Connection:
             heartbeatSeconds=manager.heartbeat_of(self), expiresOn=expires,
             user=identifier_kind(self.user_id),
         ))
+        if gap:
+            await self._send(_control("resumeGap", requested=after, oldest=low + 1, position=start))
         page = manager.options.replay_page
         while True:
             rows = await store.events_since(self.user_id, self.last_sent, page)
