@@ -1,9 +1,9 @@
 """Send :class:`~.call.Call` objects: the only place where sync and async differ.
 
 Both runners own an azure-core pipeline client built by :func:`.pipeline.build_policies`.
-The pipeline is run with ``stream=False``, so the transport has read the body
-by the time :meth:`Call.finish` looks at it. Per-call keyword arguments (``headers``, ``timeout``, ``connection_verify``...) go
-to the pipeline as in any azure-core client.
+The pipeline is run with ``stream=False``, so the transport has read the body by
+the time :meth:`Call.finish` looks at it. Per-call keyword arguments (``headers``,
+``timeout``, ``connection_verify``...) go to the pipeline as in any azure-core client.
 """
 
 from __future__ import annotations
