@@ -8,8 +8,10 @@ import asyncio
 import base64
 import contextlib
 import secrets
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,11 +36,15 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+def _channel_url() -> str:
+    require_redis()
+    return f"{REDIS_URL}?channel=threadline-test:{secrets.token_hex(6)}"
+
+
 @pytest.fixture
 def redis_url() -> str:
     """The test Redis, with a channel of this test's own (clusters never hear each other)."""
-    require_redis()
-    return f"{REDIS_URL}?channel=threadline-test:{secrets.token_hex(6)}"
+    return _channel_url()
 
 
 @pytest.fixture
@@ -67,25 +73,51 @@ class Cluster:
                 "--access-key", self.access_key, "--resource-id", self.resource_id]
 
 
-@pytest.fixture
-def cluster(
-    postgres_url: str, redis_url: str, tmp_path: Path
-) -> Iterator[Callable[[int], Cluster]]:
-    """Start ``n`` nodes on the session's database (each with its own data folder)."""
-    started: list[RunningServer] = []
+class Launcher:
+    """Starts clusters (nodes in parallel, each with its own data folder) and stops them all."""
 
-    def start(n: int) -> Cluster:
-        made = Cluster(postgres_url, redis_url, base64.b64encode(secrets.token_bytes(32)).decode(),
+    def __init__(self, database: str, root: Path) -> None:
+        self.database = database
+        self.root = root
+        self.started: list[RunningServer] = []
+
+    def __call__(self, n: int, *extra: str) -> Cluster:
+        made = Cluster(self.database, _channel_url(), base64.b64encode(secrets.token_bytes(32)).decode(),
                        str(uuid.uuid4()))
-        for i in range(n):
-            node = launch(tmp_path / f"node{len(started)}-{i}" / "data", *made.flags)
-            started.append(node)
-            made.nodes.append(node)
+        homes = []
+        for _ in range(n):
+            home = self.root / f"node{len(self.started) + len(homes)}"
+            home.mkdir()
+            homes.append(home)
+        with ThreadPoolExecutor(n) as pool:
+            # Throttling is per node and beside the point here: these tests load one thread on purpose.
+            nodes = list(pool.map(
+                lambda home: launch(home / "data", *made.flags, *extra, env={"THREADLINE_THROTTLE": "off"}), homes
+            ))
+        self.started += nodes
+        made.nodes += nodes
         return made
 
-    yield start
-    for node in started:
-        node.stop()
+    def stop(self) -> None:
+        """Kill every node (as ``start_server`` does): the state is all in PostgreSQL."""
+        for node in self.started:
+            node.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def cluster(postgres_url: str, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """Start clusters of ``n`` nodes on the session's database, for one test."""
+    launcher = Launcher(postgres_url, tmp_path)
+    yield launcher
+    launcher.stop()
+
+
+@pytest.fixture(scope="module")
+def trio(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three nodes shared by a module's tests (each test makes its own users and threads)."""
+    launcher = Launcher(postgres_url, tmp_path_factory.mktemp("trio"))
+    yield launcher(3)
+    launcher.stop()
 
 
 class TcpProxy:
