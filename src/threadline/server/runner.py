@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
-from typing import TextIO
+import time
+from collections.abc import Coroutine, Iterator
+from dataclasses import replace
+from typing import Any, TextIO
 
 import uvicorn
 
@@ -17,7 +20,7 @@ from .app import running
 from .settings import Settings
 from .tls import TlsFiles, ensure_certificate
 
-__all__ = ["banner", "serve"]
+__all__ = ["banner", "run_workers", "serve"]
 
 log = logging.getLogger("threadline.server")
 
@@ -41,7 +44,14 @@ class _Server(uvicorn.Server):
                 transport.abort()
 
 
+#: Listening sockets a ``--workers`` parent bound before forking, by (host, port).
+_INHERITED: dict[tuple[str, int], socket.socket] = {}
+
+
 def _bind(host: str, port: int) -> socket.socket:
+    inherited = _INHERITED.pop((host, port), None)
+    if inherited is not None:
+        return inherited
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -135,11 +145,105 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
 
 
 def run(settings: Settings) -> None:
-    """Run :func:`serve` on uvloop when it is installed."""
+    """Run :func:`serve` on uvloop when it is installed (``--workers N``: see :func:`run_workers`)."""
+    if settings.workers > 1:
+        raise SystemExit(run_workers(settings))
+    _run_loop(serve(settings))
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        asyncio.run(serve(settings))
+        asyncio.run(main)
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings))
+        runner.run(main)
+
+
+def run_workers(settings: Settings, out: TextIO = sys.stdout) -> int:
+    """Serve with ``settings.workers`` processes on this machine, sharing the listening sockets.
+
+    The parent binds the HTTP and HTTPS sockets, forks the workers (each a
+    full node with its own store pool and hub, as :func:`serve` runs it on the
+    inherited sockets, so the kernel spreads connections over them), forwards
+    SIGINT/SIGTERM to them, and restarts a worker that dies on its own.
+    Workers share state only through the database (and ``--events`` Redis for
+    real-time delivery across them), so this needs PostgreSQL.
+
+    Args:
+        settings: the settings (prepared here).
+        out: where the banner goes.
+
+    Returns:
+        The exit code: 0 after a requested stop, 2 when workers cannot be used.
+    """
+    if not settings.is_postgres:
+        print("error: --workers needs PostgreSQL (--database postgresql://...): an SQLite file has "
+              "one writing process. Run one process, or several nodes on PostgreSQL.", file=sys.stderr)
+        return 2
+    if not hasattr(os, "fork"):  # pragma: no cover - Windows
+        print("error: --workers needs fork(); run one process per port behind a load balancer.", file=sys.stderr)
+        return 2
+    settings = settings.prepared()
+    tls = ensure_certificate(settings.data_dir.resolve() / "tls") if settings.https_port >= 0 else None
+    inherited: dict[tuple[str, int], socket.socket] = {}
+    http_url = https_url = None
+    if settings.http_port >= 0:
+        sock = _bind(settings.host, settings.http_port)
+        settings = replace(settings, http_port=sock.getsockname()[1])
+        inherited[(settings.host, settings.http_port)] = sock
+        http_url = _url("http", settings.host, settings.http_port)
+    if tls is not None:
+        sock = _bind(settings.host, settings.https_port)
+        settings = replace(settings, https_port=sock.getsockname()[1])
+        inherited[(settings.host, settings.https_port)] = sock
+        https_url = _url("https", settings.host, settings.https_port)
+    worker_settings = replace(settings, workers=1)
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                _INHERITED.update(inherited)
+                with open(os.devnull, "w", encoding="utf-8") as quiet:
+                    _run_loop(serve(worker_settings, quiet))
+                code = 0
+            except BaseException:
+                log.exception("worker %d failed", index)
+            finally:
+                os._exit(code)
+        children[pid] = index
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    for index in range(settings.workers):
+        spawn(index)
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    print(banner(settings, http_url, https_url, tls), file=out, flush=True)
+    print(f"  Workers:        {settings.workers} processes ({', '.join(map(str, children))})", file=out, flush=True)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        index = children.pop(pid, -1)
+        if index >= 0 and not stopping:
+            print(f"worker {index} (pid {pid}) exited with {os.waitstatus_to_exitcode(status)}; restarting",
+                  file=sys.stderr, flush=True)
+            time.sleep(1.0)
+            if not stopping:
+                spawn(index)
+    print("Threadline stopped.", file=out, flush=True)
+    return 0
