@@ -259,7 +259,7 @@ def test_cut_mid_stream_and_reopened_misses_and_repeats_nothing(server: RunningS
         received += stream.events
         await stream.close()
         positions = [f["position"] for f in received]
-        assert positions == sorted(positions) and len(set(positions)) == len(positions)
+        assert positions == sorted(positions) and len(set(positions)) == len(positions), positions
         return [f["data"]["message"] for f in received]
 
     assert asyncio.run(main()) == [f"n{i}" for i in range(count)]

@@ -7,8 +7,10 @@ How a connection never misses an event: it subscribes to the hub *first*,
 buffering live events; then it replays the event log from the store after the
 position the client asked for, page by page; then it appends the buffered
 events whose position it has not sent yet and goes live. Positions are the
-store's commit order, so a buffered event with a position at or below the
-last replayed one was part of the replay. Live events that pile up beyond
+store's commit order, so an event with a position at or below the last
+replayed one was part of the replay, whether it sat in the buffer or is
+published only later (a write is published a moment after its commit, so the
+replay can read an event before the hub delivers it): both are skipped. Live events that pile up beyond
 :attr:`RealtimeOptions.buffer_events` during the replay are dropped and
 fetched from the store in another round instead, so memory stays bounded.
 
@@ -167,8 +169,8 @@ class _Connection:
 
     __slots__ = (
         "claims", "close_request", "closed", "expiry_timer", "heartbeat_timer", "id", "last_seen",
-        "last_sent", "manager", "pump", "queue", "queued_chars", "replay_buffer", "send_started", "sending",
-        "state", "tail", "unsubscribe", "user_id", "wake", "websocket",
+        "last_sent", "manager", "pump", "queue", "queued_chars", "replay_buffer", "replayed_through",
+        "send_started", "sending", "state", "tail", "unsubscribe", "user_id", "wake", "websocket",
     )
 
     def __init__(self, manager: RealtimeManager, websocket: WebSocket, claims: TokenClaims) -> None:
@@ -187,6 +189,7 @@ class _Connection:
         self.sending = False
         self.send_started = 0.0
         self.last_sent = 0
+        self.replayed_through = 0
         self.last_seen = time.monotonic()
         self.close_request: tuple[int, str] | None = None
         self.closed = False
@@ -211,6 +214,8 @@ class _Connection:
                     buffer.append(event)
 
     def _enqueue_event(self, event: Event) -> None:
+        if 0 < event.position <= self.replayed_through:
+            return  # read from the store already; its publication just came later than the read
         frame = self.manager.frame_head(event) + self.tail
         options = self.manager.options
         if event.position == 0 and self.queued_chars * 2 > options.queue_chars:
@@ -375,9 +380,9 @@ class _Connection:
             return
         self.state = _LIVE
         self.last_seen = time.monotonic()  # the heartbeat deadline counts from here
+        self.replayed_through = self.last_sent
         for event in buffered:
-            if event.position == 0 or event.position > self.last_sent:
-                self._enqueue_event(event)
+            self._enqueue_event(event)
         self._enqueue(_control("synced", position=self.last_sent))
 
     async def _live(self) -> None:
