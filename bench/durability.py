@@ -141,7 +141,7 @@ def new_user(url: str, key: bytes) -> tuple[str, str]:
 
 def create_thread(url: str, token: str, members: list[str]) -> str:
     """Create a thread holding ``members``; return its id."""
-    body = {
+    body: dict[str, Any] = {
         "topic": "durability",
         "participants": [{"communicationIdentifier": {"rawId": m, "communicationUser": {"id": m}}} for m in members],
     }

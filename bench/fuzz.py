@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 import schemathesis
@@ -81,7 +82,7 @@ class World:
         self.messages = []
         for n in range(3):
             answer = requests.post(
-                f"{self.url}/chat/threads/{requests.utils.quote(self.thread, safe='')}/messages",
+                f"{self.url}/chat/threads/{quote(self.thread, safe='')}/messages",
                 params={"api-version": "2024-03-07"}, json={"content": f"seed {n}"},
                 headers={"Authorization": f"Bearer {self.token}"}, timeout=10,
             )
@@ -91,7 +92,7 @@ class World:
     def healthy(self) -> bool:
         """Whether the member still reaches the thread (a fuzzed request may have deleted or revoked it)."""
         answer = requests.get(
-            f"{self.url}/chat/threads/{requests.utils.quote(self.thread, safe='')}",
+            f"{self.url}/chat/threads/{quote(self.thread, safe='')}",
             params={"api-version": "2024-03-07"}, headers={"Authorization": f"Bearer {self.token}"}, timeout=10,
         )
         return answer.status_code == 200
@@ -138,7 +139,7 @@ def send(case: Any, url: str, key: bytes | None, session: requests.Session) -> r
     prepared = requests.Request(**kwargs).prepare()
     if key is not None:
         body = prepared.body or b""
-        raw = body.encode() if isinstance(body, str) else body
+        raw = body.encode() if isinstance(body, str) else bytes(body)  # type: ignore[arg-type]
         signed = sign(key, prepared.method or "GET", prepared.path_url, url.split("://", 1)[1], raw, time.time())
         prepared.headers.update(signed)
     return session.send(prepared, timeout=10)

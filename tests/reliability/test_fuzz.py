@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ raw_ids = st.one_of(
 )
 
 
-def plain(properties: dict[str, Any]) -> dict[str, Any]:
+def plain(properties: Mapping[str, Any]) -> dict[str, Any]:
     """Properties with enum values as their strings."""
     return {k: getattr(v, "value", v) for k, v in properties.items()}
 

@@ -90,7 +90,7 @@ def test_our_sdk_retries_a_lost_send_once_with_its_repeatability_id(
     owner, thread_id, _ = pair
     proxy = DroppingProxy(upstream(open_server), drops=2, path_filter="/messages")
     try:
-        client = ChatThreadClient(proxy.url, CommunicationTokenCredential(owner.token), thread_id,
+        client = ChatThreadClient(proxy.url, CommunicationTokenCredential(str(owner.token)), thread_id,
                                   retry_backoff_factor=0.01)
         # azure-core retries a POST whose response was lost only when asked to (retry_on_methods).
         methods = frozenset({"GET", "PUT", "DELETE", "POST"})
@@ -110,7 +110,7 @@ def test_our_sdk_without_post_retries_surfaces_the_lost_response(
     owner, thread_id, _ = pair
     proxy = DroppingProxy(upstream(open_server), drops=1, path_filter="/messages")
     try:
-        client = ChatThreadClient(proxy.url, CommunicationTokenCredential(owner.token), thread_id)
+        client = ChatThreadClient(proxy.url, CommunicationTokenCredential(str(owner.token)), thread_id)
         with pytest.raises(ServiceResponseError):
             client.send_message("lost answer")
         client.close()

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
-from azure.communication.chat import ChatClient, ChatMessageType, ChatThreadClient
+from azure.communication.chat import ChatMessageType, ChatThreadClient
 
 from ..conftest import RunningServer
 from ..support import User, new_user, official_chat
@@ -113,9 +113,11 @@ def test_the_inspector_sees_the_vectors() -> None:
 @pytest.fixture(scope="module")
 def thread(open_server: RunningServer) -> Iterator[tuple[ChatThreadClient, User]]:
     user = new_user(open_server)
-    chat: ChatClient = official_chat(open_server, user)
-    created = chat.create_chat_thread("xss")
-    client = chat.get_chat_thread_client(created.chat_thread.id, connection_verify=open_server.cert_path)
+    chat = official_chat(open_server, user)
+    created = chat.create_chat_thread("xss")  # type: ignore[misc]  # azure's decorator typing
+    client = chat.get_chat_thread_client(  # type: ignore[misc]
+        created.chat_thread.id, connection_verify=open_server.cert_path
+    )
     yield client, user
     client.close()
     chat.close()
