@@ -37,6 +37,13 @@ class Page(Generic[T]):
     items: list[T]
     cursor: str | None = None
 
+    @classmethod
+    def by_offset(cls, rows: list[T], size: int, offset: int) -> Page[T]:
+        """A page from ``size + 1`` rows read at ``offset``; the cursor is the next offset."""
+        if len(rows) > size:
+            return cls(rows[:size], str(offset + size))
+        return cls(rows)
+
 
 def invalid(message: str, target: str | None = None) -> ChatServiceError:
     """A 400 with the ACS body."""

@@ -222,9 +222,7 @@ class MessageService:
         offset = validate_skip(skip)
         await require_member(self._store, actor, thread_id)
         rows = await self._store.list_read_receipts(thread_id, skip=offset, limit=size + 1)
-        if len(rows) > size:
-            return Page(rows[:size], str(offset + size))
-        return Page(rows)
+        return Page.by_offset(rows, size, offset)
 
     async def typing(self, actor: Actor, thread_id: str, sender_display_name: str | None) -> None:
         """Tell the other members the actor is typing (never stored, may be dropped).

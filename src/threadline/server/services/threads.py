@@ -254,9 +254,7 @@ class ThreadService:
         offset = validate_skip(skip)
         await require_member(self._store, actor, thread_id)
         rows = await self._store.list_participants(thread_id, skip=offset, limit=size + 1)
-        if len(rows) > size:
-            return Page(rows[:size], str(offset + size))
-        return Page(rows)
+        return Page.by_offset(rows, size, offset)
 
     async def add_participants(
         self, actor: Actor, thread_id: str, participants: list[Participant], *, repeatability_id: str | None
