@@ -26,6 +26,7 @@ from threadline._shared.identifiers import (
     identifier_from_raw_id,
 )
 
+from . import _realtime
 from ._chat_client import ChatClient
 from ._chat_thread_client import ChatThreadClient
 from ._credential import CommunicationTokenCredential
@@ -43,6 +44,23 @@ from ._models import (
     CreateChatThreadResult,
     SendChatMessageResult,
 )
+
+# Real-time event models (docs/realtime.md): importable from here, but kept out of
+# __all__, which must stay exactly upstream's (tests/chat/test_surface.py).
+ChatEvent = _realtime.ChatEvent
+ChatMessageDeletedEvent = _realtime.ChatMessageDeletedEvent
+ChatMessageEditedEvent = _realtime.ChatMessageEditedEvent
+ChatMessageReceivedEvent = _realtime.ChatMessageReceivedEvent
+ChatThreadCreatedEvent = _realtime.ChatThreadCreatedEvent
+ChatThreadDeletedEvent = _realtime.ChatThreadDeletedEvent
+ChatThreadPropertiesUpdatedEvent = _realtime.ChatThreadPropertiesUpdatedEvent
+ParticipantsAddedEvent = _realtime.ParticipantsAddedEvent
+ParticipantsRemovedEvent = _realtime.ParticipantsRemovedEvent
+ReadReceiptReceivedEvent = _realtime.ReadReceiptReceivedEvent
+RealTimeNotificationConnectedEvent = _realtime.RealTimeNotificationConnectedEvent
+RealTimeNotificationDisconnectedEvent = _realtime.RealTimeNotificationDisconnectedEvent
+ResumeGapEvent = _realtime.ResumeGapEvent
+TypingIndicatorReceivedEvent = _realtime.TypingIndicatorReceivedEvent
 
 # Exactly the names of ``azure.communication.chat.__all__``; CommunicationCloudEnvironment
 # is importable too (the identifier constructors take it) but, as upstream, not listed.

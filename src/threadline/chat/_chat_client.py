@@ -16,13 +16,18 @@ from ._credential import CommunicationTokenCredential
 from ._models import ChatParticipant, ChatThreadItem, CreateChatThreadResult
 from ._paging import item_paged
 from ._pipeline import SDK_MONIKER, client_settings
+from ._realtime_sync import SyncRealtimeMixin
 from ._requests import ChatRequests
 
 __all__ = ["ChatClient"]
 
 
-class ChatClient:
+class ChatClient(SyncRealtimeMixin):
     """A client for the chat threads of one user.
+
+    Real-time events: :meth:`start_realtime_notifications`, :meth:`on`,
+    :meth:`off`, :meth:`events` and :meth:`stop_realtime_notifications`
+    (see ``docs/realtime.md``).
 
     Args:
         endpoint: the service endpoint (``https://...``; ``http://`` only to a loopback host).
@@ -131,7 +136,8 @@ class ChatClient:
         self._runner.run(call, **kwargs)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool and stop real-time notifications."""
+        self.stop_realtime_notifications()
         self._runner.close()
 
     def __enter__(self) -> ChatClient:
@@ -139,4 +145,5 @@ class ChatClient:
         return self
 
     def __exit__(self, *args: Any) -> None:
+        self.stop_realtime_notifications()
         self._runner.__exit__(*args)

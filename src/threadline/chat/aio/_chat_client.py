@@ -18,12 +18,17 @@ from .._pipeline import SDK_MONIKER, client_settings
 from .._requests import ChatRequests
 from ._chat_thread_client import ChatThreadClient
 from ._credential import CommunicationTokenCredential
+from ._realtime import AsyncRealtimeMixin
 
 __all__ = ["ChatClient"]
 
 
-class ChatClient:
+class ChatClient(AsyncRealtimeMixin):
     """A client for the chat threads of one user.
+
+    Real-time events: :meth:`start_realtime_notifications`, :meth:`on`,
+    :meth:`off`, ``async for`` over :meth:`events` and
+    :meth:`stop_realtime_notifications` (see ``docs/realtime.md``).
 
     Args:
         endpoint: the service endpoint (``https://...``; ``http://`` only to a loopback host).
@@ -132,7 +137,8 @@ class ChatClient:
         await self._runner.run(call, **kwargs)
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool and stop real-time notifications."""
+        await self.stop_realtime_notifications()
         await self._runner.close()
 
     async def __aenter__(self) -> ChatClient:
@@ -140,4 +146,5 @@ class ChatClient:
         return self
 
     async def __aexit__(self, *args: Any) -> None:
+        await self.stop_realtime_notifications()
         await self._runner.__aexit__(*args)
