@@ -84,7 +84,7 @@ class Launcher:
     def __call__(self, n: int, *extra: str) -> Cluster:
         made = Cluster(self.database, _channel_url(), base64.b64encode(secrets.token_bytes(32)).decode(),
                        str(uuid.uuid4()))
-        homes = []
+        homes: list[Path] = []
         for _ in range(n):
             home = self.root / f"node{len(self.started) + len(homes)}"
             home.mkdir()

@@ -43,7 +43,7 @@ def thread_client(node: RunningServer, user: User, thread_id: str) -> ChatThread
     return chat(node, user).get_chat_thread_client(thread_id, connection_verify=node.cert_path)
 
 
-def post(node: RunningServer, user: User, path: str, body: dict[str, object], key: str) -> requests.Response:
+def post(node: RunningServer, user: User, path: str, body: dict[str, str], key: str) -> requests.Response:
     return requests.post(
         f"{node.http_endpoint}{path}?api-version=2024-03-07", json=body, timeout=10,
         headers={"Authorization": f"Bearer {user.token}", "repeatability-request-id": key},
