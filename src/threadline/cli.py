@@ -82,10 +82,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _with_identity(settings: Settings, work: str, args: argparse.Namespace) -> int:
-    from threadline.server.app import open_store
-    from threadline.server.services.identity import IdentityService
     from threadline.identity.tokens import TokenIssuer, derive_signing_key
     from threadline.protocol.errors import ChatServiceError
+    from threadline.server.app import open_store
+    from threadline.server.services.identity import IdentityService
 
     settings = settings.prepared()
     assert settings.resource_id is not None

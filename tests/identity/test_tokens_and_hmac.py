@@ -58,9 +58,8 @@ def test_verify_refuses_bad_tokens() -> None:
 
 def test_hmac_matches_the_official_policy() -> None:
     from azure.communication.identity._shared.policy import HMACCredentialsPolicy
-    from azure.core.pipeline import PipelineRequest
+    from azure.core.pipeline import PipelineContext, PipelineRequest
     from azure.core.pipeline.transport import HttpRequest
-    from azure.core.pipeline import PipelineContext
 
     key = base64.b64encode(b"s" * 32).decode()
     policy = HMACCredentialsPolicy("https://127.0.0.1:8443", AzureKeyCredential(key))

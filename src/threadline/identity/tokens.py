@@ -15,6 +15,7 @@ escapes (valid JSON that decodes to the same text), so no payload can trip it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -78,9 +79,11 @@ class TokenIssuer:
         resource_id: the resource id written in the ``resourceId`` claim.
     """
 
-    def __init__(self, signing_key: bytes, resource_id: str) -> None:
+    def __init__(self, signing_key: bytes, resource_id: str, *, cache_size: int = 8192) -> None:
         self._key = signing_key
         self._resource_id = resource_id
+        # Checking a signature is a pure function of the token: remember the last few thousand.
+        self._decode = functools.lru_cache(maxsize=cache_size)(self._decode_uncached)
 
     def issue(
         self, user_id: str, scopes: list[str] | tuple[str, ...], minutes: int, generation: int,
@@ -125,9 +128,18 @@ class TokenIssuer:
     def verify(self, token: str, now: float | None = None) -> TokenClaims:
         """Verify a token's signature and expiry.
 
+        Signatures are checked once per token and remembered; expiry is checked on every call.
+
         Raises:
             InvalidToken: the token is malformed, not ours, or expired.
         """
+        claims = self._decode(token)
+        moment = now if now is not None else time.time()
+        if claims.expires_at <= moment:
+            raise InvalidToken("token expired")
+        return claims
+
+    def _decode_uncached(self, token: str) -> TokenClaims:
         try:
             claims = jwt.decode(
                 token,
@@ -137,22 +149,15 @@ class TokenIssuer:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
-        moment = now if now is not None else time.time()
+        if claims.get("resourceId") != self._resource_id:
+            raise InvalidToken("token of another resource")
         try:
-            expires = int(claims["exp"])
-            skype_id = str(claims["skypeid"])
-            scopes = tuple(s for s in str(claims.get("acsScope", "")).split(",") if s)
-            claims_out = TokenClaims(
-                user_id="8:" + skype_id,
-                scopes=scopes,
+            return TokenClaims(
+                user_id="8:" + str(claims["skypeid"]),
+                scopes=tuple(s for s in str(claims.get("acsScope", "")).split(",") if s),
                 issued_at=int(claims["iat"]),
-                expires_at=expires,
+                expires_at=int(claims["exp"]),
                 generation=int(claims.get("gen", 0)),
             )
         except (TypeError, ValueError) as exc:
             raise InvalidToken("malformed claims") from exc
-        if claims.get("resourceId") != self._resource_id:
-            raise InvalidToken("token of another resource")
-        if expires <= moment:
-            raise InvalidToken("token expired")
-        return claims_out

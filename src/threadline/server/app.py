@@ -53,7 +53,8 @@ def open_hub(settings: Settings, store: Store) -> Hub:
     if settings.events:
         from .redis_hub import RedisHub
 
-        return RedisHub(settings.events, store)
+        hub: Hub = RedisHub(settings.events, store)
+        return hub
     return LocalHub()
 
 

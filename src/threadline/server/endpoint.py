@@ -7,6 +7,7 @@ right status, never a 500 for bad input.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -30,6 +31,14 @@ __all__ = ["Call", "endpoint", "json", "next_link", "no_content"]
 
 T = TypeVar("T")
 log = logging.getLogger("threadline.server")
+
+_ID_PREFIX = str(uuid.uuid4())[:24]
+_ID_COUNTER = itertools.count()
+
+
+def _request_id() -> str:
+    """A GUID-shaped request id: a random per-process prefix and a counter (cheaper than uuid4)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFF:012x}"
 access_log = logging.getLogger("threadline.access")
 _DRIVER_MODULES = frozenset({"sqlite3", "asyncpg", "psycopg", "psycopg2"})
 
@@ -140,7 +149,7 @@ def endpoint(
         async def run(request: Request) -> Response:
             started = time.perf_counter()
             client_id = request.headers.get("x-ms-client-request-id")
-            request_id = client_id or str(uuid.uuid4())
+            request_id = client_id or _request_id()
             headers = {"api-supported-versions": supported, "x-ms-request-id": request_id}
             if client_id:
                 headers["x-ms-client-request-id"] = client_id
