@@ -125,6 +125,11 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
                 await app.state.realtime.shutdown()
             for server, _ in servers:
                 server.should_exit = True
+            # uvicorn closes idle keep-alives politely, but a TLS close waits for a peer that may never
+            # answer; give that a moment, then abort the stragglers so shutdown does not hang.
+            await asyncio.sleep(1.0)
+            for server, _ in servers:
+                server.abort_idle()
 
         def stop() -> None:
             if stopping:  # a second signal: stop at once
