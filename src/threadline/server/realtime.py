@@ -31,10 +31,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import struct
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,9 +144,17 @@ class RawSendCapture:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Record ``send`` for WebSocket scopes and call the app."""
+        """Record ``send`` for WebSocket scopes and call the app.
+
+        ``/chat/realtime`` itself is served from here: skipping the router and
+        exception layers saves their coroutine frames on every idle connection.
+        """
         if scope["type"] == "websocket":
             scope["threadline.raw_send"] = send
+            if scope["path"] == PATH:
+                manager: RealtimeManager = scope["app"].state.realtime
+                await manager.serve(WebSocket(scope, receive, send))
+                return
         await self.app(scope, receive, send)
 
 
@@ -160,6 +169,39 @@ def _abort_transport(scope: Scope) -> bool:
     return False
 
 
+def _direct_protocol(scope: Scope) -> Any:
+    """The server's protocol object when it can take frames directly, else None.
+
+    Under uvicorn's WebSocket protocol (the one ``threadline serve`` runs), a
+    frame can be written to the transport without a task switch per
+    connection; the fan-out then costs one ``write`` per connection. Any
+    other server goes through ASGI ``send``.
+    """
+    owner = getattr(scope.get("threadline.raw_send"), "__self__", None)
+    needed = ("transport", "writable", "close_sent")
+    if owner is None or not all(hasattr(owner, name) for name in needed):
+        return None
+    if not isinstance(owner.writable, asyncio.Event) or not hasattr(owner.transport, "write"):
+        return None
+    return owner
+
+
+def _write_text_frame(protocol: Any, head: bytes, tail: bytes) -> None:
+    """Write one unfragmented, unmasked text frame holding ``head + tail`` (RFC 6455 §5.2).
+
+    A server may send any message uncompressed, even with permessage-deflate
+    negotiated (RFC 7692 §6), so the frame needs no per-connection encoding.
+    """
+    size = len(head) + len(tail)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    protocol.transport.writelines((header, head, tail))
+
+
 def _control(kind: str, **fields: Any) -> str:
     return _json_encode({"type": kind, **fields}).decode()
 
@@ -168,9 +210,9 @@ class _Connection:
     """One open WebSocket: its queue, its state and its timers."""
 
     __slots__ = (
-        "claims", "close_request", "closed", "expiry_timer", "heartbeat_timer", "id", "last_seen",
+        "claims", "close_request", "closed", "direct", "expiry_timer", "heartbeat_timer", "id", "last_seen",
         "last_sent", "manager", "pump", "queue", "queued_chars", "replay_buffer", "replayed_through",
-        "send_started", "sending", "state", "tail", "unsubscribe", "user_id", "wake", "websocket",
+        "send_started", "sending", "state", "tail", "tail_bytes", "unsubscribe", "user_id", "websocket",
     )
 
     def __init__(self, manager: RealtimeManager, websocket: WebSocket, claims: TokenClaims) -> None:
@@ -181,11 +223,12 @@ class _Connection:
         self.id = uuid.uuid4().hex
         recipient = _json_encode(identifier_kind(claims.user_id)).decode()
         self.tail = '"recipient":' + recipient + "}}"
+        self.tail_bytes = self.tail.encode()
+        self.direct = _direct_protocol(websocket.scope)
         self.state = _REPLAY
         self.replay_buffer: list[Event] | None = []
         self.queue: deque[str] = deque()
         self.queued_chars = 0
-        self.wake = asyncio.Event()
         self.sending = False
         self.send_started = 0.0
         self.last_sent = 0
@@ -216,22 +259,38 @@ class _Connection:
     def _enqueue_event(self, event: Event) -> None:
         if 0 < event.position <= self.replayed_through:
             return  # read from the store already; its publication just came later than the read
-        frame = self.manager.frame_head(event) + self.tail
-        options = self.manager.options
-        if event.position == 0 and self.queued_chars * 2 > options.queue_chars:
-            return  # typing indicators are the first to go under pressure
-        self._enqueue(frame)
         if event.position > self.last_sent:
             self.last_sent = event.position
+        if self._writable_now():
+            head = self.manager.frame_head_bytes(event)
+            _write_text_frame(self.direct, head, self.tail_bytes)
+            return
+        if event.position == 0 and self.queued_chars * 2 > self.manager.options.queue_chars:
+            return  # typing indicators are the first to go under pressure
+        self._enqueue(self.manager.frame_head(event) + self.tail)
+
+    def _writable_now(self) -> bool:
+        """Whether a frame may go straight to the socket: live, nothing queued or in flight, not paused."""
+        direct = self.direct
+        return (
+            direct is not None and self.state == _LIVE and not self.queue
+            and (self.pump is None or self.pump.done())
+            and direct.writable.is_set() and not direct.close_sent and not direct.transport.is_closing()
+        )
 
     def _enqueue(self, frame: str) -> None:
+        """Queue a frame for the writer task (started on demand)."""
+        if self._writable_now():
+            _write_text_frame(self.direct, frame.encode(), b"")
+            return
         options = self.manager.options
         if len(self.queue) >= options.queue_frames or self.queued_chars + len(frame) > options.queue_chars:
             self.close(CLOSE_TOO_SLOW, "The client reads too slowly; reconnect to resume.")
             return
         self.queue.append(frame)
         self.queued_chars += len(frame)
-        self.wake.set()
+        if self.state == _LIVE and (self.pump is None or self.pump.done()):
+            self.pump = asyncio.create_task(self._write_queue())
 
     # -- closing ------------------------------------------------------------------------------------
 
@@ -257,9 +316,10 @@ class _Connection:
             self.queue.append(frame)
             self.queued_chars += len(frame)
         self.close_request = (code, reason)
-        self.wake.set()
         pump = self.pump
-        if pump is not None and not pump.done() and (was_replaying or (urgent and self.sending)):
+        if pump is None or pump.done():
+            self.pump = asyncio.create_task(self._write_queue())  # nothing running: one task to close
+        elif was_replaying or (urgent and self.sending):
             pump.cancel()
 
     def _release(self) -> None:
@@ -280,7 +340,6 @@ class _Connection:
         self.queue.clear()
         self.queued_chars = 0
         self._release()
-        self.wake.set()
         if self.pump is not None and not self.pump.done():
             self.pump.cancel()
 
@@ -319,15 +378,33 @@ class _Connection:
         self.sending = True
         self.send_started = time.monotonic()
         try:
-            await self.websocket.send_text(frame)
+            direct = self.direct
+            if direct is None:
+                await self.websocket.send_text(frame)
+                return
+            await direct.writable.wait()
+            if direct.close_sent or direct.transport.is_closing():
+                raise WebSocketDisconnect(1006)
+            _write_text_frame(direct, frame.encode(), b"")
         finally:
             self.sending = False
 
     async def run_pump(self, after: int | None) -> None:
         """Replay, go live, and close when asked; the task is cancelled to interrupt a blocked send."""
+        await self._guarded(self._replay_and_drain(after))
+
+    async def _replay_and_drain(self, after: int | None) -> None:
+        await self._replay(after)
+        await self._drain()  # what arrived during the replay, and ``synced``
+
+    async def _write_queue(self) -> None:
+        """Send what is queued, then end (the next slow frame starts another); close if asked."""
+        await self._guarded(self._drain())
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run replay or drain work; on a close request or an error, finish the connection."""
         try:
-            await self._replay(after)
-            await self._live()
+            await work
         except asyncio.CancelledError:
             if self.close_request is None or self.closed:
                 raise
@@ -340,7 +417,7 @@ class _Connection:
         except StoreError as exc:
             log.warning("real-time replay failed: %s", exc)
             self.close(CLOSE_TRY_AGAIN, "The database did not answer; reconnect later.")
-        if not self.closed:
+        if self.close_request is not None and not self.closed:
             await self._finish()
 
     async def _replay(self, after: int | None) -> None:
@@ -385,17 +462,12 @@ class _Connection:
             self._enqueue_event(event)
         self._enqueue(_control("synced", position=self.last_sent))
 
-    async def _live(self) -> None:
+    async def _drain(self) -> None:
         queue = self.queue
-        while True:
-            while queue and self.close_request is None:
-                frame = queue.popleft()
-                self.queued_chars -= len(frame)
-                await self._send(frame)
-            if self.close_request is not None or self.closed:
-                return
-            self.wake.clear()
-            await self.wake.wait()
+        while queue and self.close_request is None:
+            frame = queue.popleft()
+            self.queued_chars -= len(frame)
+            await self._send(frame)
 
     async def _finish(self) -> None:
         """Send what the close left queued (a ``reconnect``), then the close frame."""
@@ -447,6 +519,8 @@ class RealtimeManager:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._cached_event: Event | None = None
         self._cached_head = ""
+        self._cached_bytes_event: Event | None = None
+        self._cached_head_bytes = b""
 
     @property
     def connection_count(self) -> int:
@@ -469,6 +543,18 @@ class RealtimeManager:
         separator = "," if len(payload) > 2 else ""
         head = f'{{"type":"{event.type}","position":{event.position},"data":{payload[:-1]}{separator}'
         self._cached_event, self._cached_head = event, head
+        return head
+
+    def frame_head_bytes(self, event: Event) -> bytes:
+        """:meth:`frame_head` as UTF-8, also built once per event."""
+        if event is self._cached_bytes_event:
+            return self._cached_head_bytes
+        payload = event.payload
+        separator = b"," if len(payload) > 2 else b""
+        head = b'{"type":"%s","position":%d,"data":%s%s' % (
+            event.type.encode(), event.position, payload[:-1], separator,
+        )
+        self._cached_bytes_event, self._cached_head_bytes = event, head
         return head
 
     # -- checks -------------------------------------------------------------------------------------
