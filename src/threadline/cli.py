@@ -30,7 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     for name, attr in (("data", "data_dir"), ("database", "database"), ("access_key", "access_key"),
                        ("resource_id", "resource_id"), ("host", "host"), ("http_port", "http_port"),
                        ("https_port", "https_port"), ("events", "events"), ("workers", "workers"),
-                       ("synchronous", "sqlite_synchronous")):
+                       ("synchronous", "sqlite_synchronous"), ("throttle", "throttle")):
         value = getattr(args, name, None)
         if value is not None:
             changes[attr] = value
@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--events", help="redis://... to share real-time events between nodes")
     serve.add_argument("--workers", type=int, help="server processes on this machine (PostgreSQL only)")
     serve.add_argument("--synchronous", choices=["NORMAL", "FULL"], help="SQLite durability level")
+    serve.add_argument("--throttle", help="on (ACS rates), off, or a factor scaling them (THREADLINE_THROTTLE)")
     serve.add_argument("--no-limits", action="store_true",
                        help="lift ACS size limits and throttling (THREADLINE_NO_LIMITS=1)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"],

@@ -12,7 +12,7 @@ from azure.core.exceptions import HttpResponseError
 from threadline.identity.tokens import TokenIssuer
 from threadline.protocol.errors import ChatServiceError
 from threadline.server.limits import Limits
-from threadline.server.throttle import ACS_RULES, Rule, Throttle, throttle_from_env
+from threadline.server.throttle import ACS_RULES, Rule, Throttle, make_throttle
 
 from ..conftest import RunningServer
 from .conftest import start
@@ -103,15 +103,15 @@ def test_unthrottled_operations_and_scaling() -> None:
 
 def test_the_switches() -> None:
     issuer = TokenIssuer(b"k" * 32, "r")
-    assert throttle_from_env(Limits.unlimited(), issuer, {}) is None
-    assert throttle_from_env(Limits(), issuer, {"THREADLINE_THROTTLE": "off"}) is None
-    on = throttle_from_env(Limits(), issuer, {})
+    assert make_throttle(Limits.unlimited(), issuer, "") is None
+    assert make_throttle(Limits(), issuer, "off") is None
+    on = make_throttle(Limits(), issuer, "")
     assert on is not None and on.rules("create_thread") == ACS_RULES["create_thread"]
-    half = throttle_from_env(Limits(), issuer, {"THREADLINE_THROTTLE": "0.5"})
+    half = make_throttle(Limits(), issuer, "0.5")
     assert half is not None and half.rules("update_thread") == (Rule("thread", 2, 10),)
     for bad in ("fast", "-1", "inf"):
-        with pytest.raises(ValueError, match="THREADLINE_THROTTLE"):
-            throttle_from_env(Limits(), issuer, {"THREADLINE_THROTTLE": bad})
+        with pytest.raises(ValueError, match="throttle setting"):
+            make_throttle(Limits(), issuer, bad)
 
 
 def test_forged_tokens_spend_nobody_s_budget() -> None:

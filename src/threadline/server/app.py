@@ -30,7 +30,7 @@ from .services.identity import IdentityService
 from .services.messages import MessageService
 from .services.threads import ThreadService
 from .settings import Settings
-from .throttle import throttle_from_env
+from .throttle import make_throttle
 
 __all__ = ["create_app", "open_hub", "open_store", "running"]
 
@@ -115,18 +115,21 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.identity = IdentityService(store, issuer, settings.resource_id)
     app.state.threads = ThreadService(store, hub, settings.limits, settings.resource_id)
     app.state.messages = MessageService(store, hub, settings.limits)
-    app.state.throttle = throttle_from_env(settings.limits, issuer)
+    app.state.throttle = make_throttle(settings.limits, issuer, settings.throttle)
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer)
     return app
 
 
-async def _prune(store: Store, retention_seconds: int) -> None:
+async def _prune(store: Store, settings: Settings) -> None:
+    """Forget events and repeatability ids past their retention, every minute or so."""
+    shortest = min(settings.event_retention_seconds, settings.idempotency_retention_seconds)
     while True:
-        await asyncio.sleep(min(60, max(1, retention_seconds // 10)))
+        await asyncio.sleep(min(60, max(1, shortest // 10)))
         try:
-            await store.prune_events(now_ms() - retention_seconds * 1000)
+            await store.prune_events(now_ms() - settings.event_retention_seconds * 1000)
+            await store.prune_idempotency(now_ms() - settings.idempotency_retention_seconds * 1000)
         except StoreError as exc:  # pragma: no cover - logged, retried next round
-            log.warning("event pruning failed: %s", exc)
+            log.warning("pruning failed: %s", exc)
 
 
 @contextlib.asynccontextmanager
@@ -137,7 +140,7 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
     hub = open_hub(settings, store)
     try:
         await hub.start()
-        pruner = asyncio.create_task(_prune(store, settings.event_retention_seconds))
+        pruner = asyncio.create_task(_prune(store, settings))
         try:
             yield create_app(settings, store, hub)
         finally:

@@ -51,6 +51,9 @@ class Settings:
         limits: the service limits.
         sqlite_synchronous: ``NORMAL`` (survives a process crash) or ``FULL`` (also a power loss).
         event_retention_seconds: how long events stay resumable.
+        idempotency_retention_seconds: how long a repeatability-request-id is remembered.
+        throttle: ``on`` (ACS rates), ``off``, or a factor scaling the ACS rates.
+        workers: server processes on this machine (PostgreSQL only).
     """
 
     data_dir: Path = Path("threadline-data")
@@ -64,6 +67,8 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     sqlite_synchronous: str = "NORMAL"
     event_retention_seconds: int = 24 * 3600
+    idempotency_retention_seconds: int = 24 * 3600
+    throttle: str = "on"
     workers: int = 1
 
     @classmethod
@@ -83,6 +88,8 @@ class Settings:
             limits=limits,
             sqlite_synchronous=env("THREADLINE_SQLITE_SYNCHRONOUS", "NORMAL"),
             event_retention_seconds=_env_int("THREADLINE_EVENT_RETENTION", 24 * 3600),
+            idempotency_retention_seconds=_env_int("THREADLINE_IDEMPOTENCY_RETENTION", 24 * 3600),
+            throttle=env("THREADLINE_THROTTLE", "on"),
             workers=_env_int("THREADLINE_WORKERS", 1),
         )
 

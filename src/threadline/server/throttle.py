@@ -39,7 +39,7 @@ from threadline.protocol.errors import ChatServiceError, ErrorKind
 
 from .limits import Limits
 
-__all__ = ["ACS_RULES", "REFUND_STATUSES", "Rule", "Throttle", "Ticket", "throttle_from_env"]
+__all__ = ["ACS_RULES", "REFUND_STATUSES", "Rule", "Throttle", "Ticket", "make_throttle"]
 
 Scope = Literal["user", "thread", "user_thread", "resource"]
 
@@ -273,36 +273,36 @@ class Throttle:
         return len(self._logs)
 
 
-def throttle_from_env(limits: Limits, issuer: TokenIssuer, env: Mapping[str, str] | None = None) -> Throttle | None:
+def make_throttle(limits: Limits, issuer: TokenIssuer, setting: str = "") -> Throttle | None:
     """The throttle a server should run with, or None when throttling is lifted.
 
     Lifted by the same switch as the size limits (``--no-limits`` /
     ``THREADLINE_NO_LIMITS=1``, which give :meth:`Limits.unlimited`), or alone
-    by ``THREADLINE_THROTTLE=off``; ``THREADLINE_THROTTLE=<factor>`` scales the ACS rates.
+    by the setting ``off`` (``--throttle off`` / ``THREADLINE_THROTTLE=off``); a
+    number scales the ACS rates (``2`` doubles them).
 
     Args:
         limits: the server's size limits.
         issuer: verifies bearer tokens for per-user keys.
-        env: the environment (``os.environ`` when None).
+        setting: ``on`` (or empty), ``off``, or a positive factor.
 
     Returns:
         The throttle, or None.
 
     Raises:
-        ValueError: ``THREADLINE_THROTTLE`` is neither ``off``/``on`` nor a positive number.
+        ValueError: the setting is neither ``off``/``on`` nor a positive number.
     """
-    env = os.environ if env is None else env
     if limits == Limits.unlimited():
         return None
-    setting = env.get("THREADLINE_THROTTLE", "").strip().lower()
-    if setting in ("off", "0", "false", "no"):
+    value = setting.strip().lower()
+    if value in ("off", "0", "false", "no"):
         return None
-    if setting in ("", "on", "acs", "1", "true", "yes"):
+    if value in ("", "on", "acs", "1", "true", "yes"):
         return Throttle.acs(issuer)
     try:
-        scale = float(setting)
+        scale = float(value)
     except ValueError:
-        raise ValueError(f"THREADLINE_THROTTLE must be off, on or a positive factor, not {setting!r}") from None
+        scale = math.nan
     if not scale > 0 or math.isinf(scale):
-        raise ValueError(f"THREADLINE_THROTTLE must be off, on or a positive factor, not {setting!r}")
+        raise ValueError(f"the throttle setting must be off, on or a positive factor, not {setting!r}")
     return Throttle.acs(issuer, scale)

@@ -224,3 +224,6 @@ class Store(Protocol):
 
     async def prune_events(self, before_ms: int) -> int:
         """Drop events created before ``before_ms``; return how many."""
+
+    async def prune_idempotency(self, before_ms: int) -> int:
+        """Forget repeatability ids recorded before ``before_ms``; return how many."""

@@ -724,6 +724,11 @@ class SqliteStore:
             lambda c: c.execute("DELETE FROM events WHERE created_ms < ?", (before_ms,)).rowcount
         )
 
+    async def prune_idempotency(self, before_ms: int) -> int:
+        return await self._write(
+            lambda c: c.execute("DELETE FROM idempotency WHERE created_ms < ?", (before_ms,)).rowcount
+        )
+
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply the pending migrations on an open connection; return the versions applied."""
