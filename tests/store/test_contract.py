@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from threadline.store.base import Effects, Store
@@ -404,3 +406,15 @@ async def test_ping_and_reopen_keep_data(engine: Engine, store: Store) -> None:
     again = await engine.open()  # migrations already applied: opening again changes nothing
     assert (await again.get_user(a)) is not None
     await again.ping()
+
+
+async def test_prune_idempotency_forgets_old_keys(store: Store) -> None:
+    (a,) = await make_users(store, 1)
+    tid = (await make_thread(store, a)).value[0].thread_id  # type: ignore[index]
+    first = await send(store, tid, a, "once", T0 + 10, key="k1")
+    assert first.value is not None
+    assert await store.prune_idempotency(0) == 0  # recorded now: nothing is that old
+    assert (await send(store, tid, a, "once", T0 + 20, key="k1")).replayed == first.value.id
+    assert await store.prune_idempotency(int(time.time() * 1000) + 3_600_000) == 1
+    again = await send(store, tid, a, "once", T0 + 30, key="k1")
+    assert again.replayed is None and again.value is not None and again.value.id != first.value.id

@@ -768,6 +768,13 @@ class PostgresStore:
         status = await self._write(lambda c: c.execute("DELETE FROM events WHERE created_ms < $1", before_ms))
         return int(str(status).rsplit(" ", 1)[-1])
 
+    async def prune_idempotency(self, before_ms: int) -> int:
+        """Forget repeatability ids recorded before ``before_ms``; return how many."""
+        status = await self._write(
+            lambda c: c.execute("DELETE FROM idempotency WHERE created_ms < $1", before_ms)
+        )
+        return int(str(status).rsplit(" ", 1)[-1])
+
 
 async def migrate(conn: Connection) -> list[int]:
     """Apply the pending migrations; return the versions applied.
