@@ -11,23 +11,65 @@ engine gets them from row locks held until commit:
 * an idempotent write first claims its ``(scope, key)`` with ``INSERT ... ON
   CONFLICT DO NOTHING``: a concurrent duplicate waits on the unique index until
   the first commits, then finds the key taken and replays the stored result;
-* event positions come from the single row of ``event_counter``, updated in
-  the writing transaction as its last step. Its row lock is held until commit,
-  so a transaction that took position P commits before any that takes P+1:
-  positions become visible in order, on every node. (A ``BIGSERIAL`` would not
-  do: its values are handed out at insert time, and a lower one can commit
-  after a higher one.) The price is that event writers commit one at a time;
-  ``bench/scale.py`` measures it.
+* event positions come from the single row of ``event_counter``, whose row
+  lock is held until commit, so a transaction that took position P commits
+  before any that takes P+1: positions become visible in order, on every node.
+  (A ``BIGSERIAL`` would not do: its values are handed out at insert time, and
+  a lower one can commit after a higher one; nor would per-thread positions:
+  resume is per user across threads.)
 
-Lock order is idempotency key, thread row, event counter; a deadlock that
-still happens (deleting a user while re-adding them) is retried.
+Every event writer queues on that one lock, so what matters is how long it is
+held. A write therefore does all its work first: it inserts its events under
+placeholder positions (negative, unique per write, from the
+``event_placeholders`` sequence) and its membership rows with their positions
+still unset, and notes their ids. Its last message to the server is then one
+simple-protocol query (only integers are inlined), ``WITH c AS (UPDATE
+event_counter ... RETURNING ...), ... UPDATE events SET position = ...,
+UPDATE participants SET joined_pos/left_pos = ... SELECT set_config(...);
+COMMIT``: planned before it waits, it takes the counter lock, rewrites the
+placeholders and commits, with no client round trip in between. The lock is
+held for those few row updates and the WAL flush, no longer. (Before, it was
+held through two more round trips, the recipients query and ``COMMIT``, each
+waiting on the client's event loop.)
+
+Why this is still correct:
+
+* ordering: positions are still taken under the counter lock and the lock is
+  still released only by ``COMMIT``, so commit order is position order. The
+  placeholders are never visible: they are written and replaced by the same
+  transaction, and they are negative (readers ask for ``position > after``
+  with ``after >= 0``); dense positions are kept too (an aborted write rolls
+  its counter increment back), so the Redis hub's gap detection and the
+  WebSocket resume read exactly what they read before;
+* recipients: the members whose interval covers a position, read *after*
+  commit (the first position is passed through a session setting). That read
+  is exact: membership rows change their coverage only in the final step of a
+  write, under the counter lock, and set ``joined_pos``/``left_pos`` to at
+  least the counter value they found, so nothing that commits later can
+  change who covers a position already committed; ``events_since`` reads the
+  same rows, so live delivery and replay agree;
+* a membership change with no event (``on_position`` in SQLite) still takes
+  the counter lock, with ``value + 0``, and uses the next position;
+* deleting a user ends its memberships at the current position in its own
+  final message: ``SELECT ... FOR UPDATE`` on the counter, then the
+  ``UPDATE participants`` (a fresh snapshot, taken once the lock is held, sees
+  every membership committed before), then ``COMMIT``.
+
+If the connection fails between ``COMMIT`` and that read, the write is
+returned without its events (and a warning is logged); subscribers still get
+them from the log: the hub fills the gap, a resume replays it.
+
+Lock order is idempotency key, thread row, event counter, membership rows; a
+deadlock that still happens (deleting a user while re-adding them) is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
@@ -67,6 +109,10 @@ _LIVE_MEMBER = "left_pos IS NULL"
 MIGRATION_LOCK = 0x7468_72646C696E65
 _NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 _RETRIES = 5
+#: Placeholder positions of a write are -(slot * _SPAN + n) for its n-th event, n < _SPAN.
+_SPAN = 65536
+#: The session setting through which a write's final message hands its first position back.
+_BASE_SETTING = "threadline.event_base"
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
@@ -75,6 +121,61 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.InterfaceError,
 )
+
+
+@dataclass(slots=True)
+class _Finish:
+    """What an event-writing transaction leaves for its final message (see the module docstring).
+
+    Attributes:
+        thread_id: the thread of the events.
+        events: the write's events, in order; their positions are set after commit.
+        slot: the events carry placeholder positions ``-(slot * _SPAN + n)``, n = 1, 2, ...
+        joined: ids of membership rows that begin at the write's first position.
+        left: ids of membership rows that end at the write's first position.
+        counter: whether the final message must take the counter (events or membership).
+        then: statements the final message runs once the counter is taken, before ``COMMIT``.
+    """
+
+    thread_id: str = ""
+    events: list[Event] = field(default_factory=list)
+    slot: int = 0
+    joined: list[int] = field(default_factory=list)
+    left: list[int] = field(default_factory=list)
+    counter: bool = False
+    then: str = ""
+
+    def sql(self) -> str:
+        """The final message: take the counter, rewrite the placeholders, commit.
+
+        One statement (planned before it waits for the lock) and ``COMMIT``, sent
+        together through the simple protocol. Everything inlined is an integer.
+        """
+        if not self.counter:
+            return "COMMIT"
+        n = len(self.events)
+        parts = [f"c AS (UPDATE event_counter SET value = value + {n} WHERE id RETURNING value - {n} AS base)"]
+        if n:
+            high = int(self.slot) * _SPAN
+            parts.append(
+                f"e AS (UPDATE events SET position = c.base - events.position - {high} FROM c "
+                f"WHERE events.position BETWEEN {-(high + n)} AND {-(high + 1)})"
+            )
+        if self.joined:
+            ids = ", ".join(str(int(i)) for i in self.joined)
+            parts.append(
+                f"j AS (UPDATE participants SET joined_pos = c.base + 1 FROM c WHERE participants.id IN ({ids}))"
+            )
+        if self.left:
+            # A user deletion may have ended the stay meanwhile: the re-check keeps its position.
+            ids = ", ".join(str(int(i)) for i in self.left)
+            parts.append(
+                f"l AS (UPDATE participants SET left_pos = c.base + 1 FROM c "
+                f"WHERE participants.id IN ({ids}) AND participants.{_LIVE_MEMBER})"
+            )
+        then = f"{self.then}; " if self.then else ""
+        return (f"WITH {', '.join(parts)} SELECT set_config('{_BASE_SETTING}', c.base::text, false) FROM c; "
+                f"{then}COMMIT")
 
 
 class PostgresStore:
@@ -163,6 +264,69 @@ class PostgresStore:
                 raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _write_events(self, fn: Callable[[Connection, _Finish], Awaitable[T]]) -> T:
+        """Run ``fn`` in one transaction ended by the final message of its :class:`_Finish`.
+
+        ``fn`` does every write; the final message then takes the event counter,
+        assigns positions and commits in one round trip. The positions and
+        recipients are read once committed. A deadlock is retried, as in :meth:`_write`.
+        """
+        pool = self._require_pool()
+        for attempt in range(_RETRIES):
+            try:
+                async with pool.acquire() as conn:
+                    finish = _Finish()
+                    await conn.execute("BEGIN")
+                    try:
+                        result = await fn(conn, finish)
+                        await conn.execute(finish.sql())
+                    except BaseException:
+                        with contextlib.suppress(Exception):
+                            if conn.is_in_transaction():
+                                await conn.execute("ROLLBACK")
+                        raise
+                    if finish.events:
+                        await self._settle(conn, finish)
+                    return result
+            except asyncpg.exceptions.TransactionRollbackError as exc:
+                if attempt == _RETRIES - 1:
+                    raise StoreError(f"the write kept conflicting: {exc}") from exc
+                log.info("retrying a write after %s", type(exc).__name__)
+                await asyncio.sleep(0.005 * (attempt + 1))
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    async def _settle(conn: Connection, finish: _Finish) -> None:
+        """After commit: give the events their positions and recipients, in one read.
+
+        The recipients of a position are the members whose interval covers it;
+        committed intervals never change their coverage of a committed position.
+        """
+        events = finish.events
+        try:
+            rows = await conn.fetch(
+                f"SELECT b.base, p.user_id, p.joined_pos, p.left_pos "
+                f"FROM (SELECT current_setting('{_BASE_SETTING}')::bigint AS base) b "
+                "LEFT JOIN participants p ON p.thread_id = $1 AND p.joined_pos <= b.base + $2 "
+                "AND (p.left_pos IS NULL OR p.left_pos > b.base) ORDER BY p.id",
+                finish.thread_id, len(events),
+            )
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            log.warning("a write committed but its events could not be read back (%s); "
+                        "subscribers will get them from the log", exc)
+            events.clear()
+            return
+        base = int(rows[0]["base"])
+        members = [r for r in rows if r["user_id"] is not None]
+        for n, event in enumerate(events, 1):
+            p = event.position = base + n
+            event.recipients = tuple(
+                r["user_id"] for r in members
+                if r["joined_pos"] <= p and (r["left_pos"] is None or r["left_pos"] >= p)
+            )
+
     async def _effects(
         self, conn: Connection, effects: Effects[T], apply: Callable[[], Awaitable[T | None]]
     ) -> Outcome[T]:
@@ -204,63 +368,41 @@ class PostgresStore:
 
     @staticmethod
     async def _log_events(
-        conn: Connection, thread_id: str, items: list[tuple[str, bytes]], now_ms: int
-    ) -> list[Event]:
-        """Take positions from the counter and store the events, in one statement."""
-        rows = await conn.fetch(
-            "WITH c AS (UPDATE event_counter SET value = value + $1 WHERE id RETURNING value) "
+        conn: Connection, finish: _Finish, thread_id: str, items: list[tuple[str, bytes]], now_ms: int
+    ) -> None:
+        """Store the events under placeholder positions; the final message gives them theirs."""
+        if len(items) >= _SPAN:
+            raise StoreError(f"a write may make at most {_SPAN - 1} events, not {len(items)}")
+        slot = await conn.fetchval(
+            f"WITH s AS (SELECT nextval('event_placeholders') AS slot) "
             "INSERT INTO events (position, thread_id, type, payload, created_ms) "
-            "SELECT c.value - $1 + i.n, $2, i.type, i.payload, $5 FROM c, "
-            "unnest($3::text[], $4::bytea[]) WITH ORDINALITY AS i(type, payload, n) "
-            "RETURNING position",
-            len(items), thread_id, [k for k, _ in items], [p for _, p in items], now_ms,
+            f"SELECT -(s.slot * {_SPAN} + i.n), $1, i.type, i.payload, $4 FROM s, "
+            "unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS i(type, payload, n) "
+            f"RETURNING -position / {_SPAN}",
+            thread_id, [k for k, _ in items], [p for _, p in items], now_ms,
         )
-        positions = sorted(int(r["position"]) for r in rows)
-        return [
-            Event(pos, thread_id, kind, payload, now_ms)
-            for pos, (kind, payload) in zip(positions, items, strict=True)
-        ]
-
-    @staticmethod
-    async def _current_position(conn: Connection, *, lock: bool = False) -> int:
-        sql = "SELECT value FROM event_counter WHERE id" + (" FOR UPDATE" if lock else "")
-        return int(await conn.fetchval(sql))
-
-    @staticmethod
-    async def _set_recipients(conn: Connection, thread_id: str, events: list[Event]) -> None:
-        if not events:
-            return
-        low, high = events[0].position, events[-1].position
-        rows = await conn.fetch(
-            "SELECT user_id, joined_pos, left_pos FROM participants "
-            "WHERE thread_id = $1 AND joined_pos <= $2 AND (left_pos IS NULL OR left_pos >= $3) ORDER BY id",
-            thread_id, high, low,
-        )
-        for event in events:
-            p = event.position
-            event.recipients = tuple(
-                r["user_id"] for r in rows
-                if r["joined_pos"] <= p and (r["left_pos"] is None or r["left_pos"] >= p)
-            )
+        finish.slot = int(slot)
+        finish.events = [Event(0, thread_id, kind, payload, now_ms) for kind, payload in items]
 
     async def _publishable(
-        self, conn: Connection, thread_id: str, effects: Effects[Any], value: Any, now_ms: int,
-        on_position: Callable[[int], Awaitable[None]] | None = None,
+        self, conn: Connection, finish: _Finish, thread_id: str, effects: Effects[Any], value: Any, now_ms: int,
+        *, joined: Sequence[int] = (), left: Sequence[int] = (),
     ) -> list[Event]:
-        """Store the events of a write; ``on_position`` adjusts memberships before recipients are read.
+        """Store the events of a write and leave its position-taking to the final message.
 
-        This is the last step of every write, so the event counter's lock is
-        held only for it and the commit.
+        ``joined`` and ``left`` are ids of membership rows that begin or end at
+        the write's first position (the next position when it has no event), as
+        ``on_position`` does in SQLite. The events returned get their positions
+        and recipients once the transaction has committed.
         """
         items = effects.events(value) if effects.events is not None and value is not None else []
-        events = await self._log_events(conn, thread_id, items, now_ms) if items else []
-        if on_position is not None:
-            if events:
-                await on_position(events[0].position)
-            else:
-                await on_position(await self._current_position(conn, lock=True) + 1)
-        await self._set_recipients(conn, thread_id, events)
-        return events
+        finish.thread_id = thread_id
+        if items:
+            await self._log_events(conn, finish, thread_id, items, now_ms)
+        finish.joined += joined
+        finish.left += left
+        finish.counter = bool(items or joined or left)
+        return finish.events
 
     @staticmethod
     async def _next_ids(conn: Connection, thread_id: str, count: int, now_ms: int) -> list[tuple[int, int]]:
@@ -306,15 +448,19 @@ class PostgresStore:
         return records
 
     @staticmethod
-    async def _join(conn: Connection, thread_id: str, members: Sequence[ParticipantRecord], pos: int) -> None:
-        await conn.executemany(
-            "INSERT INTO participants (thread_id, user_id, display_name, share_history_ms, metadata, "
-            "joined_pos) VALUES ($1, $2, $3, $4, $5, $6)",
-            [
-                (thread_id, p.user_id, p.display_name, p.share_history_ms, dump_json(p.metadata), pos)
-                for p in members
-            ],
+    async def _join(conn: Connection, thread_id: str, members: Sequence[ParticipantRecord]) -> list[int]:
+        """Insert memberships whose ``joined_pos`` the final message sets; return their ids, in order."""
+        if not members:
+            return []
+        rows = await conn.fetch(
+            "INSERT INTO participants (thread_id, user_id, display_name, share_history_ms, metadata, joined_pos) "
+            "SELECT $1, m.user_id, m.display_name, m.share_history_ms, m.metadata, 0 "
+            "FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY "
+            "AS m(user_id, display_name, share_history_ms, metadata, n) ORDER BY m.n RETURNING id",
+            thread_id, [p.user_id for p in members], [p.display_name for p in members],
+            [p.share_history_ms for p in members], [dump_json(p.metadata) for p in members],
         )
+        return sorted(int(r["id"]) for r in rows)
 
     # -- users -------------------------------------------------------------------------------------
 
@@ -354,22 +500,26 @@ class PostgresStore:
     async def delete_user(self, user_id: str, now_ms: int) -> bool:
         """Mark the user deleted and end its memberships at the current position."""
 
-        async def run(c: Connection) -> bool:
+        async def run(c: Connection, finish: _Finish) -> bool:
             done = await c.fetchval(
                 "UPDATE users SET deleted_ms = $1, token_generation = token_generation + 1 "
                 "WHERE id = $2 AND deleted_ms IS NULL RETURNING true",
                 now_ms, user_id,
             )
             if done:
-                # Locked, so no event can take a position between this one and our commit.
-                position = await self._current_position(c, lock=True)
-                await c.execute(
-                    f"UPDATE participants SET left_pos = $1 WHERE user_id = $2 AND {_LIVE_MEMBER}",
-                    position, user_id,
+                # The memberships are ended in the final message, once the counter is locked: the
+                # statement's snapshot then holds every membership committed before, and no event
+                # can take a position between the current one and our commit. The user id reaches
+                # it through a transaction-local setting, so only integers are ever inlined.
+                await c.execute("SELECT set_config('threadline.deleted_user', $1, true)", user_id)
+                finish.counter = True
+                finish.then = (
+                    "UPDATE participants SET left_pos = (SELECT value FROM event_counter WHERE id) "
+                    f"WHERE user_id = current_setting('threadline.deleted_user') AND {_LIVE_MEMBER}"
                 )
             return bool(done)
 
-        return await self._write(run)
+        return await self._write_events(run)
 
     # -- threads -------------------------------------------------------------------------------------
 
@@ -382,7 +532,7 @@ class PostgresStore:
     ) -> Outcome[list[MessageRecord]]:
         """Create a thread with its members and first (system) messages."""
 
-        async def run(c: Connection) -> Outcome[list[MessageRecord]]:
+        async def run(c: Connection, finish: _Finish) -> Outcome[list[MessageRecord]]:
             async def apply() -> list[MessageRecord]:
                 await c.execute(
                     "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention) "
@@ -394,16 +544,13 @@ class PostgresStore:
 
             outcome = await self._effects(c, effects, apply)
             if outcome.value is not None:
-
-                async def join(pos: int) -> None:
-                    await self._join(c, thread.id, participants, pos)
-
+                joined = await self._join(c, thread.id, participants)
                 outcome.events = await self._publishable(
-                    c, thread.id, effects, outcome.value, thread.created_ms, join
+                    c, finish, thread.id, effects, outcome.value, thread.created_ms, joined=joined
                 )
             return outcome
 
-        return await self._write(run)
+        return await self._write_events(run)
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         """Return the thread, deleted or not."""
@@ -473,7 +620,7 @@ class PostgresStore:
     ) -> Outcome[MessageRecord | None]:
         """Set the given properties and write the ``topicUpdated`` draft, if any."""
 
-        async def run(c: Connection) -> Outcome[MessageRecord | None]:
+        async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord | None]:
             if topic is not None:
                 await c.execute("UPDATE threads SET topic = $1 WHERE id = $2", topic, thread_id)
             if metadata is not None:
@@ -482,17 +629,17 @@ class PostgresStore:
                 )
             message = (await self._insert_messages(c, thread_id, [draft], now_ms))[0] if draft else None
             outcome: Outcome[MessageRecord | None] = Outcome(value=message)
-            outcome.events = await self._publishable(c, thread_id, effects, message, now_ms)
+            outcome.events = await self._publishable(c, finish, thread_id, effects, message, now_ms)
             return outcome
 
-        return await self._write(run)
+        return await self._write_events(run)
 
     async def delete_thread(
         self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord]
     ) -> Outcome[ThreadRecord]:
         """Mark a live thread deleted; the value is None if it was not live."""
 
-        async def run(c: Connection) -> Outcome[ThreadRecord]:
+        async def run(c: Connection, finish: _Finish) -> Outcome[ThreadRecord]:
             row = await c.fetchrow(
                 "UPDATE threads SET deleted_ms = $1 WHERE id = $2 AND deleted_ms IS NULL "
                 f"RETURNING {THREAD_COLUMNS}",
@@ -500,10 +647,10 @@ class PostgresStore:
             )
             thread = None if row is None else thread_from(row)
             outcome = Outcome(value=thread)
-            outcome.events = await self._publishable(c, thread_id, effects, thread, now_ms)
+            outcome.events = await self._publishable(c, finish, thread_id, effects, thread, now_ms)
             return outcome
 
-        return await self._write(run)
+        return await self._write_events(run)
 
     # -- participants ----------------------------------------------------------------------------------
 
@@ -537,7 +684,7 @@ class PostgresStore:
     ) -> Outcome[MessageRecord | None]:
         """Add members; those already in are updated in place and not announced."""
 
-        async def run(c: Connection) -> Outcome[MessageRecord | None]:
+        async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord | None]:
             async def apply() -> MessageRecord | None:
                 if not await self._lock_thread(c, thread_id):
                     return None
@@ -562,15 +709,13 @@ class PostgresStore:
 
             outcome: Outcome[MessageRecord | None] = await self._effects(c, effects, apply)
             if outcome.value is not None:
-                added = outcome.value.participants or []
-
-                async def join(pos: int) -> None:
-                    await self._join(c, thread_id, added, pos)
-
-                outcome.events = await self._publishable(c, thread_id, effects, outcome.value, now_ms, join)
+                joined = await self._join(c, thread_id, outcome.value.participants or [])
+                outcome.events = await self._publishable(
+                    c, finish, thread_id, effects, outcome.value, now_ms, joined=joined
+                )
             return outcome
 
-        return await self._write(run)
+        return await self._write_events(run)
 
     async def remove_participant(
         self, thread_id: str, user_id: str, draft: MessageDraft, now_ms: int,
@@ -578,11 +723,11 @@ class PostgresStore:
     ) -> Outcome[MessageRecord | None]:
         """End a membership and write the ``participantRemoved`` draft; None if not a member."""
 
-        async def run(c: Connection) -> Outcome[MessageRecord | None]:
+        async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord | None]:
             if not await self._lock_thread(c, thread_id):
                 return Outcome()
             row = await c.fetchrow(
-                f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = $1 AND user_id = $2 "
+                f"SELECT id, {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = $1 AND user_id = $2 "
                 f"AND {_LIVE_MEMBER}",
                 thread_id, user_id,
             )
@@ -591,18 +736,12 @@ class PostgresStore:
             draft.participants = [participant_from(row)]
             message = (await self._insert_messages(c, thread_id, [draft], now_ms))[0]
             outcome: Outcome[MessageRecord | None] = Outcome(value=message)
-
-            async def leave(pos: int) -> None:
-                await c.execute(
-                    "UPDATE participants SET left_pos = $1 "
-                    f"WHERE thread_id = $2 AND user_id = $3 AND {_LIVE_MEMBER}",
-                    pos, thread_id, user_id,
-                )
-
-            outcome.events = await self._publishable(c, thread_id, effects, message, now_ms, leave)
+            outcome.events = await self._publishable(
+                c, finish, thread_id, effects, message, now_ms, left=[int(row["id"])]
+            )
             return outcome
 
-        return await self._write(run)
+        return await self._write_events(run)
 
     # -- messages ------------------------------------------------------------------------------------------
 
@@ -611,16 +750,16 @@ class PostgresStore:
     ) -> Outcome[MessageRecord]:
         """Append a message with the next sequence id and a fresh epoch-ms id."""
 
-        async def run(c: Connection) -> Outcome[MessageRecord]:
+        async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord]:
             async def apply() -> MessageRecord:
                 return (await self._insert_messages(c, thread_id, [draft], now_ms))[0]
 
             outcome = await self._effects(c, effects, apply)
             if outcome.value is not None:
-                outcome.events = await self._publishable(c, thread_id, effects, outcome.value, now_ms)
+                outcome.events = await self._publishable(c, finish, thread_id, effects, outcome.value, now_ms)
             return outcome
 
-        return await self._write(run)
+        return await self._write_events(run)
 
     async def get_message(self, thread_id: str, message_id: str) -> MessageRecord | None:
         """Return the message, deleted or not."""
@@ -658,7 +797,7 @@ class PostgresStore:
     ) -> Outcome[MessageRecord]:
         """Edit a live message (a None field is left as it is); None if not live."""
 
-        async def run(c: Connection) -> Outcome[MessageRecord]:
+        async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord]:
             row = await c.fetchrow(
                 "UPDATE messages SET content = coalesce($1, content), metadata = coalesce($2, metadata), "
                 "edited_ms = $3, version = greatest(version + 1, $3) "
@@ -667,17 +806,17 @@ class PostgresStore:
             )
             message = None if row is None else message_from(row)
             outcome = Outcome(value=message)
-            outcome.events = await self._publishable(c, thread_id, effects, message, now_ms)
+            outcome.events = await self._publishable(c, finish, thread_id, effects, message, now_ms)
             return outcome
 
-        return await self._write(run)
+        return await self._write_events(run)
 
     async def delete_message(
         self, thread_id: str, message_id: str, now_ms: int, effects: Effects[MessageRecord]
     ) -> Outcome[MessageRecord]:
         """Mark a live message deleted; None if not live."""
 
-        async def run(c: Connection) -> Outcome[MessageRecord]:
+        async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord]:
             row = await c.fetchrow(
                 "UPDATE messages SET deleted_ms = $1, version = greatest(version + 1, $1) "
                 f"WHERE thread_id = $2 AND id = $3 AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
@@ -685,10 +824,10 @@ class PostgresStore:
             )
             message = None if row is None else message_from(row)
             outcome = Outcome(value=message)
-            outcome.events = await self._publishable(c, thread_id, effects, message, now_ms)
+            outcome.events = await self._publishable(c, finish, thread_id, effects, message, now_ms)
             return outcome
 
-        return await self._write(run)
+        return await self._write_events(run)
 
     # -- read receipts -------------------------------------------------------------------------------------
 
@@ -697,7 +836,7 @@ class PostgresStore:
     ) -> Outcome[ReadReceiptRecord]:
         """Keep the reader's latest receipt."""
 
-        async def run(c: Connection) -> Outcome[ReadReceiptRecord]:
+        async def run(c: Connection, finish: _Finish) -> Outcome[ReadReceiptRecord]:
             async def apply() -> ReadReceiptRecord:
                 await c.execute(
                     "INSERT INTO read_receipts (thread_id, user_id, message_id, read_ms) "
@@ -711,11 +850,11 @@ class PostgresStore:
             outcome = await self._effects(c, effects, apply)
             if outcome.value is not None:
                 outcome.events = await self._publishable(
-                    c, receipt.thread_id, effects, receipt, receipt.read_ms
+                    c, finish, receipt.thread_id, effects, receipt, receipt.read_ms
                 )
             return outcome
 
-        return await self._write(run)
+        return await self._write_events(run)
 
     async def list_read_receipts(self, thread_id: str, *, skip: int, limit: int) -> list[ReadReceiptRecord]:
         """One receipt per reader, most recent first."""
