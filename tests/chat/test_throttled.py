@@ -45,4 +45,4 @@ def test_429_is_an_acs_error_and_retry_after_is_honoured(start_server: Callable[
 
     waited = asyncio.run(patient())
     assert waited >= 0.9
-    assert [m.content.message for m in thread.list_messages(results_per_page=1)][0] == "after the wait"
+    assert next(iter(thread.list_messages(results_per_page=1))).content.message == "after the wait"

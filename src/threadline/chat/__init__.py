@@ -26,7 +26,6 @@ from threadline._shared.identifiers import (
     identifier_from_raw_id,
 )
 
-from . import _realtime
 from ._chat_client import ChatClient
 from ._chat_thread_client import ChatThreadClient
 from ._credential import CommunicationTokenCredential
@@ -44,39 +43,46 @@ from ._models import (
     CreateChatThreadResult,
     SendChatMessageResult,
 )
+from ._realtime import (
+    ChatEvent,
+    ChatMessageDeletedEvent,
+    ChatMessageEditedEvent,
+    ChatMessageReceivedEvent,
+    ChatThreadCreatedEvent,
+    ChatThreadDeletedEvent,
+    ChatThreadPropertiesUpdatedEvent,
+    ParticipantsAddedEvent,
+    ParticipantsRemovedEvent,
+    ReadReceiptReceivedEvent,
+    RealTimeNotificationConnectedEvent,
+    RealTimeNotificationDisconnectedEvent,
+    ResumeGapEvent,
+    TypingIndicatorReceivedEvent,
+)
 
-# Real-time event models (docs/realtime.md): importable from here, but kept out of
-# __all__, which must stay exactly upstream's (tests/chat/test_surface.py).
-ChatEvent = _realtime.ChatEvent
-ChatMessageDeletedEvent = _realtime.ChatMessageDeletedEvent
-ChatMessageEditedEvent = _realtime.ChatMessageEditedEvent
-ChatMessageReceivedEvent = _realtime.ChatMessageReceivedEvent
-ChatThreadCreatedEvent = _realtime.ChatThreadCreatedEvent
-ChatThreadDeletedEvent = _realtime.ChatThreadDeletedEvent
-ChatThreadPropertiesUpdatedEvent = _realtime.ChatThreadPropertiesUpdatedEvent
-ParticipantsAddedEvent = _realtime.ParticipantsAddedEvent
-ParticipantsRemovedEvent = _realtime.ParticipantsRemovedEvent
-ReadReceiptReceivedEvent = _realtime.ReadReceiptReceivedEvent
-RealTimeNotificationConnectedEvent = _realtime.RealTimeNotificationConnectedEvent
-RealTimeNotificationDisconnectedEvent = _realtime.RealTimeNotificationDisconnectedEvent
-ResumeGapEvent = _realtime.ResumeGapEvent
-TypingIndicatorReceivedEvent = _realtime.TypingIndicatorReceivedEvent
-
-# Exactly the names of ``azure.communication.chat.__all__``; CommunicationCloudEnvironment
-# is importable too (the identifier constructors take it) but, as upstream, not listed.
+# The names of ``azure.communication.chat.__all__``, then Threadline's one extension: the real-time
+# event models (docs/realtime.md). CommunicationCloudEnvironment is importable too (the identifier
+# constructors take it) but, as upstream, not listed.
 __all__ = [
     "ChatAttachment",
     "ChatAttachmentType",
     "ChatClient",
     "ChatError",
+    "ChatEvent",
     "ChatMessage",
     "ChatMessageContent",
+    "ChatMessageDeletedEvent",
+    "ChatMessageEditedEvent",
     "ChatMessageReadReceipt",
+    "ChatMessageReceivedEvent",
     "ChatMessageType",
     "ChatParticipant",
     "ChatThreadClient",
+    "ChatThreadCreatedEvent",
+    "ChatThreadDeletedEvent",
     "ChatThreadItem",
     "ChatThreadProperties",
+    "ChatThreadPropertiesUpdatedEvent",
     "CommunicationIdentifier",
     "CommunicationIdentifierKind",
     "CommunicationTokenCredential",
@@ -87,9 +93,16 @@ __all__ = [
     "MicrosoftTeamsAppProperties",
     "MicrosoftTeamsUserIdentifier",
     "MicrosoftTeamsUserProperties",
+    "ParticipantsAddedEvent",
+    "ParticipantsRemovedEvent",
     "PhoneNumberIdentifier",
     "PhoneNumberProperties",
+    "ReadReceiptReceivedEvent",
+    "RealTimeNotificationConnectedEvent",
+    "RealTimeNotificationDisconnectedEvent",
+    "ResumeGapEvent",
     "SendChatMessageResult",
+    "TypingIndicatorReceivedEvent",
     "UnknownIdentifier",
     "identifier_from_raw_id",
 ]

@@ -47,6 +47,7 @@ from threadline.identity.tokens import InvalidToken, TokenClaims, TokenIssuer
 from threadline.protocol.errors import ChatServiceError
 from threadline.protocol.times import format_ms
 from threadline.protocol.versions import CHAT_VERSIONS
+from threadline.server import metrics
 from threadline.server.events import Hub
 from threadline.server.services.identity import IdentityService
 from threadline.server.services.payloads import identifier_kind
@@ -660,6 +661,7 @@ class RealtimeManager:
 
         connection = _Connection(self, websocket, claims)
         self.connections[connection] = heartbeat
+        metrics.connections_opened()
         self._ensure_checker()
         connection.unsubscribe = self.hub.subscribe(connection.user_id, connection.on_event)
         connection.start_timers(heartbeat)
@@ -674,6 +676,7 @@ class RealtimeManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
             self.connections.pop(connection, None)
+            metrics.connections_closed()
 
     def _parameters(self, websocket: WebSocket) -> tuple[int | None, float]:
         query = websocket.query_params

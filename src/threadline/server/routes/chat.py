@@ -49,7 +49,8 @@ async def create_thread(call: Call) -> Response:
 async def list_threads(call: Call) -> Response:
     actor = await bearer_actor(call)
     size, start = call.query_int("maxPageSize"), call.query("startTime")
-    page = await call.state.threads.list_threads(actor, page_size=size, start_time=start, cursor=call.query("syncState"))
+    cursor = call.query("syncState")
+    page = await call.state.threads.list_threads(actor, page_size=size, start_time=start, cursor=cursor)
     link = next_link(call, page.cursor, {"maxPageSize": size, "startTime": start})
     return json(call, Collection(value=[views.thread_item(t) for t in page.items], next_link=link))
 
@@ -97,7 +98,8 @@ async def list_messages(call: Call) -> Response:
         actor, call.path("thread_id"), page_size=size, start_time=start, cursor=call.query("syncState")
     )
     link = next_link(call, page.cursor, {"maxPageSize": size, "startTime": start})
-    return json(call, Collection(value=[views.message(m, call.api_version) for m in page.items], next_link=link))
+    items = [views.message(m, call.api_version) for m in page.items]
+    return json(call, Collection(value=items, next_link=link))
 
 
 @chat
