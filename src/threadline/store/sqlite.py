@@ -195,9 +195,10 @@ class SqliteStore:
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(executor, self._transaction, fn)
-        except RuntimeError as exc:  # the executor was shut down under us
+            future = loop.run_in_executor(executor, self._transaction, fn)
+        except RuntimeError as exc:  # submitting to an executor that is shutting down
             raise StoreUnavailable("the store is closing") from exc
+        return await future
 
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._write_conn
@@ -261,13 +262,18 @@ class SqliteStore:
 
     def _publishable(
         self, conn: sqlite3.Connection, thread_id: str, effects: Effects[Any], value: Any, now_ms: int,
-        on_position: Callable[[int], None] | None = None,
+        on_position: Callable[[int | None, int], None] | None = None,
     ) -> list[Event]:
-        """Store the events of a write; ``on_position`` adjusts memberships before recipients are read."""
+        """Store the events of a write, then let ``on_position`` adjust memberships before recipients are read.
+
+        ``on_position`` gets the position of the write's first event (None when it has none) and the
+        last position taken before this write.
+        """
+        before = self._current_position(conn) if on_position is not None else 0
         items = effects.events(value) if effects.events is not None and value is not None else []
         events = self._log_events(conn, thread_id, items, now_ms)
         if on_position is not None:
-            on_position(events[0].position if events else self._current_position(conn) + 1)
+            on_position(events[0].position if events else None, before)
         for event in events:
             event.recipients = self._recipients(conn, thread_id, event.position)
         return events
@@ -401,7 +407,7 @@ class SqliteStore:
             if outcome.value is not None:
                 outcome.events = self._publishable(
                     c, thread.id, effects, outcome.value, thread.created_ms,
-                    lambda pos: self._join(c, thread.id, participants, pos),
+                    lambda pos, last: self._join(c, thread.id, participants, pos or last + 1),
                 )
             return outcome
 
@@ -550,7 +556,8 @@ class SqliteStore:
             if outcome.value is not None:
                 added = outcome.value.participants or []
                 outcome.events = self._publishable(
-                    c, thread_id, effects, outcome.value, now_ms, lambda pos: self._join(c, thread_id, added, pos)
+                    c, thread_id, effects, outcome.value, now_ms,
+                    lambda pos, last: self._join(c, thread_id, added, pos or last + 1),
                 )
             return outcome
 
@@ -572,10 +579,11 @@ class SqliteStore:
             message = self._insert_messages(c, thread_id, [draft], now_ms)[0]
             outcome: Outcome[MessageRecord | None] = Outcome(value=message)
 
-            def leave(pos: int) -> None:
+            def leave(pos: int | None, last: int) -> None:
+                # With no event of its own, the member has heard everything up to now and nothing after.
                 c.execute(
                     f"UPDATE participants SET left_pos = ? WHERE thread_id = ? AND user_id = ? AND {_LIVE_MEMBER}",
-                    (pos, thread_id, user_id),
+                    (pos if pos is not None else last, thread_id, user_id),
                 )
 
             outcome.events = self._publishable(c, thread_id, effects, message, now_ms, leave)
