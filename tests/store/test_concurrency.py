@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from threadline.store.records import MessageDraft, ParticipantRecord
+from threadline.store.base import Effects
+from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord
 
 from .conftest import Engine
 from .helpers import T0, make_thread, make_users, optional_events, send, thread_id
@@ -128,3 +129,101 @@ async def test_event_positions_become_visible_in_order(engine: Engine) -> None:
     assert polls > 5
     final = [e.position for e in await reader.events_since(a, 0, 100_000)]
     assert final == list(range(1, 4 + 8 * 40 + 1))
+
+
+async def test_live_recipients_agree_with_replay_under_membership_churn(engine: Engine) -> None:
+    """The recipients a write returns are exactly the users whose replay holds the event.
+
+    Sends on two stores race removals, re-additions and a user deletion in the
+    same thread; afterwards every event's recipients must match ``events_since``
+    of every user, so live delivery and resume never disagree.
+    """
+    one, two = engine.first, await engine.open()
+    a, b, c, d = await make_users(one, 4)
+    created = await make_thread(one, a, [b, c, d])
+    tid = created.value[0].thread_id  # type: ignore[index]
+    events = list(created.events)
+
+    async def sends(store_index: int) -> None:
+        store = one if store_index else two
+        for i in range(30):
+            events.extend((await send(store, tid, a, f"s{store_index}-{i}", T0 + i)).events)
+
+    async def churn(user: str, store_index: int) -> None:
+        store = one if store_index else two
+        for i in range(6):
+            removed = await store.remove_participant(
+                tid, user, MessageDraft("participantRemoved", initiator_id=a), T0 + i, optional_events("removed")
+            )
+            events.extend(removed.events)
+            added = await store.add_participants(
+                tid, [ParticipantRecord(user)], MessageDraft("participantAdded", initiator_id=a), T0 + i,
+                optional_events("added"),
+            )
+            events.extend(added.events)
+
+    async def delete_later() -> None:
+        await asyncio.sleep(0.02)
+        assert await two.delete_user(d, T0 + 99)
+
+    await asyncio.gather(sends(0), sends(1), churn(b, 0), churn(c, 1), delete_later())
+    last = await send(one, tid, a, "last", T0 + 100)
+    assert d not in last.events[0].recipients
+    events.extend(last.events)
+    positions = sorted(e.position for e in events)
+    assert positions == list(range(1, len(events) + 1))
+    replayed = {u: {e.position for e in await two.events_since(u, 0, 10_000)} for u in (a, b, c, d)}
+    for event in events:
+        hearing = {u for u in (a, b, c, d) if event.position in replayed[u]}
+        assert set(event.recipients) == hearing, f"position {event.position} ({event.type})"
+        assert len(event.recipients) == len(hearing)
+    assert replayed[a] == set(positions)
+    assert last.events[0].position not in replayed[d]  # the deleted user hears nothing after
+    low, high = await one.event_bounds()
+    assert (low, high) == (0, len(events))
+
+
+async def test_a_failed_write_leaves_no_gap_and_no_trace(engine: Engine) -> None:
+    one, two = engine.first, await engine.open()
+    (a,) = await make_users(one, 1)
+    tid = (await make_thread(one, a)).value[0].thread_id  # type: ignore[index]
+    await send(one, tid, a, "first", T0 + 1)
+
+    def broken(_: object) -> list[tuple[str, bytes]]:
+        raise ValueError("the event factory failed")
+
+    with pytest.raises(ValueError, match="factory failed"):
+        await two.send_message(tid, MessageDraft("text", sender_id=a, content="lost"), T0 + 2, Effects(events=broken))
+    after = await send(two, tid, a, "second", T0 + 3)
+    assert [e.position for e in after.events] == [3]
+    assert await one.event_bounds() == (0, 3)
+    assert [e.position for e in await one.events_since(a, 0, 10)] == [1, 2, 3]
+    listed = await one.list_messages(tid, before_seq=None, min_created_ms=0, limit=10)
+    assert "lost" not in [m.content for m in listed]
+
+
+async def test_membership_changes_without_events_take_the_next_position(engine: Engine) -> None:
+    one, two = engine.first, await engine.open()
+    a, b = await make_users(one, 2)
+    tid = (await make_thread(one, a)).value[0].thread_id  # type: ignore[index]
+    before = await send(one, tid, a, "before", T0 + 1)
+    quiet: Effects[MessageRecord | None] = Effects()
+    added = await two.add_participants(
+        tid, [ParticipantRecord(b)], MessageDraft("participantAdded", initiator_id=a), T0 + 2, quiet
+    )
+    assert added.value is not None and added.events == []
+    during = await send(one, tid, a, "during", T0 + 3)
+    assert during.events[0].recipients == (a, b)
+    removed = await two.remove_participant(
+        tid, b, MessageDraft("participantRemoved", initiator_id=a), T0 + 4, quiet
+    )
+    assert removed.value is not None and removed.events == []
+    # As in SQLite, a stay ended with no event ends at the next position, inclusive.
+    edge = await send(one, tid, a, "edge", T0 + 5)
+    after = await send(one, tid, a, "after", T0 + 6)
+    assert after.events[0].recipients == (a,)
+    assert before.events[0].recipients == (a,)
+    heard = [during.events[0], *(e for e in edge.events if b in e.recipients)]
+    assert await one.events_since(b, 0, 10) == [
+        type(e)(e.position, e.thread_id, e.type, e.payload, e.created_ms, (b,)) for e in heard
+    ]
