@@ -49,7 +49,8 @@ Why this is still correct:
   change who covers a position already committed; ``events_since`` reads the
   same rows, so live delivery and replay agree;
 * a membership change with no event (``on_position`` in SQLite) still takes
-  the counter lock, with ``value + 0``, and uses the next position;
+  the counter lock, with ``value + 0``: a join begins at the next position, a
+  removal ends at the last one taken;
 * deleting a user ends its memberships at the current position in its own
   final message: ``SELECT ... FOR UPDATE`` on the counter, then the
   ``UPDATE participants`` (a fresh snapshot, taken once the lock is held, sees
@@ -131,8 +132,8 @@ class _Finish:
         thread_id: the thread of the events.
         events: the write's events, in order; their positions are set after commit.
         slot: the events carry placeholder positions ``-(slot * _SPAN + n)``, n = 1, 2, ...
-        joined: ids of membership rows that begin at the write's first position.
-        left: ids of membership rows that end at the write's first position.
+        joined: ids of membership rows that begin at the write's first position (or the next one).
+        left: ids of membership rows that end at the write's first position (or the last one taken).
         counter: whether the final message must take the counter (events or membership).
         then: statements the final message runs once the counter is taken, before ``COMMIT``.
     """
@@ -169,8 +170,10 @@ class _Finish:
         if self.left:
             # A user deletion may have ended the stay meanwhile: the re-check keeps its position.
             ids = ", ".join(str(int(i)) for i in self.left)
+            # With no event of its own, the stay ends at the last position taken: the member has
+            # heard everything up to now and nothing after (as in SQLite).
             parts.append(
-                f"l AS (UPDATE participants SET left_pos = c.base + 1 FROM c "
+                f"l AS (UPDATE participants SET left_pos = c.base + {1 if n else 0} FROM c "
                 f"WHERE participants.id IN ({ids}) AND participants.{_LIVE_MEMBER})"
             )
         then = f"{self.then}; " if self.then else ""
@@ -391,9 +394,10 @@ class PostgresStore:
         """Store the events of a write and leave its position-taking to the final message.
 
         ``joined`` and ``left`` are ids of membership rows that begin or end at
-        the write's first position (the next position when it has no event), as
-        ``on_position`` does in SQLite. The events returned get their positions
-        and recipients once the transaction has committed.
+        the write's first position; with no event, a join begins at the next
+        position and a removal ends at the last one taken, as ``on_position``
+        does in SQLite. The events returned get their positions and recipients
+        once the transaction has committed.
         """
         items = effects.events(value) if effects.events is not None and value is not None else []
         finish.thread_id = thread_id
