@@ -52,9 +52,9 @@ Why this is still correct:
   the counter lock, with ``value + 0``: a join begins at the next position, a
   removal ends at the last one taken;
 * deleting a user ends its memberships at the current position in its own
-  final message: ``SELECT ... FOR UPDATE`` on the counter, then the
-  ``UPDATE participants`` (a fresh snapshot, taken once the lock is held, sees
-  every membership committed before), then ``COMMIT``.
+  final message: the counter statement (``value + 0``), then ``UPDATE
+  participants`` as a second statement, whose fresh snapshot, taken once the
+  lock is held, sees every membership committed before, then ``COMMIT``.
 
 If the connection fails between ``COMMIT`` and that read, the write is
 returned without its events (and a warning is logged); subscribers still get
@@ -168,10 +168,10 @@ class _Finish:
                 f"j AS (UPDATE participants SET joined_pos = c.base + 1 FROM c WHERE participants.id IN ({ids}))"
             )
         if self.left:
-            # A user deletion may have ended the stay meanwhile: the re-check keeps its position.
-            ids = ", ".join(str(int(i)) for i in self.left)
             # With no event of its own, the stay ends at the last position taken: the member has
-            # heard everything up to now and nothing after (as in SQLite).
+            # heard everything up to now and nothing after (as in SQLite). A user deletion may have
+            # ended the stay meanwhile: the re-check of left_pos keeps that end.
+            ids = ", ".join(str(int(i)) for i in self.left)
             parts.append(
                 f"l AS (UPDATE participants SET left_pos = c.base + {1 if n else 0} FROM c "
                 f"WHERE participants.id IN ({ids}) AND participants.{_LIVE_MEMBER})"
@@ -405,7 +405,7 @@ class PostgresStore:
             await self._log_events(conn, finish, thread_id, items, now_ms)
         finish.joined += joined
         finish.left += left
-        finish.counter = bool(items or joined or left)
+        finish.counter = finish.counter or bool(items or joined or left)
         return finish.events
 
     @staticmethod
