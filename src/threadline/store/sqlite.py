@@ -637,35 +637,34 @@ class SqliteStore:
         now_ms: int,
         effects: Effects[MessageRecord],
     ) -> Outcome[MessageRecord]:
-        def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
-            row = c.execute(
-                "UPDATE messages SET content = coalesce(?, content), metadata = coalesce(?, metadata), "
-                "edited_ms = ?, version = max(version + 1, ?) "
-                f"WHERE thread_id = ? AND id = ? AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
-                (content, dump_json(metadata), now_ms, now_ms, thread_id, message_id),
-            ).fetchone()
-            message = None if row is None else message_from(row)
-            outcome = Outcome(value=message)
-            outcome.events = self._publishable(c, thread_id, effects, message, now_ms)
-            return outcome
-
-        return await self._write(run)
+        return await self._write(
+            lambda c: self._change_message(
+                c, thread_id, message_id, "content = coalesce(?, content), metadata = coalesce(?, metadata), "
+                "edited_ms = ?", (content, dump_json(metadata), now_ms), now_ms, effects,
+            )
+        )
 
     async def delete_message(
         self, thread_id: str, message_id: str, now_ms: int, effects: Effects[MessageRecord]
     ) -> Outcome[MessageRecord]:
-        def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
-            row = c.execute(
-                "UPDATE messages SET deleted_ms = ?, version = max(version + 1, ?) "
-                f"WHERE thread_id = ? AND id = ? AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
-                (now_ms, now_ms, thread_id, message_id),
-            ).fetchone()
-            message = None if row is None else message_from(row)
-            outcome = Outcome(value=message)
-            outcome.events = self._publishable(c, thread_id, effects, message, now_ms)
-            return outcome
+        return await self._write(
+            lambda c: self._change_message(c, thread_id, message_id, "deleted_ms = ?", (now_ms,), now_ms, effects)
+        )
 
-        return await self._write(run)
+    def _change_message(
+        self, c: sqlite3.Connection, thread_id: str, message_id: str, assignments: str, values: tuple[Any, ...],
+        now_ms: int, effects: Effects[MessageRecord],
+    ) -> Outcome[MessageRecord]:
+        """Change a live message (raising its version) and log the change's events; None if not live."""
+        row = c.execute(
+            f"UPDATE messages SET {assignments}, version = max(version + 1, ?) "
+            f"WHERE thread_id = ? AND id = ? AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
+            (*values, now_ms, thread_id, message_id),
+        ).fetchone()
+        message = None if row is None else message_from(row)
+        outcome = Outcome(value=message)
+        outcome.events = self._publishable(c, thread_id, effects, message, now_ms)
+        return outcome
 
     # -- read receipts -------------------------------------------------------------------------------------
 
