@@ -7,8 +7,10 @@ to them with the official SDKs and ours, exactly as users do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -32,6 +34,7 @@ class RunningServer:
     http_endpoint: str
     https_endpoint: str
     output: list[str] = field(default_factory=list)
+    engine: str = "sqlite"
 
     @property
     def cert_path(self) -> str:
@@ -110,16 +113,49 @@ def launch(
     raise RuntimeError("server did not become healthy")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One server for the whole session (embedded SQLite, ACS size limits, no rate throttling).
+#: The engines every shared-server suite runs on.
+ENGINES = ["sqlite", "postgres"]
 
-    Functional tests share its threads, so ACS's per-thread rates would throttle them; the
-    throttle has tests of its own on servers started with it on.
+
+@contextlib.contextmanager
+def serving(engine: str, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[RunningServer]:
+    """Run a server on an engine for the length of the block.
+
+    ``sqlite`` is the embedded default; ``postgres`` is the scale-out configuration: a database of
+    its own (dropped afterwards) and the Redis event hub on a channel of its own. PostgreSQL or
+    Redis being down skips the test, or fails it under ``THREADLINE_REQUIRE_SERVICES=1`` (CI).
     """
-    running = launch(tmp_path_factory.mktemp("server") / "data", env={"THREADLINE_THROTTLE": "off"})
-    yield running
-    running.stop()
+    if engine == "sqlite":
+        running = launch(data_dir, *args, env=env)
+        try:
+            yield running
+        finally:
+            running.stop()
+        return
+    from .pg import REDIS_URL, fresh_database, require_postgres, require_redis
+
+    require_postgres()
+    require_redis()
+    with fresh_database("threadline_server") as url:
+        channel = f"{REDIS_URL}?channel=threadline-test:{secrets.token_hex(6)}"
+        running = launch(data_dir, "--database", url, "--events", channel, *args, env=env)
+        running.engine = "postgres"
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server per engine for the whole session, so every suite that uses it runs on both.
+
+    Both keep ACS size limits and run without rate throttling: functional tests share threads, so
+    ACS's per-thread rates would throttle them; the throttle has tests of its own.
+    """
+    data = tmp_path_factory.mktemp(f"server-{request.param}") / "data"
+    with serving(request.param, data, env={"THREADLINE_THROTTLE": "off"}) as running:
+        yield running
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ import msgspec
 from azure.communication.chat import ChatParticipant
 
 from tests.conftest import RunningServer
-from tests.realtime.conftest import NO_THROTTLE
 from tests.realtime.helpers import RawStream, make_thread, open_stream, thread_client, ws_url
 from tests.support import identity_client, new_user
 from threadline.identity.tokens import TokenIssuer, derive_signing_key
+
+NO_THROTTLE = {"THREADLINE_THROTTLE": "off"}
 
 
 def _issuer(server: RunningServer) -> TokenIssuer:

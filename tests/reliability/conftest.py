@@ -6,8 +6,11 @@ no throttling, for tests of those limits; ``throttled_server`` serves with the
 ACS size limits and rates. Both drain the server's output in the
 background so a chatty server never blocks on a full pipe.
 
-Both take the database engine from ``THREADLINE_TEST_DATABASE`` when set
-(e.g. a ``postgresql://`` URL), so the same tests can run on PostgreSQL.
+``open_server`` and ``acs_server`` run on every engine (SQLite, and PostgreSQL
+with the Redis hub), so the authorization matrix, limits, sanitising,
+idempotency and fuzz tests cover both; ``start`` (used by tests that restart a
+server on its data folder) takes the engine from ``THREADLINE_TEST_DATABASE``
+when set.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import RunningServer, launch
+from ..conftest import ENGINES, RunningServer, launch, serving
 
 
 def drain(server: RunningServer) -> None:
@@ -43,20 +46,21 @@ def start(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Runn
     return server
 
 
-@pytest.fixture(scope="session")
-def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server without limits or throttling."""
-    server = start(tmp_path_factory.mktemp("open") / "data", "--no-limits")
-    yield server
-    server.stop()
+@pytest.fixture(scope="session", params=ENGINES)
+def open_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server without limits or throttling, on each engine."""
+    with serving(request.param, tmp_path_factory.mktemp(f"open-{request.param}") / "data", "--no-limits") as server:
+        drain(server)
+        yield server
 
 
-@pytest.fixture(scope="session")
-def acs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server with the ACS size limits, throttling off."""
-    server = start(tmp_path_factory.mktemp("acs") / "data", env={"THREADLINE_THROTTLE": "off"})
-    yield server
-    server.stop()
+@pytest.fixture(scope="session", params=ENGINES)
+def acs_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server with the ACS size limits, throttling off, on each engine."""
+    data = tmp_path_factory.mktemp(f"acs-{request.param}") / "data"
+    with serving(request.param, data, env={"THREADLINE_THROTTLE": "off"}) as server:
+        drain(server)
+        yield server
 
 
 @pytest.fixture(scope="session")
