@@ -1,7 +1,8 @@
 """The embedded store: SQLite in WAL mode behind one writer thread.
 
 Every write runs on a single dedicated thread that owns the only write
-connection, so writers never contend and "database is locked" cannot happen.
+connection, so writers never contend and "database is locked" cannot happen;
+the thread commits queued writes in groups (:mod:`.writer`).
 Point reads and bounded pages (tens of microseconds) run inline on the event
 loop with a read connection of its own, which is cheaper than a thread hop;
 long reads (backups) run on a small pool of threads. WAL lets every reader
@@ -43,6 +44,7 @@ from .rows import (
     thread_from,
     user_from,
 )
+from .writer import Writer
 
 __all__ = ["SqliteStore"]
 
@@ -77,9 +79,8 @@ class SqliteStore:
         self.path = str(path)
         self._synchronous = synchronous.upper()
         self._readers = readers
-        self._writer: ThreadPoolExecutor | None = None
+        self._writer: Writer | None = None
         self._reader: ThreadPoolExecutor | None = None
-        self._write_conn: sqlite3.Connection | None = None
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
         self._loop_conn: sqlite3.Connection | None = None
@@ -89,21 +90,16 @@ class SqliteStore:
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="threadline-sqlite-writer")
+        writer = Writer(lambda: _connect(self.path, self._synchronous))
+        await writer.start(migrate)
+        self._writer = writer
         self._reader = ThreadPoolExecutor(self._readers, thread_name_prefix="threadline-sqlite-reader")
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self._open_writer)
-
-    def _open_writer(self) -> None:
-        self._write_conn = _connect(self.path, self._synchronous)
-        migrate(self._write_conn)
 
     async def close(self) -> None:
         writer, reader = self._writer, self._reader
         self._writer = self._reader = None
         if writer is not None:
-            writer.submit(self._close_writer)
-            writer.shutdown(wait=True)
+            await writer.stop()
         if reader is not None:
             reader.shutdown(wait=True)
         with self._lock:
@@ -113,11 +109,6 @@ class SqliteStore:
         if self._loop_conn is not None:
             self._loop_conn.close()
             self._loop_conn = None
-
-    def _close_writer(self) -> None:
-        if self._write_conn is not None:
-            self._write_conn.close()
-            self._write_conn = None
 
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
@@ -190,28 +181,11 @@ class SqliteStore:
         return fn(conn)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        executor = self._writer
-        if executor is None:
+        """Run ``fn`` on the write connection in a committed transaction (see :mod:`.writer`)."""
+        writer = self._writer
+        if writer is None:
             raise StoreUnavailable("the store is closed")
-        loop = asyncio.get_running_loop()
-        try:
-            future = loop.run_in_executor(executor, self._transaction, fn)
-        except RuntimeError as exc:  # submitting to an executor that is shutting down
-            raise StoreUnavailable("the store is closing") from exc
-        return await future
-
-    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._write_conn
-        if conn is None:
-            raise StoreUnavailable("the store is closed")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+        return await writer.run(fn)
 
     def _effects(self, conn: sqlite3.Connection, effects: Effects[T], apply: Callable[[], T]) -> Outcome[T]:
         """Run one write with its idempotency and events, inside the open transaction."""
