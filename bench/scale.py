@@ -43,6 +43,9 @@ Usage::
                                     [--redis redis://127.0.0.1:6379/0]
 
 A database ``threadline_bench_<random>`` is created on that server and dropped at the end.
+
+In the two-node cluster it also times real-time delivery: one message at a time sent through node A,
+received on a WebSocket held on node A (same node) or node B (across nodes, through the Redis hub).
 """
 
 from __future__ import annotations
@@ -229,6 +232,45 @@ async def send_case(name: str, nodes: list[Node], clients: int, seconds: float) 
         return await drive(name, nodes, clients, seconds, send, session)
 
 
+async def delivery_case(nodes: list[Node], listen_on: int, messages: int) -> str:
+    """Send one message at a time through node 0; time its arrival on a WebSocket held on ``listen_on``.
+
+    Returns:
+        The printed row: p50/p99 of send -> frame, in ms.
+    """
+    key = nodes[0].key
+    async with aiohttp.ClientSession() as session:
+        listener_id, listener_token = await new_user(session, nodes[0], key)
+        _, sender_token = await new_user(session, nodes[0], key)
+        headers = {"Authorization": f"Bearer {sender_token}", "Content-Type": "application/json"}
+        member = {"communicationIdentifier": {"rawId": listener_id, "communicationUser": {"id": listener_id}}}
+        body = json.dumps({"topic": "delivery", "participants": [member]}).encode()
+        async with session.post(f"{nodes[0].endpoint}/chat/threads?{CHAT}", data=body, headers=headers) as r:
+            assert r.status == 201, await r.text()
+            thread_id = (await r.json())["chatThread"]["id"]
+        url = f"{nodes[0].endpoint}/chat/threads/{thread_id}/messages?{CHAT}"
+        ws_url = nodes[listen_on].endpoint.replace("http://", "ws://") + "/chat/realtime"
+        latencies: list[float] = []
+        async with session.ws_connect(ws_url, headers={"Authorization": f"Bearer {listener_token}"}) as ws:
+            while '"synced"' not in (await ws.receive()).data:
+                pass
+            for n in range(messages + 5):
+                text = f"delivery:{n}"
+                began = time.perf_counter()
+                async with session.post(url, data=json.dumps({"content": text}).encode(), headers=headers) as r:
+                    assert r.status == 201
+                while True:
+                    frame = json.loads((await asyncio.wait_for(ws.receive(), 10)).data)
+                    if frame.get("type") == "chatMessageReceived" and frame["data"]["message"] == text:
+                        break
+                if n >= 5:  # the first few warm the paths
+                    latencies.append((time.perf_counter() - began) * 1000)
+                await asyncio.sleep(0.005)
+    where = "same node" if listen_on == 0 else "across nodes"
+    return (f"{'delivery, PostgreSQL, ' + where:<34} {messages:>8} {percentile(latencies, 0.5):>8.2f} "
+            f"{percentile(latencies, 0.99):>8.2f}")
+
+
 async def health_case(nodes: list[Node], clients: int, seconds: float) -> Result:
     url = f"{nodes[0].endpoint}/health"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients * 2)) as session:
@@ -320,6 +362,10 @@ async def main_async(args: argparse.Namespace, database: str) -> None:
     async with cluster(root, 2, "--database", database, "--events", redis) as nodes:
         for c in levels:
             print((await send_case("send, PostgreSQL, 2 nodes", nodes, c, args.seconds)).row(), flush=True)
+        print("\nReal-time delivery, send through node A -> frame on a WebSocket (Redis hub), idle:")
+        print(f"{'case':<34} {'messages':>8} {'p50 ms':>8} {'p99 ms':>8}")
+        for listen_on in (0, 1):
+            print(await delivery_case(nodes, listen_on, args.messages), flush=True)
     print(f"\nEvent counter cost (store level, no HTTP), {args.seconds:g} s each:")
     print(f"{'case':<34} {'c':>3} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for writers in levels:
@@ -333,6 +379,7 @@ def main() -> None:
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a PostgreSQL server (its maintenance database) to create the bench database on")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the Redis for the event hub")
+    parser.add_argument("--messages", type=int, default=200, help="messages per real-time delivery case")
     args = parser.parse_args()
     with bench_database(args.database) as database:
         asyncio.run(main_async(args, database))
