@@ -69,8 +69,10 @@ def test_every_operation_sync(server: RunningServer, mode: str) -> None:
         assert bounds.value.status_code == 400
         assert bounds.value.model.error.target == "ExpiresInMinutes"  # type: ignore[union-attr]
 
-        with pytest.raises(HttpResponseError):
+        with pytest.raises(HttpResponseError) as teams:
             client.get_token_for_teams_user("a.b.c", "app-id", "object-id")
+        assert teams.value.status_code == 403
+        assert teams.value.model.error.code == "TeamsExchangeUnsupported"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -87,8 +89,10 @@ def test_every_operation_aio(server: RunningServer, mode: str) -> None:
             await client.revoke_tokens(user)
             await client.delete_user(user)
             await client.delete_user(other)
-            with pytest.raises(HttpResponseError):
+            with pytest.raises(HttpResponseError) as teams:
                 await client.get_token_for_teams_user("a.b.c", "app-id", "object-id")
+            assert teams.value.status_code == 403
+            assert teams.value.model.error.code == "TeamsExchangeUnsupported"  # type: ignore[union-attr]
 
     asyncio.run(scenario())
 

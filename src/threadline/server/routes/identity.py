@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.protocol.times import format_precise_ms
 from threadline.protocol.versions import IDENTITY_VERSIONS
 from threadline.protocol.wire import (
@@ -14,6 +13,7 @@ from threadline.protocol.wire import (
     CreateIdentityResult,
     IdentityModel,
     IssueTokenRequest,
+    TeamsExchangeRequest,
 )
 from threadline.server.auth import verify_hmac
 from threadline.server.endpoint import Call, endpoint, json, no_content
@@ -67,12 +67,10 @@ async def delete_identity(call: Call) -> Response:
 
 @identity
 async def exchange_teams_token(call: Call) -> Response:
-    await _signed(call)
-    raise ChatServiceError(
-        ErrorKind.FORBIDDEN,
-        "Teams user token exchange needs Microsoft Entra ID, which a self-hosted server does not reach.",
-        code="TeamsExchangeUnsupported",
-    )
+    body = await _signed(call)
+    request = call.decode(body, TeamsExchangeRequest)
+    issued = await call.state.identity.exchange_teams_token(request.token, request.app_id, request.user_id)
+    return json(call, _token(issued.token, issued.expires_at))
 
 
 routes = [

@@ -122,6 +122,20 @@ class IdentityService:
             raise ChatServiceError(ErrorKind.NOT_FOUND, "Identity not found.", code="IdentityNotFound",
                                    target="id")
 
+    async def exchange_teams_token(self, token: str, app_id: str, user_id: str) -> IssuedToken:
+        """Exchange a Microsoft Entra token of a Teams user for an ACS token: not possible here.
+
+        Verifying the Entra token needs Microsoft Entra ID, which a self-hosted server does not reach.
+
+        Raises:
+            ChatServiceError: always, 403 ``TeamsExchangeUnsupported``.
+        """
+        raise ChatServiceError(
+            ErrorKind.FORBIDDEN,
+            "Teams user token exchange needs Microsoft Entra ID, which a self-hosted server does not reach.",
+            code="TeamsExchangeUnsupported",
+        )
+
     async def authenticate(self, token: str) -> Actor:
         """Verify a user access token against its signature, expiry, revocation and deletion.
 
