@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from azure.communication.chat import identifier_from_raw_id as official_from_raw_id
 from hypothesis import HealthCheck, given, settings
@@ -17,17 +20,37 @@ from hypothesis import strategies as st
 from threadline.chat import identifier_from_raw_id as ours_from_raw_id
 from threadline.protocol.ids import parse_raw_id
 
-from ..conftest import RunningServer
+from ..conftest import ENGINES, RunningServer
+from ..pg import fresh_database, require_postgres
 from .helpers import Chat, make_user, q, user_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_fuzzing_the_openapi_operations_gives_no_5xx_and_no_hang() -> None:
-    done = subprocess.run(
+def _fuzz(env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(ROOT / "bench" / "fuzz.py"), "--cases", "300", "--seed", "7", "--json"],
-        capture_output=True, text=True, timeout=280,
+        capture_output=True, text=True, timeout=280, env={**os.environ, **(env or {})},
     )
+
+
+async def _count_users(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM users"))
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fuzzing_the_openapi_operations_gives_no_5xx_and_no_hang(engine: str) -> None:
+    if engine == "sqlite":
+        done = _fuzz()
+    else:
+        require_postgres()
+        with fresh_database("threadline_fuzz") as url:  # the fuzzed server runs on it (THREADLINE_DATABASE)
+            done = _fuzz({"THREADLINE_DATABASE": url})
+            assert asyncio.run(_count_users(url)) > 0  # the fuzzed server really wrote to PostgreSQL
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["requests"] >= 300
