@@ -174,3 +174,32 @@ def test_next_link_carries_parameters(server: RunningServer, owner: User) -> Non
 def test_unknown_route_is_acs_404(server: RunningServer) -> None:
     response = requests.get(f"{server.http_endpoint}/nothing/here", timeout=10)
     assert response.status_code == 404 and error_of(response)["code"] == "NotFound"
+
+
+def test_nul_characters_are_refused_everywhere(server: RunningServer, owner: User, thread: str) -> None:
+    # PostgreSQL cannot store U+0000, so neither engine accepts it: 400, never 500.
+    sent = call(server, owner, "POST", f"/chat/threads/{thread}/messages", json={"content": "ok"}).json()["id"]
+    cases = [
+        ("POST", f"/chat/threads/{thread}/messages", {"json": {"content": "a\u0000b"}}, "content"),
+        ("POST", f"/chat/threads/{thread}/messages", {"json": {"content": "x", "metadata": {"k\u0000": "v"}}},
+         "metadata"),
+        ("POST", f"/chat/threads/{thread}/readReceipts", {"json": {"chatMessageId": "\u0000"}}, "chatMessageId"),
+        ("PATCH", f"/chat/threads/{thread}", {"json": {"topic": "\u0000t"}}, "topic"),
+        ("PATCH", f"/chat/threads/{thread}/messages/{sent}", {"json": {"content": "e\u0000"}}, "content"),
+        ("POST", "/chat/threads", {"json": {"topic": "t", "participants": [
+            {"communicationIdentifier": {"rawId": "8:acs:\u0000"}}]}}, "participants[0].communicationIdentifier.rawId"),
+        ("GET", f"/chat/threads/{thread}/messages/%00", {}, "message_id"),
+        ("GET", "/chat/threads/19%3A%00%40thread.v2", {}, "thread_id"),
+        ("GET", "/chat/threads?startTime=%00", {}, "startTime"),
+    ]
+    for method, path, kwargs, target in cases:
+        response = call(server, owner, method, path, **kwargs)
+        assert response.status_code == 400, (method, path, response.text)
+        error = error_of(response)
+        assert error["target"] == target, (path, error)
+        assert "NUL" in error["message"]
+    # A literal backslash-u text is ordinary content, not a NUL.
+    literal = call(server, owner, "POST", f"/chat/threads/{thread}/messages", json={"content": "\\u0000"})
+    assert literal.status_code == 201
+    got = call(server, owner, "GET", f"/chat/threads/{thread}/messages/{literal.json()['id']}").json()
+    assert got["content"]["message"] == "\\u0000"

@@ -55,8 +55,13 @@ class Call:
         self.state: Any = request.app.state
 
     def path(self, name: str) -> str:
-        """A path parameter, percent-decoded."""
+        """A path parameter, percent-decoded.
+
+        Raises:
+            ChatServiceError: 400 when it holds a NUL character.
+        """
         value: str = self.request.path_params[name]
+        _refuse_nul(value, name)
         return value
 
     def query_int(self, name: str) -> int | None:
@@ -68,13 +73,21 @@ class Call:
         value = self.request.query_params.get(name)
         if value is None or value == "":
             return None
+        _refuse_nul(value, name)
         try:
             return int(value)
         except ValueError:
             raise ChatServiceError(ErrorKind.INVALID, f"{name} must be an integer.", target=name) from None
 
     def query(self, name: str) -> str | None:
+        """An optional query parameter; empty counts as absent.
+
+        Raises:
+            ChatServiceError: 400 when it holds a NUL character.
+        """
         value = self.request.query_params.get(name)
+        if value:
+            _refuse_nul(value, name)
         return value or None
 
     async def body(self) -> bytes:
@@ -108,12 +121,35 @@ class Call:
                 return empty
             raise ChatServiceError(ErrorKind.INVALID, "The request body is required.")
         try:
-            return decode(raw, into)
+            value = decode(raw, into)
         except msgspec.DecodeError as exc:
             raise from_decode_error(exc) from None
+        if b"\\u0000" in raw:  # cheap test first: JSON can carry NUL only as this escape
+            _refuse_nul_in(msgspec.to_builtins(value), "")
+        return value
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
+
+
+def _refuse_nul(text: str, target: str) -> None:
+    """No string may hold NUL: PostgreSQL cannot store it, so neither engine accepts it."""
+    if "\x00" in text:
+        raise ChatServiceError(ErrorKind.INVALID, "Strings must not contain the NUL character (U+0000).",
+                               target=target or None)
+
+
+def _refuse_nul_in(value: Any, path: str) -> None:
+    """Walk decoded JSON and refuse the first string (key or value) holding NUL."""
+    if isinstance(value, str):
+        _refuse_nul(value, path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, path)
+            _refuse_nul_in(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul_in(item, f"{path}[{index}]")
 
 
 def json(call: Call, model: Any, status: int = 200) -> Response:
