@@ -49,6 +49,7 @@ __all__ = [
     "metrics_endpoint",
     "observe",
     "render",
+    "server_closed",
     "throttled",
 ]
 
@@ -73,6 +74,11 @@ _THROTTLED = Counter(
 )
 _CONNECTIONS = Gauge(
     "threadline_realtime_connections", "Real-time (event stream) connections open now.", registry=REGISTRY,
+)
+_SERVER_CLOSES = Counter(
+    "threadline_realtime_server_closes_total",
+    "Real-time connections the server closed, by close code (4001 expired, 4003 revoked, 4008 too slow...).",
+    ["code"], registry=REGISTRY,
 )
 _DB_ERRORS = Counter(
     "threadline_database_errors_total", "Database failures met while answering requests, by kind.",
@@ -118,6 +124,11 @@ def connections_opened(count: int = 1) -> None:
 def connections_closed(count: int = 1) -> None:
     """A real-time connection closed (call once per connection, however it ended)."""
     _CONNECTIONS.dec(count)
+
+
+def server_closed(code: int) -> None:
+    """Count a real-time connection the server decided to close, by its close code."""
+    _SERVER_CLOSES.labels(str(code)).inc()
 
 
 def render() -> bytes:

@@ -306,6 +306,7 @@ class _Connection:
         """
         if self.close_request is not None or self.closed:
             return
+        metrics.server_closed(code)
         was_replaying = self.state == _REPLAY
         self.state = _CLOSING
         self.replay_buffer = None
