@@ -171,7 +171,9 @@ def test_proactive_refresh_happens_ten_minutes_before_expiry() -> None:
     with CommunicationTokenCredential(token, token_refresher=refresher, proactive_refresh=True) as cred:
         assert cred.get_token().token == token
         deadline = time.time() + (expires - 600 - time.time()) + 3
-        while refresher.calls == 0 and time.time() < deadline:
+        # wait for the refresh to finish, not merely to start: while it runs, the old
+        # token is still valid and is rightly what get_token() returns
+        while not refresher.tokens and time.time() < deadline:
             time.sleep(0.05)
         assert refresher.calls == 1
         assert cred.get_token().token == refresher.tokens[0]
@@ -235,7 +237,7 @@ def test_aio_proactive_refresh_and_close() -> None:
         refresher = Refresher()
         async with AsyncCredential(token, token_refresher=refresher.coro, proactive_refresh=True) as cred:
             deadline = time.time() + (expires - 600 - time.time()) + 3
-            while refresher.calls == 0 and time.time() < deadline:
+            while not refresher.tokens and time.time() < deadline:  # finished, not just started
                 await asyncio.sleep(0.05)
             assert refresher.calls == 1
             assert (await cred.get_token()).token == refresher.tokens[0]
