@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from threadline.store.base import StoreUnavailable
+from threadline.store.records import UserRecord
+from threadline.store.sqlite import SqliteStore
 from threadline.store.writer import Writer
 
 
@@ -127,3 +130,123 @@ def test_a_failed_commit_fails_the_whole_group(tmp_path: Path) -> None:
     assert all(isinstance(r, StoreUnavailable) for r in results), results
     assert rows(path) == []  # the good write shared the failed commit: nothing of it holds
     assert (writer.writes, writer.groups) == (1, 1)
+
+
+# -- inline writes (the event loop commits when the writer is idle) ---------------------------------
+
+
+def insert(k: int, fail: bool = False):  # type: ignore[no-untyped-def]
+    def run(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO t (k, v) VALUES (?, ?)", (k, f"v{k}"))
+        if fail:
+            raise ValueError(f"write {k} fails after inserting")
+        return threading.get_ident()
+    return run
+
+
+def test_an_idle_write_runs_on_the_loop_and_is_committed(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+
+    async def main() -> tuple[int, Writer]:
+        writer = Writer(lambda: connect(path), inline=True)
+        await writer.start(setup)
+        ran_on = await writer.run(insert(1))
+        assert rows(path) == [(1, "v1")]  # committed before run() returned
+        await writer.stop()
+        return ran_on, writer
+
+    ran_on, writer = asyncio.run(main())
+    assert ran_on == threading.get_ident()  # this thread ran the loop, so it ran the write too
+    assert (writer.writes, writer.groups, writer.inline_writes) == (1, 1, 1)
+
+
+def test_a_failed_inline_write_rolls_back_and_the_next_one_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+
+    async def main() -> Writer:
+        writer = Writer(lambda: connect(path), inline=True)
+        await writer.start(setup)
+        with pytest.raises(ValueError, match="write 1 fails"):
+            await writer.run(insert(1, fail=True))
+        await writer.run(insert(2))
+        await writer.stop()
+        return writer
+
+    writer = asyncio.run(main())
+    assert rows(path) == [(2, "v2")]
+    assert writer.inline_writes == 1
+
+
+def test_the_loop_never_waits_for_another_process_holding_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+
+    async def main() -> tuple[int, int, Writer]:
+        writer = Writer(lambda: connect(path), inline=True)
+        await writer.start(setup)
+        other = sqlite3.connect(str(path), isolation_level=None)  # say, a CLI command writing
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO t (k, v) VALUES (0, 'other')")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        write = asyncio.create_task(writer.run(insert(1)))
+        await asyncio.sleep(0.3)
+        assert not write.done()  # waiting for the other process, on the writer thread
+        other.execute("COMMIT")
+        other.close()
+        ran_on = await asyncio.wait_for(write, 5)
+        ticker.cancel()
+        await writer.stop()
+        return ran_on, ticks, writer
+
+    ran_on, ticks, writer = asyncio.run(main())
+    assert ran_on != threading.get_ident()  # the thread took it
+    assert ticks >= 10  # the loop went on meanwhile (a blocked loop would have ticked at most once)
+    assert rows(path) == [(0, "other"), (1, "v1")]
+    assert writer.inline_writes == 0
+
+
+def test_inline_writes_are_checkpointed_by_the_thread(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+
+    async def main() -> tuple[Writer, int]:
+        writer = Writer(lambda: connect(path), inline=True, checkpoint_every=10)
+        await writer.start(setup)
+        for k in range(35):
+            await writer.run(insert(k))
+        deadline = time.monotonic() + 5
+        while writer.checkpoints < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        checkpoints = writer.checkpoints
+        await writer.stop()
+        return writer, checkpoints
+
+    writer, checkpoints = asyncio.run(main())
+    assert writer.writes == 35
+    # a write that finds a checkpoint request queued goes to the thread behind it; the rest ran inline
+    assert 25 <= writer.inline_writes < 35
+    assert checkpoints == 3  # one per 10 writes, whichever path they took
+    assert writer.checkpoints == 4  # and a last one on stop
+    assert [k for k, _ in rows(path)] == list(range(35))
+
+
+def test_a_full_sync_store_never_writes_inline(tmp_path: Path) -> None:
+    async def main() -> tuple[int, int]:
+        counts = []
+        for synchronous in ("NORMAL", "FULL"):
+            store = SqliteStore(tmp_path / f"{synchronous}.db", synchronous=synchronous)
+            await store.open()
+            await store.create_user(UserRecord("8:acs:r_00000000-0000-0000-0000-000000000001", 1))
+            writer = store._writer
+            assert writer is not None
+            counts.append(writer.inline_writes)
+            await store.close()
+        return counts[0], counts[1]
+
+    assert asyncio.run(main()) == (1, 0)

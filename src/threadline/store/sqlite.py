@@ -1,8 +1,9 @@
 """The embedded store: SQLite in WAL mode behind one writer thread.
 
-Every write runs on a single dedicated thread that owns the only write
-connection, so writers never contend and "database is locked" cannot happen;
-the thread commits queued writes in groups (:mod:`.writer`).
+Every write goes through the one write connection, owned by a dedicated
+thread, so writers never contend and "database is locked" cannot happen; the
+thread commits queued writes in groups, and an idle writer lets the event
+loop commit a write itself when no lock is in the way (:mod:`.writer`).
 Point reads and bounded pages (tens of microseconds) run inline on the event
 loop with a read connection of its own, which is cheaper than a thread hop;
 long reads (backups) run on a small pool of threads. WAL lets every reader
@@ -90,7 +91,7 @@ class SqliteStore:
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        writer = Writer(lambda: _connect(self.path, self._synchronous))
+        writer = Writer(lambda: _connect(self.path, self._synchronous), inline=self._synchronous == "NORMAL")
         await writer.start(migrate)
         self._writer = writer
         self._reader = ThreadPoolExecutor(self._readers, thread_name_prefix="threadline-sqlite-reader")
