@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -187,6 +188,21 @@ def _direct_protocol(scope: Scope) -> Any:
     return owner
 
 
+def _forget_handshake(protocol: Any) -> None:
+    """Drop the handshake request and response a server protocol keeps after the handshake.
+
+    uvicorn's WebSocket protocol holds both for the connection's lifetime but
+    reads them only while accepting; on an idle connection they are the
+    largest single cost (about 4 KiB of parsed headers). Only done once the
+    handshake is complete, and only to attributes that exist.
+    """
+    if protocol is None or getattr(protocol, "handshake_complete", False) is not True:
+        return
+    for name in ("request", "response"):
+        if getattr(protocol, name, None) is not None:
+            setattr(protocol, name, None)
+
+
 def _write_text_frame(protocol: Any, head: bytes, tail: bytes) -> None:
     """Write one unfragmented, unmasked text frame holding ``head + tail`` (RFC 6455 §5.2).
 
@@ -211,9 +227,9 @@ class _Connection:
     """One open WebSocket: its queue, its state and its timers."""
 
     __slots__ = (
-        "claims", "close_request", "closed", "direct", "expiry_timer", "heartbeat_timer", "id", "last_seen",
+        "claims", "close_request", "closed", "direct", "heartbeat_due", "id", "interval", "last_seen",
         "last_sent", "manager", "pump", "queue", "queued_chars", "replay_buffer", "replayed_through",
-        "send_started", "sending", "state", "tail", "tail_bytes", "unsubscribe", "user_id", "websocket",
+        "send_started", "sending", "state", "tail", "tail_bytes", "timer", "unsubscribe", "user_id", "websocket",
     )
 
     def __init__(self, manager: RealtimeManager, websocket: WebSocket, claims: TokenClaims) -> None:
@@ -228,7 +244,8 @@ class _Connection:
         self.direct = _direct_protocol(websocket.scope)
         self.state = _REPLAY
         self.replay_buffer: list[Event] | None = []
-        self.queue: deque[str] = deque()
+        #: Frames waiting for the writer task; created on demand, since an idle connection has none.
+        self.queue: deque[str] | None = None
         self.queued_chars = 0
         self.sending = False
         self.send_started = 0.0
@@ -239,8 +256,10 @@ class _Connection:
         self.closed = False
         self.pump: asyncio.Task[None] | None = None
         self.unsubscribe: Callable[[], None] | None = None
-        self.expiry_timer: asyncio.TimerHandle | None = None
-        self.heartbeat_timer: asyncio.TimerHandle | None = None
+        #: One timer serves both the heartbeat and the token's expiry (each costs memory per connection).
+        self.timer: asyncio.TimerHandle | None = None
+        self.interval = 0.0
+        self.heartbeat_due = 0.0
 
     # -- fan-out (called by the hub; never blocks) -------------------------------------------------
 
@@ -285,11 +304,11 @@ class _Connection:
             _write_text_frame(self.direct, frame.encode(), b"")
             return
         options = self.manager.options
-        if len(self.queue) >= options.queue_frames or self.queued_chars + len(frame) > options.queue_chars:
+        waiting = len(self.queue) if self.queue is not None else 0
+        if waiting >= options.queue_frames or self.queued_chars + len(frame) > options.queue_chars:
             self.close(CLOSE_TOO_SLOW, "The client reads too slowly; reconnect to resume.")
             return
-        self.queue.append(frame)
-        self.queued_chars += len(frame)
+        self._push(frame)
         if self.state == _LIVE and (self.pump is None or self.pump.done()):
             self.pump = asyncio.create_task(self._write_queue())
 
@@ -312,11 +331,9 @@ class _Connection:
         self.replay_buffer = None
         self._release()
         if urgent:
-            self.queue.clear()
-            self.queued_chars = 0
+            self._drop_queue()
         if frame is not None:
-            self.queue.append(frame)
-            self.queued_chars += len(frame)
+            self._push(frame)
         self.close_request = (code, reason)
         pump = self.pump
         if pump is None or pump.done():
@@ -324,23 +341,31 @@ class _Connection:
         elif was_replaying or (urgent and self.sending):
             pump.cancel()
 
+    def _push(self, frame: str) -> None:
+        if self.queue is None:
+            self.queue = deque()
+        self.queue.append(frame)
+        self.queued_chars += len(frame)
+
+    def _drop_queue(self) -> None:
+        self.queue = None
+        self.queued_chars = 0
+
     def _release(self) -> None:
-        """Leave the hub and stop the timers (idempotent)."""
+        """Leave the hub and stop the timer (idempotent)."""
         if self.unsubscribe is not None:
             self.unsubscribe()
             self.unsubscribe = None
-        for timer in (self.expiry_timer, self.heartbeat_timer):
-            if timer is not None:
-                timer.cancel()
-        self.expiry_timer = self.heartbeat_timer = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def disconnected(self) -> None:
         """The client went away: stop everything without sending anything."""
         self.closed = True
         self.state = _CLOSING
         self.replay_buffer = None
-        self.queue.clear()
-        self.queued_chars = 0
+        self._drop_queue()
         self._release()
         if self.pump is not None and not self.pump.done():
             self.pump.cancel()
@@ -348,31 +373,37 @@ class _Connection:
     # -- timers -------------------------------------------------------------------------------------
 
     def start_timers(self, heartbeat: float) -> None:
-        """Schedule the token expiry and the first heartbeat."""
-        loop = asyncio.get_running_loop()
-        remaining = self.claims.expires_at - time.time()
-        self.expiry_timer = loop.call_later(max(0.0, remaining), self._expired)
-        self.heartbeat_timer = loop.call_later(heartbeat, self._heartbeat, heartbeat)
+        """Schedule the first heartbeat (or the token's expiry, if that comes first)."""
+        self.interval = heartbeat
+        self.heartbeat_due = time.monotonic() + heartbeat
+        self._schedule()
 
-    def _expired(self) -> None:
-        self.expiry_timer = None
-        self.close(CLOSE_UNAUTHORIZED, "The access token has expired.")
+    def _schedule(self) -> None:
+        """Arm the one timer for whichever comes first: the next heartbeat or the token's expiry."""
+        until_expiry = self.claims.expires_at - time.time()
+        delay = max(0.0, min(self.heartbeat_due - time.monotonic(), until_expiry))
+        self.timer = asyncio.get_running_loop().call_at(asyncio.get_running_loop().time() + delay, self._tick)
 
-    def _heartbeat(self, interval: float) -> None:
-        """Every interval: give up on a client that neither reads nor answers, else send ``ping``."""
-        self.heartbeat_timer = None
+    def _tick(self) -> None:
+        """Close an expired stream; every interval, give up on a client that neither reads nor answers."""
+        self.timer = None
         if self.close_request is not None or self.closed:
             return
-        now = time.monotonic()
-        if self.sending and now - self.send_started > 2.5 * interval:
-            self.close(CLOSE_TOO_SLOW, "The client stopped reading; reconnect to resume.")
+        if self.claims.expires_at <= time.time():
+            self.close(CLOSE_UNAUTHORIZED, "The access token has expired.")
             return
-        if self.state == _LIVE:
-            if now - self.last_seen > 2.5 * interval:
-                self.close(CLOSE_HEARTBEAT_TIMEOUT, "No pong from the client.")
+        now = time.monotonic()
+        if now >= self.heartbeat_due:
+            self.heartbeat_due = now + self.interval
+            if self.sending and now - self.send_started > 2.5 * self.interval:
+                self.close(CLOSE_TOO_SLOW, "The client stopped reading; reconnect to resume.")
                 return
-            self._enqueue(_control("ping"))
-        self.heartbeat_timer = asyncio.get_running_loop().call_later(interval, self._heartbeat, interval)
+            if self.state == _LIVE:
+                if now - self.last_seen > 2.5 * self.interval:
+                    self.close(CLOSE_HEARTBEAT_TIMEOUT, "No pong from the client.")
+                    return
+                self._enqueue(_control("ping"))
+        self._schedule()
 
     # -- the writer ---------------------------------------------------------------------------------
 
@@ -465,11 +496,12 @@ class _Connection:
         self._enqueue(_control("synced", position=self.last_sent))
 
     async def _drain(self) -> None:
-        queue = self.queue
-        while queue and self.close_request is None:
-            frame = queue.popleft()
+        while self.queue and self.close_request is None:
+            frame = self.queue.popleft()
             self.queued_chars -= len(frame)
             await self._send(frame)
+        if not self.queue and self.close_request is None:
+            self._drop_queue()  # an idle connection keeps no queue
 
     async def _finish(self) -> None:
         """Send what the close left queued (a ``reconnect``), then the close frame."""
@@ -491,8 +523,7 @@ class _Connection:
             _abort_transport(self.websocket.scope)
         except (WebSocketDisconnect, OSError, RuntimeError):
             pass
-        self.queue.clear()
-        self.queued_chars = 0
+        self._drop_queue()
 
 
 class RealtimeManager:
@@ -620,6 +651,7 @@ class RealtimeManager:
             websocket: the accepted-to-be WebSocket.
         """
         await websocket.accept()
+        _forget_handshake(_direct_protocol(websocket.scope))
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
@@ -680,7 +712,7 @@ class RealtimeManager:
             metrics.connections_closed()
 
     def _parameters(self, websocket: WebSocket) -> tuple[int | None, float]:
-        query = websocket.query_params
+        query = _query(websocket)
         version = query.get("api-version")
         if version and version not in CHAT_VERSIONS:
             raise ValueError(f"api-version {version} is not supported.")
@@ -726,12 +758,25 @@ def _reconnect_frame(position: int) -> str:
     return _control("reconnect", reason="shutdown", position=position, retryAfterMs=random.randint(250, 2000))
 
 
+def _query(websocket: WebSocket) -> dict[str, str]:
+    """The query parameters (the last of repeated ones), read from the scope.
+
+    Not ``websocket.query_params``: Starlette keeps that object on the
+    connection for its lifetime, which every idle connection would pay for.
+    """
+    return dict(parse_qsl(websocket.scope["query_string"].decode("latin-1"), keep_blank_values=True))
+
+
 def _token_of(websocket: WebSocket) -> str | None:
-    header = websocket.headers.get("authorization") or ""
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return websocket.query_params.get("access_token") or None
+    header = ""
+    for name, value in websocket.scope["headers"]:  # not websocket.headers: see _query
+        if name == b"authorization":
+            header = value.decode("latin-1")
+            break
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return _query(websocket).get("access_token") or None
 
 
 async def realtime_endpoint(websocket: WebSocket) -> None:

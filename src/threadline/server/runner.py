@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -46,6 +47,15 @@ class _Server(uvicorn.Server):
 
 #: Listening sockets a ``--workers`` parent bound before forking, by (host, port).
 _INHERITED: dict[tuple[str, int], socket.socket] = {}
+
+
+#: uvicorn settings of every listener. No protocol-level WebSocket pings: the real-time endpoint
+#: sends its own heartbeat (and closes silent clients), so uvicorn's would be a second timer per
+#: connection for nothing.
+_CONFIG: dict[str, Any] = {
+    "lifespan": "off", "log_level": "warning", "access_log": False,
+    "timeout_graceful_shutdown": GRACE_SECONDS, "ws_ping_interval": None, "ws_ping_timeout": None,
+}
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -100,20 +110,21 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
     tls = ensure_certificate(settings.data_dir.resolve() / "tls") if settings.https_port >= 0 else None
     servers: list[tuple[_Server, socket.socket]] = []
     async with running(settings) as app:
+        # What exists now (modules, the app, the store) lives as long as the process: move it out of
+        # the cyclic collector's reach, so a full collection does not rescan it and stall the loop
+        # (bench/realtime.py, 1,000 connections: ~90 ms pauses before, ~30 ms after).
+        gc.collect()
+        gc.freeze()
         http_url = https_url = None
         if settings.http_port >= 0:
             sock = _bind(settings.host, settings.http_port)
             http_url = _url("http", settings.host, sock.getsockname()[1])
-            config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                                    timeout_graceful_shutdown=GRACE_SECONDS)
+            config = uvicorn.Config(app, **_CONFIG)
             servers.append((_Server(config), sock))
         if tls is not None:
             sock = _bind(settings.host, settings.https_port)
             https_url = _url("https", settings.host, sock.getsockname()[1])
-            config = uvicorn.Config(
-                app, lifespan="off", log_level="warning", access_log=False,
-                timeout_graceful_shutdown=GRACE_SECONDS, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
-            )
+            config = uvicorn.Config(app, **_CONFIG, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
             servers.append((_Server(config), sock))
         loop = asyncio.get_running_loop()
 
