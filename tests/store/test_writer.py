@@ -250,3 +250,19 @@ def test_a_full_sync_store_never_writes_inline(tmp_path: Path) -> None:
         return counts[0], counts[1]
 
     assert asyncio.run(main()) == (1, 0)
+
+
+def test_a_bulk_write_goes_to_the_thread_even_when_idle(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+
+    async def main() -> tuple[int, Writer]:
+        writer = Writer(lambda: connect(path), inline=True)
+        await writer.start(setup)
+        ran_on = await writer.run(insert(1), bulk=True)
+        await writer.stop()
+        return ran_on, writer
+
+    ran_on, writer = asyncio.run(main())
+    assert ran_on != threading.get_ident()
+    assert (writer.writes, writer.inline_writes) == (1, 0)
+    assert rows(path) == [(1, "v1")]

@@ -181,12 +181,15 @@ class SqliteStore:
             conn.execute("PRAGMA query_only=ON")
         return fn(conn)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` on the write connection in a committed transaction (see :mod:`.writer`)."""
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
+        """Run ``fn`` on the write connection in a committed transaction (see :mod:`.writer`).
+
+        ``bulk`` marks a write of unbounded size, which never runs on the event loop.
+        """
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("the store is closed")
-        return await writer.run(fn)
+        return await writer.run(fn, bulk=bulk)
 
     def _effects(self, conn: sqlite3.Connection, effects: Effects[T], apply: Callable[[], T]) -> Outcome[T]:
         """Run one write with its idempotency and events, inside the open transaction."""
@@ -703,12 +706,13 @@ class SqliteStore:
 
     async def prune_events(self, before_ms: int) -> int:
         return await self._write(
-            lambda c: c.execute("DELETE FROM events WHERE created_ms < ?", (before_ms,)).rowcount
+            lambda c: c.execute("DELETE FROM events WHERE created_ms < ?", (before_ms,)).rowcount, bulk=True
         )
 
     async def prune_idempotency(self, before_ms: int) -> int:
         return await self._write(
-            lambda c: c.execute("DELETE FROM idempotency WHERE created_ms < ?", (before_ms,)).rowcount
+            lambda c: c.execute("DELETE FROM idempotency WHERE created_ms < ?", (before_ms,)).rowcount,
+            bulk=True,
         )
 
 

@@ -21,7 +21,8 @@ thread as usual, so the loop never waits on a lock. Inline writes never
 checkpoint (that would fsync on the loop): the connection's automatic
 checkpoint is off and the thread runs a passive checkpoint, from a second
 connection, after every ``checkpoint_every`` writes. Only for ``synchronous=NORMAL``, where COMMIT
-does not fsync.
+does not fsync. Writes of unbounded size (``bulk``, the retention pruners)
+always go to the thread.
 """
 
 from __future__ import annotations
@@ -116,8 +117,13 @@ class Writer:
         await ready
         self._accepting = True
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
         """Run a write, inline when the writer is idle, else queued; return once it has committed.
+
+        Args:
+            fn: the write, a function of the write connection.
+            bulk: the write's size has no bound (pruning): always the thread's,
+                so the loop is never held for it.
 
         Raises:
             StoreUnavailable: the writer is not running, or the database refused the transaction.
@@ -125,7 +131,7 @@ class Writer:
         """
         if not self._accepting:
             raise StoreUnavailable("the store is closed")
-        if self._inline and self._queue.empty() and self._using.acquire(blocking=False):
+        if self._inline and not bulk and self._queue.empty() and self._using.acquire(blocking=False):
             try:
                 ran, value = self._run_inline(fn)
             finally:
