@@ -107,7 +107,7 @@ def launch(
         try:
             if requests.get(f"{http}/health", timeout=2).status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or a first answer slower than the probe's timeout
             time.sleep(0.05)
     server.stop(signal.SIGKILL)
     raise RuntimeError("server did not become healthy")

@@ -166,7 +166,9 @@ def test_concurrent_callers_refresh_once(seconds_left: int) -> None:
 
 
 def test_proactive_refresh_happens_ten_minutes_before_expiry() -> None:
-    token, expires = mint(601)
+    # 603 s, not 601: ``exp`` is whole seconds, so the refresh window must open well after the
+    # first get_token() below, or that call (rightly) refreshes on demand
+    token, expires = mint(603)
     refresher = Refresher()
     with CommunicationTokenCredential(token, token_refresher=refresher, proactive_refresh=True) as cred:
         assert cred.get_token().token == token

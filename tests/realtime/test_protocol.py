@@ -314,7 +314,7 @@ def test_heartbeat_pings_and_timeout(server: RunningServer) -> None:
         code = await silent.wait_closed(10)
         elapsed = asyncio.get_running_loop().time() - start
         assert code == 4002
-        await asyncio.sleep(1.5)
+        await alive.wait_type("ping", 4)  # past the silent one's deadline, twice over
         assert alive.close_code is None  # answering pings keeps it open
         await alive.close()
         await silent.close()

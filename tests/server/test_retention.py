@@ -12,7 +12,9 @@ from ..support import new_user
 
 
 def test_repeatability_ids_expire_after_their_retention(start_server: Callable[..., RunningServer]) -> None:
-    server = start_server(env={"THREADLINE_IDEMPOTENCY_RETENTION": "1", "THREADLINE_THROTTLE": "off"})
+    # 3 s, not 1: the stored time is whole seconds and the pruner ticks each second, so an id
+    # kept 1 s could already be gone when the test replays it a moment later
+    server = start_server(env={"THREADLINE_IDEMPOTENCY_RETENTION": "3", "THREADLINE_THROTTLE": "off"})
     user = new_user(server)
     headers = {"Authorization": f"Bearer {user.token}", "repeatability-request-id": "same-id"}
     base = f"{server.http_endpoint}/chat/threads"

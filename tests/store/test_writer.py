@@ -105,9 +105,14 @@ def test_a_failed_commit_fails_the_whole_group(tmp_path: Path) -> None:
     async def main() -> tuple[object, list[object], Writer]:
         writer = Writer(connect_with_keys)
         await writer.start(setup_with_child)
-        gate = threading.Event()
-        held = asyncio.ensure_future(writer.run(lambda conn: gate.wait(5)))
-        await asyncio.sleep(0.1)  # the writer is inside the first group now
+        gate, entered = threading.Event(), threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> bool:
+            entered.set()
+            return gate.wait(30)
+
+        held = asyncio.ensure_future(writer.run(hold))
+        assert await asyncio.to_thread(entered.wait, 10)  # the writer is inside the first group now
 
         def good(conn: sqlite3.Connection) -> str:
             conn.execute("INSERT INTO t (k, v) VALUES (1, 'would be kept')")
@@ -196,7 +201,9 @@ def test_the_loop_never_waits_for_another_process_holding_the_lock(tmp_path: Pat
 
         ticker = asyncio.create_task(tick())
         write = asyncio.create_task(writer.run(insert(1)))
-        await asyncio.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while ticks < 10 and time.monotonic() < deadline:  # a loop blocked by the write could not tick
+            await asyncio.sleep(0.01)
         assert not write.done()  # waiting for the other process, on the writer thread
         other.execute("COMMIT")
         other.close()
@@ -207,7 +214,7 @@ def test_the_loop_never_waits_for_another_process_holding_the_lock(tmp_path: Pat
 
     ran_on, ticks, writer = asyncio.run(main())
     assert ran_on != threading.get_ident()  # the thread took it
-    assert ticks >= 10  # the loop went on meanwhile (a blocked loop would have ticked at most once)
+    assert ticks >= 10  # the loop went on while the write waited
     assert rows(path) == [(0, "other"), (1, "v1")]
     assert writer.inline_writes == 0
 
