@@ -70,6 +70,7 @@ def test_metrics_count_requests_and_latency_per_operation(open_server: RunningSe
     assert sample(after, "threadline_request_duration_seconds_bucket", operation="send_message", le="+Inf") == count
     assert 0 < sample(after, "threadline_request_duration_seconds_sum", operation="send_message") < count
     assert "threadline_realtime_connections" in after
+    assert sample(after, "threadline_event_hub_connected") == 1.0  # in-process hub, or Redis subscribed
     assert sample(after, "process_resident_memory_bytes") > 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import secrets
 import signal
 import uuid
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 from azure.communication.chat import ChatParticipant
 
 from ..conftest import RunningServer, launch
@@ -18,6 +20,22 @@ from ..pg import REDIS_URL, require_redis
 from ..realtime.helpers import open_stream, ws_url
 from .conftest import Cluster, TcpProxy
 from .test_cluster import chat, new_user, thread_client
+
+
+def hub_connected(node: RunningServer) -> float:
+    """The node's ``threadline_event_hub_connected`` gauge."""
+    text = requests.get(f"{node.http_endpoint}/metrics", timeout=5).text
+    match = re.search(r"^threadline_event_hub_connected (\S+)$", text, re.M)
+    assert match is not None, text
+    return float(match.group(1))
+
+
+async def wait_hub(node: RunningServer, value: float, timeout: float = 20) -> None:
+    """Wait until the node's hub gauge reads ``value``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await asyncio.to_thread(hub_connected, node) != value:
+        assert asyncio.get_running_loop().time() < deadline, f"the hub gauge never read {value}"
+        await asyncio.sleep(0.1)
 
 
 def _messages(events: list[dict[str, Any]]) -> list[str]:
@@ -88,13 +106,15 @@ def test_losing_redis_then_resuming_loses_nothing(postgres_url: str, tmp_path: P
                     for i in range(first, first + count):
                         await asyncio.to_thread(via_a.send_message, f"n{i}")
 
+                await wait_hub(b, 1.0)
                 await send(0, 5)
                 await stream.wait_for(lambda s: len(_messages(s.events)) >= 5, 20)
                 proxy.cut()  # B loses Redis: its subscriber must get A's messages from the database
+                await wait_hub(b, 0.0)
                 await send(5, 5)
                 await stream.wait_for(lambda s: len(_messages(s.events)) >= 10, 20)
                 proxy.resume()
-                await asyncio.sleep(1.0)  # B resubscribes in the background
+                await wait_hub(b, 1.0)  # B has resubscribed: the last five come through Redis again
                 await send(10, 5)
                 await stream.wait_for(lambda s: len(_messages(s.events)) >= 15, 20)
                 await asyncio.sleep(0.5)

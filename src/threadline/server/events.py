@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from threadline.server import metrics
 from threadline.store.records import Event
 
 __all__ = ["Hub", "LocalHub", "Subscriber"]
@@ -40,7 +41,7 @@ class LocalHub:
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
 
     async def start(self) -> None:
-        return None
+        metrics.hub_connected(True)  # nothing to reach: this process is the whole deployment
 
     async def stop(self) -> None:
         self._subscribers.clear()

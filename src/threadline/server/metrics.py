@@ -8,6 +8,8 @@ Metrics (one registry per server process, see ``docs/operations.md``):
 * ``threadline_realtime_connections`` — open real-time connections (gauge;
   the real-time endpoint calls :func:`connections_opened` / :func:`connections_closed`);
 * ``threadline_database_errors_total{kind}`` — database failures seen by requests;
+* ``threadline_event_hub_connected`` — 1 while the event hub reaches the other
+  nodes (always, for the in-process hub), 0 while the Redis hub reconnects;
 * the standard ``process_*`` and ``python_*`` metrics.
 
 Logs: :func:`configure_logging` sends every ``threadline.*`` record to stderr
@@ -46,6 +48,7 @@ __all__ = [
     "connections_closed",
     "connections_opened",
     "database_error",
+    "hub_connected",
     "metrics_endpoint",
     "observe",
     "render",
@@ -79,6 +82,11 @@ _SERVER_CLOSES = Counter(
     "threadline_realtime_server_closes_total",
     "Real-time connections the server closed, by close code (4001 expired, 4003 revoked, 4008 too slow...).",
     ["code"], registry=REGISTRY,
+)
+_HUB_CONNECTED = Gauge(
+    "threadline_event_hub_connected",
+    "1 while the event hub reaches the other nodes (always for the in-process hub), 0 while Redis reconnects.",
+    registry=REGISTRY,
 )
 _DB_ERRORS = Counter(
     "threadline_database_errors_total", "Database failures met while answering requests, by kind.",
@@ -129,6 +137,11 @@ def connections_closed(count: int = 1) -> None:
 def server_closed(code: int) -> None:
     """Count a real-time connection the server decided to close, by its close code."""
     _SERVER_CLOSES.labels(str(code)).inc()
+
+
+def hub_connected(connected: bool) -> None:
+    """Note whether the event hub reaches the other nodes now."""
+    _HUB_CONNECTED.set(1 if connected else 0)
 
 
 def render() -> bytes:

@@ -36,6 +36,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from threadline.server import metrics
 from threadline.store.base import Store, StoreError
 from threadline.store.records import Event
 
@@ -143,6 +144,7 @@ class RedisHub:
         )
         _, high = await self._store.event_bounds()
         self._next = high + 1
+        metrics.hub_connected(False)  # until the first subscription
         self._listener = asyncio.create_task(self._listen(), name="threadline-redis-hub")
         with contextlib.suppress(TimeoutError):  # don't hold the start up for long on a Redis outage
             await asyncio.wait_for(self._connected.wait(), 2.0)
@@ -235,6 +237,7 @@ class RedisHub:
                 if not self._connected.is_set():
                     log.info("subscribed to Redis channel %s", self.channel)
                 self._connected.set()
+                metrics.hub_connected(True)
                 pause = 0.1
                 if self._pending or self._gap_since is not None:
                     self._arm_gap_timer()
@@ -248,6 +251,7 @@ class RedisHub:
                 if self._connected.is_set():
                     log.warning("lost the Redis subscription: %s; reconnecting", exc)
                 self._connected.clear()
+                metrics.hub_connected(False)
                 # Whatever was published meanwhile is missed: note the gap, to fill it from the store.
                 if self._gap_since is None:
                     self._gap_since = time.monotonic()
