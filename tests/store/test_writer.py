@@ -157,12 +157,14 @@ def test_an_idle_write_runs_on_the_loop_and_is_committed(tmp_path: Path) -> None
         await writer.start(setup)
         ran_on = await writer.run(insert(1))
         assert rows(path) == [(1, "v1")]  # committed before run() returned
+        # it began without waiting (busy timeout 0), then gave the connection its own timeout back
+        assert await writer.run(lambda c: c.execute("PRAGMA busy_timeout").fetchone()[0]) == 5000
         await writer.stop()
         return ran_on, writer
 
     ran_on, writer = asyncio.run(main())
     assert ran_on == threading.get_ident()  # this thread ran the loop, so it ran the write too
-    assert (writer.writes, writer.groups, writer.inline_writes) == (1, 1, 1)
+    assert (writer.writes, writer.groups, writer.inline_writes) == (2, 2, 2)
 
 
 def test_a_failed_inline_write_rolls_back_and_the_next_one_goes_on(tmp_path: Path) -> None:

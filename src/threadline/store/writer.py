@@ -47,10 +47,6 @@ _Item = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asynci
 #: Queued to ask the thread for a passive checkpoint (inline writes never checkpoint).
 _CHECKPOINT = "checkpoint"
 
-#: How long a write waits for another process's lock (a CLI, a backup tool) before failing.
-BUSY_TIMEOUT_MS = 10_000
-
-
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
     if future.done():  # the caller gave up (cancelled); the write happened all the same
         return
@@ -92,6 +88,8 @@ class Writer:
         #: Held by whoever uses the connection: the thread for a group, the loop for an inline write.
         self._using = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        #: The connection's own busy timeout, which the thread's writes keep (inline ones use 0).
+        self._busy_ms = 0
         self._since_checkpoint = 0
         self._checkpoint_queued = False
         #: Writes run and transactions committed so far (their ratio is the mean group size).
@@ -174,7 +172,7 @@ class Writer:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             finally:
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 return False, None  # another process writes: the thread waits for it, not the loop
@@ -218,6 +216,7 @@ class Writer:
             setup(conn)
             if self._inline:
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run here, never inline
+                self._busy_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
                 checkpointer = self._connect()
         except Exception as exc:
             if conn is not None:
