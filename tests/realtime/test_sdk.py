@@ -252,8 +252,20 @@ def test_sync_client_calls_handlers_from_a_background_thread(server: RunningServ
             alice_thread.send_message(f"s{i}")
         assert done.wait(10)
         client.off("chatMessageReceived", on_message)
-        threading.Timer(0.3, alice_thread.send_message, args=("not for the handler",)).start()
-        iterator = client.events()  # its queue exists from the first next() on
+        # The iterator's queue exists from its first next() on (the stream is live already, so no
+        # connected event comes first): typing notifications go out until it yields one, and only
+        # then the message, which therefore cannot be missed.
+        iterator = client.events()
+        first: list[ChatEvent] = []
+        consumer = threading.Thread(target=lambda: first.append(next(iterator)), daemon=True)
+        consumer.start()
+        deadline = time.monotonic() + 10
+        while consumer.is_alive():
+            assert time.monotonic() < deadline, "events() yielded nothing"
+            alice_thread.send_typing_notification()
+            consumer.join(0.2)
+        assert isinstance(first[0], TypingIndicatorReceivedEvent)
+        alice_thread.send_message("not for the handler")
         event = next(e for e in iterator if isinstance(e, ChatMessageReceivedEvent))
         assert event.message == "not for the handler"
         client.stop_realtime_notifications()
