@@ -232,7 +232,9 @@ class _Connection:
         "send_started", "sending", "state", "tail", "tail_bytes", "timer", "unsubscribe", "user_id", "websocket",
     )
 
-    def __init__(self, manager: RealtimeManager, websocket: WebSocket, claims: TokenClaims) -> None:
+    def __init__(
+        self, manager: RealtimeManager, websocket: WebSocket, claims: TokenClaims, heartbeat: float
+    ) -> None:
         self.manager = manager
         self.websocket = websocket
         self.claims = claims
@@ -258,7 +260,8 @@ class _Connection:
         self.unsubscribe: Callable[[], None] | None = None
         #: One timer serves both the heartbeat and the token's expiry (each costs memory per connection).
         self.timer: asyncio.TimerHandle | None = None
-        self.interval = 0.0
+        #: The heartbeat interval this client was given.
+        self.interval = heartbeat
         self.heartbeat_due = 0.0
 
     # -- fan-out (called by the hub; never blocks) -------------------------------------------------
@@ -372,17 +375,16 @@ class _Connection:
 
     # -- timers -------------------------------------------------------------------------------------
 
-    def start_timers(self, heartbeat: float) -> None:
+    def start_timers(self) -> None:
         """Schedule the first heartbeat (or the token's expiry, if that comes first)."""
-        self.interval = heartbeat
-        self.heartbeat_due = time.monotonic() + heartbeat
+        self.heartbeat_due = time.monotonic() + self.interval
         self._schedule()
 
     def _schedule(self) -> None:
         """Arm the one timer for whichever comes first: the next heartbeat or the token's expiry."""
         until_expiry = self.claims.expires_at - time.time()
         delay = max(0.0, min(self.heartbeat_due - time.monotonic(), until_expiry))
-        self.timer = asyncio.get_running_loop().call_at(asyncio.get_running_loop().time() + delay, self._tick)
+        self.timer = asyncio.get_running_loop().call_later(delay, self._tick)
 
     def _tick(self) -> None:
         """Close an expired stream; every interval, give up on a client that neither reads nor answers."""
@@ -468,7 +470,7 @@ class _Connection:
         expires = format_ms(self.claims.expires_at * 1000)
         await self._send(_control(
             "hello", connectionId=self.id, position=start, latest=high, oldest=low + 1,
-            heartbeatSeconds=manager.heartbeat_of(self), expiresOn=expires,
+            heartbeatSeconds=self.interval, expiresOn=expires,
             user=identifier_kind(self.user_id),
         ))
         if gap:
@@ -546,7 +548,7 @@ class RealtimeManager:
         self.identity = identity
         self.issuer = issuer
         self.options = options or RealtimeOptions()
-        self.connections: dict[_Connection, float] = {}
+        self.connections: set[_Connection] = set()
         self.closing = False
         self._checker: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -559,10 +561,6 @@ class RealtimeManager:
     def connection_count(self) -> int:
         """How many connections are open."""
         return len(self.connections)
-
-    def heartbeat_of(self, connection: _Connection) -> float:
-        """The heartbeat interval a connection was given."""
-        return self.connections.get(connection, self.options.heartbeat_seconds)
 
     def frame_head(self, event: Event) -> str:
         """The frame of an event up to its ``recipient``; built once per event.
@@ -666,12 +664,13 @@ class RealtimeManager:
             await websocket.send_text(_reconnect_frame(0))
             await websocket.close(CLOSE_SERVICE_RESTART, "The server is restarting.")
             return
+        query = _query(websocket)
         try:
-            after, heartbeat = self._parameters(websocket)
+            after, heartbeat = self._parameters(query)
         except ValueError as exc:
             await websocket.close(CLOSE_BAD_REQUEST, str(exc))
             return
-        token = _token_of(websocket)
+        token = _token_of(websocket, query)
         if not token:
             await websocket.close(CLOSE_UNAUTHORIZED, "No access token.")
             return
@@ -692,12 +691,12 @@ class RealtimeManager:
             await websocket.close(CLOSE_REVOKED, "The access token has no chat scope.")
             return
 
-        connection = _Connection(self, websocket, claims)
-        self.connections[connection] = heartbeat
+        connection = _Connection(self, websocket, claims, heartbeat)
+        self.connections.add(connection)
         metrics.connections_opened()
         self._ensure_checker()
         connection.unsubscribe = self.hub.subscribe(connection.user_id, connection.on_event)
-        connection.start_timers(heartbeat)
+        connection.start_timers()
         connection.pump = asyncio.create_task(connection.run_pump(after))
         try:
             await self._read(connection)
@@ -708,11 +707,10 @@ class RealtimeManager:
                 pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
-            self.connections.pop(connection, None)
+            self.connections.discard(connection)
             metrics.connections_closed()
 
-    def _parameters(self, websocket: WebSocket) -> tuple[int | None, float]:
-        query = _query(websocket)
+    def _parameters(self, query: dict[str, str]) -> tuple[int | None, float]:
         version = query.get("api-version")
         if version and version not in CHAT_VERSIONS:
             raise ValueError(f"api-version {version} is not supported.")
@@ -767,7 +765,7 @@ def _query(websocket: WebSocket) -> dict[str, str]:
     return dict(parse_qsl(websocket.scope["query_string"].decode("latin-1"), keep_blank_values=True))
 
 
-def _token_of(websocket: WebSocket) -> str | None:
+def _token_of(websocket: WebSocket, query: dict[str, str]) -> str | None:
     header = ""
     for name, value in websocket.scope["headers"]:  # not websocket.headers: see _query
         if name == b"authorization":
@@ -776,7 +774,7 @@ def _token_of(websocket: WebSocket) -> str | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return _query(websocket).get("access_token") or None
+    return query.get("access_token") or None
 
 
 async def realtime_endpoint(websocket: WebSocket) -> None:
