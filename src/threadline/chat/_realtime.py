@@ -463,33 +463,30 @@ def parse_event(name: str, position: int, data: dict[str, Any]) -> ChatEvent | N
     sender: dict[str, Any] = {
         "sender": _identifier(data.get("sender")), "sender_display_name": _str(data.get("senderDisplayName")),
     }
-    if name in ("chatMessageReceived", "chatMessageEdited"):
+    version = _str(data.get("version"))
+    if name in ("chatMessageReceived", "chatMessageEdited", "chatMessageDeleted"):
         message = dict(
             common, **sender, id=_str(data.get("id")), created_on=_required_time(data.get("createdOn")),
-            version=_str(data.get("version")), type=_str(data.get("type")) or "Text",
-            message=_str(data.get("message")), metadata=_metadata(data.get("metadata")),
-            sequence_id=data.get("sequenceId"),
+            version=version, sequence_id=data.get("sequenceId"),
+        )
+        if name == "chatMessageDeleted":
+            return ChatMessageDeletedEvent(**message, deleted_on=_time(data.get("deletedOn")))
+        message.update(
+            type=_str(data.get("type")) or "Text", message=_str(data.get("message")),
+            metadata=_metadata(data.get("metadata")),
         )
         if name == "chatMessageEdited":
             return ChatMessageEditedEvent(**message, edited_on=_time(data.get("editedOn")))
         return ChatMessageReceivedEvent(**message)
-    if name == "chatMessageDeleted":
-        return ChatMessageDeletedEvent(
-            **common, **sender, id=_str(data.get("id")), created_on=_required_time(data.get("createdOn")),
-            version=_str(data.get("version")), sequence_id=data.get("sequenceId"),
-            deleted_on=_time(data.get("deletedOn")),
-        )
     if name == "typingIndicatorReceived":
         return TypingIndicatorReceivedEvent(
-            **common, **sender, received_on=_required_time(data.get("receivedOn")),
-            version=_str(data.get("version")),
+            **common, **sender, received_on=_required_time(data.get("receivedOn")), version=version,
         )
     if name == "readReceiptReceived":
         return ReadReceiptReceivedEvent(
             **common, **sender, chat_message_id=_str(data.get("chatMessageId")),
             read_on=_required_time(data.get("readOn")),
         )
-    version = _str(data.get("version"))
     if name == "chatThreadCreated":
         return ChatThreadCreatedEvent(
             **common, version=version, created_on=_required_time(data.get("createdOn")),

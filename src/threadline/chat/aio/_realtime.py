@@ -27,6 +27,7 @@ from .._realtime import (
     CLOSE_NORMAL,
     Backoff,
     ChatEvent,
+    CloseDecision,
     RealTimeNotificationDisconnectedEvent,
     RealtimeSession,
     check_event_name,
@@ -107,7 +108,6 @@ class RealtimeNotifications:
         self._backoff = backoff
         self._handlers: dict[str, list[Handler]] = {}
         self._sinks: list[EventSink] = []
-        self._position: int | None = None
         self._session: RealtimeSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -159,7 +159,7 @@ class RealtimeNotifications:
     @property
     def position(self) -> int | None:
         """The position of the last event received; a restart resumes after it."""
-        return self._session.position if self._session is not None else self._position
+        return self._session.position if self._session is not None else None
 
     # -- start and stop ----------------------------------------------------------------------------
 
@@ -197,8 +197,6 @@ class RealtimeNotifications:
         was_running = not task.done()  # a loop that gave up has reported its disconnection already
         self._stopping = True
         self._settle_first()
-        if self._session is not None:
-            self._position = self._session.position
         if self._wakeup is not None:
             self._wakeup.set()
         ws = self._ws
@@ -287,11 +285,11 @@ class RealtimeNotifications:
                 return
             decision = session.on_close(code)
             if decision.reconnect and decision.needs_new_token and await self._token() == token:
-                decision = type(decision)(False, 0.0)
+                decision = CloseDecision(False, 0.0)
+            await self._dispatch(RealTimeNotificationDisconnectedEvent(
+                code=code or 1006, reason=reason, will_reconnect=decision.reconnect, retry_in=decision.delay,
+            ))
             if not decision.reconnect:
-                await self._dispatch(RealTimeNotificationDisconnectedEvent(
-                    code=code or 1006, reason=reason, will_reconnect=False,
-                ))
                 if code == CLOSE_BAD_REQUEST:
                     self._settle_first(ValueError(f"The server refused the real-time request: {reason}"))
                 else:
@@ -301,9 +299,6 @@ class RealtimeNotifications:
                 for sink in list(self._sinks):
                     sink.stop()
                 return
-            await self._dispatch(RealTimeNotificationDisconnectedEvent(
-                code=code or 1006, reason=reason, will_reconnect=True, retry_in=decision.delay,
-            ))
             self._settle_first()
             assert self._wakeup is not None
             with contextlib.suppress(TimeoutError):
