@@ -89,10 +89,13 @@ from .records import (
 from .rows import (
     MESSAGE_COLUMNS,
     PARTICIPANT_COLUMNS,
+    T_THREAD_COLUMNS,
     THREAD_COLUMNS,
+    access_from,
+    drafted_message,
     dump_json,
-    dump_participants,
     message_from,
+    message_values,
     participant_from,
     receipt_from,
     thread_from,
@@ -251,13 +254,13 @@ class PostgresStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
 
-    async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run ``fn`` in one transaction; retry it when PostgreSQL broke a deadlock."""
+    async def _retrying(self, once: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run ``once`` on a pooled connection; run it again when PostgreSQL broke a deadlock."""
         pool = self._require_pool()
         for attempt in range(_RETRIES):
             try:
-                async with pool.acquire() as conn, conn.transaction():
-                    return await fn(conn)
+                async with pool.acquire() as conn:
+                    return await once(conn)
             except asyncpg.exceptions.TransactionRollbackError as exc:
                 if attempt == _RETRIES - 1:
                     raise StoreError(f"the write kept conflicting: {exc}") from exc
@@ -266,6 +269,15 @@ class PostgresStore:
             except _UNAVAILABLE as exc:
                 raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run ``fn`` in one transaction; retry it when PostgreSQL broke a deadlock."""
+
+        async def once(conn: Connection) -> T:
+            async with conn.transaction():
+                return await fn(conn)
+
+        return await self._retrying(once)
 
     async def _write_events(self, fn: Callable[[Connection, _Finish], Awaitable[T]]) -> T:
         """Run ``fn`` in one transaction ended by the final message of its :class:`_Finish`.
@@ -274,31 +286,23 @@ class PostgresStore:
         assigns positions and commits in one round trip. The positions and
         recipients are read once committed. A deadlock is retried, as in :meth:`_write`.
         """
-        pool = self._require_pool()
-        for attempt in range(_RETRIES):
+
+        async def once(conn: Connection) -> T:
+            finish = _Finish()
+            await conn.execute("BEGIN")
             try:
-                async with pool.acquire() as conn:
-                    finish = _Finish()
-                    await conn.execute("BEGIN")
-                    try:
-                        result = await fn(conn, finish)
-                        await conn.execute(finish.sql())
-                    except BaseException:
-                        with contextlib.suppress(Exception):
-                            if conn.is_in_transaction():
-                                await conn.execute("ROLLBACK")
-                        raise
-                    if finish.events:
-                        await self._settle(conn, finish)
-                    return result
-            except asyncpg.exceptions.TransactionRollbackError as exc:
-                if attempt == _RETRIES - 1:
-                    raise StoreError(f"the write kept conflicting: {exc}") from exc
-                log.info("retrying a write after %s", type(exc).__name__)
-                await asyncio.sleep(0.005 * (attempt + 1))
-            except _UNAVAILABLE as exc:
-                raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+                result = await fn(conn, finish)
+                await conn.execute(finish.sql())
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if conn.is_in_transaction():
+                        await conn.execute("ROLLBACK")
+                raise
+            if finish.events:
+                await self._settle(conn, finish)
+            return result
+
+        return await self._retrying(once)
 
     @staticmethod
     async def _settle(conn: Connection, finish: _Finish) -> None:
@@ -429,25 +433,12 @@ class PostgresStore:
     async def _insert_messages(
         self, conn: Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int
     ) -> list[MessageRecord]:
-        records = []
-        rows = []
         pairs = await self._next_ids(conn, thread_id, len(drafts), now_ms)
-        for (seq, mid), d in zip(pairs, drafts, strict=True):
-            records.append(MessageRecord(
-                thread_id=thread_id, id=str(mid), sequence_id=seq, type=d.type, created_ms=now_ms,
-                version=mid, sender_id=d.sender_id, sender_display_name=d.sender_display_name,
-                content=d.content, topic=d.topic, participants=d.participants,
-                initiator_id=d.initiator_id, metadata=d.metadata,
-            ))
-            rows.append((
-                thread_id, seq, str(mid), d.type, d.sender_id, d.sender_display_name, d.content,
-                d.topic, dump_participants(d.participants), d.initiator_id, dump_json(d.metadata),
-                now_ms, mid,
-            ))
+        records = [drafted_message(thread_id, seq, mid, d, now_ms) for (seq, mid), d in zip(pairs, drafts, strict=True)]
         await conn.executemany(
             f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL)",
-            rows,
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            [message_values(r) for r in records],
         )
         return records
 
@@ -569,30 +560,20 @@ class PostgresStore:
         """Return the thread and the user's live membership in it, in one read."""
         row = await self._read(
             lambda c: c.fetchrow(
-                "SELECT t.id, t.topic, t.created_ms, t.created_by, t.deleted_ms, t.last_message_ms, "
-                "t.metadata, t.retention, p.user_id, p.display_name, p.share_history_ms "
+                f"SELECT {T_THREAD_COLUMNS}, p.user_id, p.display_name, p.share_history_ms "
                 "FROM threads t LEFT JOIN participants p "
                 f"ON p.thread_id = t.id AND p.user_id = $1 AND p.{_LIVE_MEMBER} WHERE t.id = $2",
                 user_id, thread_id,
             )
         )
-        if row is None:
-            return None, None
-        member = None
-        if row["user_id"] is not None:
-            member = ParticipantRecord(
-                user_id=row["user_id"], display_name=row["display_name"],
-                share_history_ms=row["share_history_ms"], metadata=None,
-            )
-        return thread_from(row), member
+        return (None, None) if row is None else access_from(row)
 
     async def list_threads(
         self, user_id: str, *, start_ms: int | None, limit: int, after: tuple[int, str] | None
     ) -> list[ThreadRecord]:
         """List the user's threads by (last activity desc, id desc), after the ``after`` cursor."""
         sql = (
-            "SELECT t.id, t.topic, t.created_ms, t.created_by, t.deleted_ms, t.last_message_ms, "
-            "t.metadata, t.retention FROM participants p JOIN threads t ON t.id = p.thread_id "
+            f"SELECT {T_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
             f"WHERE p.user_id = $1 AND p.{_LIVE_MEMBER}"
         )
         args: list[Any] = [user_id]
@@ -625,11 +606,10 @@ class PostgresStore:
         """Set the given properties and write the ``topicUpdated`` draft, if any."""
 
         async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord | None]:
-            if topic is not None:
-                await c.execute("UPDATE threads SET topic = $1 WHERE id = $2", topic, thread_id)
-            if metadata is not None:
+            if topic is not None or metadata is not None:
                 await c.execute(
-                    "UPDATE threads SET metadata = $1 WHERE id = $2", dump_json(metadata), thread_id
+                    "UPDATE threads SET topic = coalesce($1, topic), metadata = coalesce($2, metadata) WHERE id = $3",
+                    topic, dump_json(metadata), thread_id,
                 )
             message = (await self._insert_messages(c, thread_id, [draft], now_ms))[0] if draft else None
             outcome: Outcome[MessageRecord | None] = Outcome(value=message)
@@ -801,37 +781,43 @@ class PostgresStore:
     ) -> Outcome[MessageRecord]:
         """Edit a live message (a None field is left as it is); None if not live."""
 
-        async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord]:
-            row = await c.fetchrow(
-                "UPDATE messages SET content = coalesce($1, content), metadata = coalesce($2, metadata), "
-                "edited_ms = $3, version = greatest(version + 1, $3) "
-                f"WHERE thread_id = $4 AND id = $5 AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
-                content, dump_json(metadata), now_ms, thread_id, message_id,
+        return await self._write_events(
+            lambda c, finish: self._change_message(
+                c, finish, thread_id, message_id,
+                "content = coalesce($1, content), metadata = coalesce($2, metadata), edited_ms = $3",
+                (content, dump_json(metadata), now_ms), now_ms, effects,
             )
-            message = None if row is None else message_from(row)
-            outcome = Outcome(value=message)
-            outcome.events = await self._publishable(c, finish, thread_id, effects, message, now_ms)
-            return outcome
-
-        return await self._write_events(run)
+        )
 
     async def delete_message(
         self, thread_id: str, message_id: str, now_ms: int, effects: Effects[MessageRecord]
     ) -> Outcome[MessageRecord]:
         """Mark a live message deleted; None if not live."""
 
-        async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord]:
-            row = await c.fetchrow(
-                "UPDATE messages SET deleted_ms = $1, version = greatest(version + 1, $1) "
-                f"WHERE thread_id = $2 AND id = $3 AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
-                now_ms, thread_id, message_id,
+        return await self._write_events(
+            lambda c, finish: self._change_message(
+                c, finish, thread_id, message_id, "deleted_ms = $1", (now_ms,), now_ms, effects
             )
-            message = None if row is None else message_from(row)
-            outcome = Outcome(value=message)
-            outcome.events = await self._publishable(c, finish, thread_id, effects, message, now_ms)
-            return outcome
+        )
 
-        return await self._write_events(run)
+    async def _change_message(
+        self, c: Connection, finish: _Finish, thread_id: str, message_id: str, assignments: str,
+        values: tuple[Any, ...], now_ms: int, effects: Effects[MessageRecord],
+    ) -> Outcome[MessageRecord]:
+        """Change a live message (raising its version) and log the change's events; None if not live.
+
+        ``assignments`` use the parameters ``$1`` to ``$n`` for the n ``values``.
+        """
+        n = len(values)
+        row = await c.fetchrow(
+            f"UPDATE messages SET {assignments}, version = greatest(version + 1, ${n + 1}) "
+            f"WHERE thread_id = ${n + 2} AND id = ${n + 3} AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
+            *values, now_ms, thread_id, message_id,
+        )
+        message = None if row is None else message_from(row)
+        outcome = Outcome(value=message)
+        outcome.events = await self._publishable(c, finish, thread_id, effects, message, now_ms)
+        return outcome
 
     # -- read receipts -------------------------------------------------------------------------------------
 
@@ -908,14 +894,15 @@ class PostgresStore:
 
     async def prune_events(self, before_ms: int) -> int:
         """Drop events created before ``before_ms``; return how many."""
-        status = await self._write(lambda c: c.execute("DELETE FROM events WHERE created_ms < $1", before_ms))
-        return int(str(status).rsplit(" ", 1)[-1])
+        return await self._delete_before("events", before_ms)
 
     async def prune_idempotency(self, before_ms: int) -> int:
         """Forget repeatability ids recorded before ``before_ms``; return how many."""
-        status = await self._write(
-            lambda c: c.execute("DELETE FROM idempotency WHERE created_ms < $1", before_ms)
-        )
+        return await self._delete_before("idempotency", before_ms)
+
+    async def _delete_before(self, table: str, before_ms: int) -> int:
+        """Delete the rows of ``table`` (a constant name) created before ``before_ms``; return how many."""
+        status = await self._write(lambda c: c.execute(f"DELETE FROM {table} WHERE created_ms < $1", before_ms))
         return int(str(status).rsplit(" ", 1)[-1])
 
 

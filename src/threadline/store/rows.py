@@ -11,16 +11,20 @@ from typing import Any
 
 import msgspec
 
-from .records import MessageRecord, ParticipantRecord, ReadReceiptRecord, ThreadRecord, UserRecord
+from .records import MessageDraft, MessageRecord, ParticipantRecord, ReadReceiptRecord, ThreadRecord, UserRecord
 
 __all__ = [
     "MESSAGE_COLUMNS",
     "PARTICIPANT_COLUMNS",
     "THREAD_COLUMNS",
+    "T_THREAD_COLUMNS",
+    "access_from",
+    "drafted_message",
     "dump_json",
     "dump_participants",
     "load_json",
     "message_from",
+    "message_values",
     "participant_from",
     "receipt_from",
     "thread_from",
@@ -28,6 +32,8 @@ __all__ = [
 ]
 
 THREAD_COLUMNS = "id, topic, created_ms, created_by, deleted_ms, last_message_ms, metadata, retention"
+#: :data:`THREAD_COLUMNS` of a query where ``threads`` is aliased ``t``.
+T_THREAD_COLUMNS = ", ".join(f"t.{c}" for c in THREAD_COLUMNS.split(", "))
 PARTICIPANT_COLUMNS = "user_id, display_name, share_history_ms, metadata"
 MESSAGE_COLUMNS = (
     "thread_id, seq, id, type, sender_id, sender_display_name, content, topic, participants, "
@@ -86,6 +92,21 @@ def thread_from(row: Row) -> ThreadRecord:
     )
 
 
+def access_from(row: Row) -> tuple[ThreadRecord, ParticipantRecord | None]:
+    """A thread (:data:`T_THREAD_COLUMNS`) and the live membership LEFT JOINed to it.
+
+    The membership columns are ``p.user_id, p.display_name, p.share_history_ms``
+    (its metadata is not read); a NULL ``user_id`` means no membership.
+    """
+    member = None
+    if row["user_id"] is not None:
+        member = ParticipantRecord(
+            user_id=row["user_id"], display_name=row["display_name"],
+            share_history_ms=row["share_history_ms"], metadata=None,
+        )
+    return thread_from(row), member
+
+
 def participant_from(row: Row) -> ParticipantRecord:
     return ParticipantRecord(
         user_id=row["user_id"],
@@ -112,6 +133,25 @@ def message_from(row: Row) -> MessageRecord:
         metadata=load_json(row["metadata"]),
         edited_ms=row["edited_ms"],
         deleted_ms=row["deleted_ms"],
+    )
+
+
+def drafted_message(thread_id: str, seq: int, message_id: int, draft: MessageDraft, now_ms: int) -> MessageRecord:
+    """The record of a draft given its sequence id and epoch-ms id (which is also its version)."""
+    return MessageRecord(
+        thread_id=thread_id, id=str(message_id), sequence_id=seq, type=draft.type, created_ms=now_ms,
+        version=message_id, sender_id=draft.sender_id, sender_display_name=draft.sender_display_name,
+        content=draft.content, topic=draft.topic, participants=draft.participants,
+        initiator_id=draft.initiator_id, metadata=draft.metadata,
+    )
+
+
+def message_values(m: MessageRecord) -> tuple[Any, ...]:
+    """The values of :data:`MESSAGE_COLUMNS` for a message, in order (the inverse of :func:`message_from`)."""
+    return (
+        m.thread_id, m.sequence_id, m.id, m.type, m.sender_id, m.sender_display_name, m.content, m.topic,
+        dump_participants(m.participants), m.initiator_id, dump_json(m.metadata), m.created_ms, m.version,
+        m.edited_ms, m.deleted_ms,
     )
 
 

@@ -36,10 +36,13 @@ from .records import (
 from .rows import (
     MESSAGE_COLUMNS,
     PARTICIPANT_COLUMNS,
+    T_THREAD_COLUMNS,
     THREAD_COLUMNS,
+    access_from,
+    drafted_message,
     dump_json,
-    dump_participants,
     message_from,
+    message_values,
     participant_from,
     receipt_from,
     thread_from,
@@ -277,24 +280,12 @@ class SqliteStore:
     def _insert_messages(
         self, conn: sqlite3.Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int
     ) -> list[MessageRecord]:
-        records = []
-        for (seq, mid), d in zip(self._next_ids(conn, thread_id, len(drafts), now_ms), drafts, strict=True):
-            record = MessageRecord(
-                thread_id=thread_id, id=str(mid), sequence_id=seq, type=d.type, created_ms=now_ms,
-                version=mid, sender_id=d.sender_id, sender_display_name=d.sender_display_name,
-                content=d.content, topic=d.topic, participants=d.participants,
-                initiator_id=d.initiator_id, metadata=d.metadata,
-            )
-            conn.execute(
-                f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-                (
-                    thread_id, seq, record.id, d.type, d.sender_id, d.sender_display_name, d.content,
-                    d.topic, dump_participants(d.participants), d.initiator_id, dump_json(d.metadata),
-                    now_ms, mid,
-                ),
-            )
-            records.append(record)
+        pairs = self._next_ids(conn, thread_id, len(drafts), now_ms)
+        records = [drafted_message(thread_id, seq, mid, d, now_ms) for (seq, mid), d in zip(pairs, drafts, strict=True)]
+        conn.executemany(
+            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [message_values(r) for r in records],
+        )
         return records
 
     @staticmethod
@@ -402,21 +393,12 @@ class SqliteStore:
     ) -> tuple[ThreadRecord | None, ParticipantRecord | None]:
         def run(c: sqlite3.Connection) -> tuple[ThreadRecord | None, ParticipantRecord | None]:
             row = c.execute(
-                f"SELECT t.id, t.topic, t.created_ms, t.created_by, t.deleted_ms, t.last_message_ms, "
-                f"t.metadata, t.retention, p.user_id, p.display_name, p.share_history_ms, "
-                f"p.metadata AS p_metadata FROM threads t LEFT JOIN participants p "
+                f"SELECT {T_THREAD_COLUMNS}, p.user_id, p.display_name, p.share_history_ms "
+                f"FROM threads t LEFT JOIN participants p "
                 f"ON p.thread_id = t.id AND p.user_id = ? AND p.{_LIVE_MEMBER} WHERE t.id = ?",
                 (user_id, thread_id),
             ).fetchone()
-            if row is None:
-                return None, None
-            member = None
-            if row["user_id"] is not None:
-                member = ParticipantRecord(
-                    user_id=row["user_id"], display_name=row["display_name"],
-                    share_history_ms=row["share_history_ms"], metadata=None,
-                )
-            return thread_from(row), member
+            return (None, None) if row is None else access_from(row)
 
         return await self._peek(run)
 
@@ -425,8 +407,7 @@ class SqliteStore:
     ) -> list[ThreadRecord]:
         def run(c: sqlite3.Connection) -> list[ThreadRecord]:
             sql = (
-                "SELECT t.id, t.topic, t.created_ms, t.created_by, t.deleted_ms, t.last_message_ms, "
-                "t.metadata, t.retention FROM participants p JOIN threads t ON t.id = p.thread_id "
+                f"SELECT {T_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
                 f"WHERE p.user_id = ? AND p.{_LIVE_MEMBER}"
             )
             args: list[Any] = [user_id]
@@ -453,10 +434,11 @@ class SqliteStore:
         effects: Effects[MessageRecord | None],
     ) -> Outcome[MessageRecord | None]:
         def run(c: sqlite3.Connection) -> Outcome[MessageRecord | None]:
-            if topic is not None:
-                c.execute("UPDATE threads SET topic = ? WHERE id = ?", (topic, thread_id))
-            if metadata is not None:
-                c.execute("UPDATE threads SET metadata = ? WHERE id = ?", (dump_json(metadata), thread_id))
+            if topic is not None or metadata is not None:
+                c.execute(
+                    "UPDATE threads SET topic = coalesce(?, topic), metadata = coalesce(?, metadata) WHERE id = ?",
+                    (topic, dump_json(metadata), thread_id),
+                )
             message = self._insert_messages(c, thread_id, [draft], now_ms)[0] if draft else None
             outcome: Outcome[MessageRecord | None] = Outcome(value=message)
             outcome.events = self._publishable(c, thread_id, effects, message, now_ms)
@@ -518,13 +500,12 @@ class SqliteStore:
                     )
                 }
                 fresh = [p for p in participants if p.user_id not in live]
-                for p in participants:
-                    if p.user_id in live:
-                        c.execute(
-                            "UPDATE participants SET display_name = ?, share_history_ms = ? "
-                            f"WHERE thread_id = ? AND user_id = ? AND {_LIVE_MEMBER}",
-                            (p.display_name, p.share_history_ms, thread_id, p.user_id),
-                        )
+                c.executemany(
+                    "UPDATE participants SET display_name = ?, share_history_ms = ? "
+                    f"WHERE thread_id = ? AND user_id = ? AND {_LIVE_MEMBER}",
+                    [(p.display_name, p.share_history_ms, thread_id, p.user_id)
+                     for p in participants if p.user_id in live],
+                )
                 if not fresh:
                     return None
                 draft.participants = fresh

@@ -20,6 +20,7 @@ from .actor import Actor
 __all__ = [
     "Page",
     "invalid",
+    "merge_metadata",
     "require_member",
     "resolve_identifier",
     "validate_metadata",
@@ -135,6 +136,24 @@ def validate_metadata(metadata: dict[str, str] | None, limits: Limits, target: s
     """
     if metadata and len(msgspec.json.encode(metadata)) > limits.metadata_bytes:
         raise invalid(f"metadata must not exceed {limits.metadata_bytes} bytes.", target)
+
+
+def merge_metadata(
+    current: dict[str, str] | None, patch: dict[str, str | None], limits: Limits
+) -> dict[str, str]:
+    """Apply a metadata patch (a null value removes its key) and check the result's size.
+
+    Raises:
+        ChatServiceError: 400 when the merged map is over the limit.
+    """
+    merged = dict(current or {})
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    validate_metadata(merged, limits)
+    return merged
 
 
 def check_participant_id(raw_id: str, resource_id: str) -> tuple[str, str] | None:

@@ -18,6 +18,10 @@ __all__ = ["IdentityService", "IssuedToken"]
 MIN_MINUTES, MAX_MINUTES, DEFAULT_MINUTES = 60, 1440, 1440
 
 
+def _not_found() -> ChatServiceError:
+    return ChatServiceError(ErrorKind.NOT_FOUND, "Identity not found.", code="IdentityNotFound", target="id")
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     token: str
@@ -86,8 +90,7 @@ class IdentityService:
     async def _live(self, user_id: str) -> UserRecord:
         user = await self._store.get_user(user_id)
         if user is None or user.deleted_ms is not None:
-            raise ChatServiceError(ErrorKind.NOT_FOUND, "Identity not found.", code="IdentityNotFound",
-                                   target="id")
+            raise _not_found()
         return user
 
     async def issue(self, user_id: str, scopes: list[str] | None, minutes: int | None) -> IssuedToken:
@@ -109,8 +112,7 @@ class IdentityService:
             ChatServiceError: 404 unknown identity.
         """
         if await self._store.revoke_tokens(user_id) is None:
-            raise ChatServiceError(ErrorKind.NOT_FOUND, "Identity not found.", code="IdentityNotFound",
-                                   target="id")
+            raise _not_found()
 
     async def delete(self, user_id: str) -> None:
         """Delete an identity: its tokens stop working and it leaves every thread.
@@ -119,8 +121,7 @@ class IdentityService:
             ChatServiceError: 404 unknown identity.
         """
         if not await self._store.delete_user(user_id, now_ms()):
-            raise ChatServiceError(ErrorKind.NOT_FOUND, "Identity not found.", code="IdentityNotFound",
-                                   target="id")
+            raise _not_found()
 
     async def exchange_teams_token(self, token: str, app_id: str, user_id: str) -> IssuedToken:
         """Exchange a Microsoft Entra token of a Teams user for an ACS token: not possible here.

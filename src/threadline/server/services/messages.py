@@ -16,6 +16,7 @@ from .actor import Actor
 from .common import (
     Page,
     invalid,
+    merge_metadata,
     parse_time,
     require_member,
     validate_metadata,
@@ -95,10 +96,22 @@ class MessageService:
         assert outcome.value is not None
         return outcome.value.id
 
-    async def _visible(self, actor: Actor, thread_id: str, message_id: str) -> MessageRecord:
+    async def _visible(
+        self, actor: Actor, thread_id: str, message_id: str, *, allow_deleted: bool = False
+    ) -> MessageRecord:
+        """The message, if the actor is a member and it is within the actor's shared history.
+
+        Raises:
+            ChatServiceError: 403 not a member; 404 unknown thread, or unknown, too old or
+                (unless ``allow_deleted``) deleted message.
+        """
         _, member = await require_member(self._store, actor, thread_id)
         message = await self._store.get_message(thread_id, message_id)
-        if message is None or message.deleted_ms is not None or message.created_ms < member.share_history_ms:
+        if (
+            message is None
+            or (message.deleted_ms is not None and not allow_deleted)
+            or message.created_ms < member.share_history_ms
+        ):
             raise ChatServiceError(ErrorKind.NOT_FOUND, "Message not found.", target="chatMessageId")
         return message
 
@@ -152,15 +165,7 @@ class MessageService:
         if message.sender_id != actor.user_id:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "Only the sender may edit a message.")
         body = self._content(content, message.type) if content is not None else None
-        merged = None
-        if metadata is not None:
-            merged = dict(message.metadata or {})
-            for key, value in metadata.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            validate_metadata(merged, self._limits)
+        merged = merge_metadata(message.metadata, metadata, self._limits) if metadata is not None else None
         if body is None and merged is None:
             return
         effects: Effects[MessageRecord] = Effects(
@@ -177,10 +182,7 @@ class MessageService:
         Raises:
             ChatServiceError: 403 not the sender, 404 unknown message.
         """
-        _, member = await require_member(self._store, actor, thread_id)
-        message = await self._store.get_message(thread_id, message_id)
-        if message is None or message.created_ms < member.share_history_ms:
-            raise ChatServiceError(ErrorKind.NOT_FOUND, "Message not found.", target="chatMessageId")
+        message = await self._visible(actor, thread_id, message_id, allow_deleted=True)
         if message.sender_id != actor.user_id:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "Only the sender may delete a message.")
         if message.deleted_ms is not None:

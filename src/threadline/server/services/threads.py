@@ -19,6 +19,7 @@ from .common import (
     Page,
     check_participant_id,
     invalid,
+    merge_metadata,
     parse_time,
     require_member,
     resolve_identifier,
@@ -92,6 +93,9 @@ class ThreadService:
             records[raw] = ParticipantRecord(raw, p.display_name, max(share - share % 1000, 0), p.metadata)
         return list(records.values()), errors
 
+    def _thread_full(self) -> ChatServiceError:
+        return invalid(f"A thread holds at most {self._limits.participants_per_thread} participants.", "participants")
+
     async def _known(
         self, members: list[ParticipantRecord], errors: list[CommunicationError]
     ) -> list[ParticipantRecord]:
@@ -132,9 +136,7 @@ class ThreadService:
         if not any(m.user_id == actor.user_id for m in members):
             members.insert(0, ParticipantRecord(actor.user_id))
         if len(members) > self._limits.participants_per_thread:
-            raise invalid(
-                f"A thread holds at most {self._limits.participants_per_thread} participants.", "participants"
-            )
+            raise self._thread_full()
         now = now_ms()
         thread = ThreadRecord(ids.new_thread_id(), topic, now, actor.user_id, metadata=metadata)
         drafts = [
@@ -180,15 +182,7 @@ class ThreadService:
         if not actor.can_manage_threads:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not update threads.")
         new_topic = self._topic(topic) if topic is not None else None
-        merged = None
-        if metadata is not None:
-            merged = dict(thread.metadata or {})
-            for key, value in metadata.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            validate_metadata(merged, self._limits)
+        merged = merge_metadata(thread.metadata, metadata, self._limits) if metadata is not None else None
         if new_topic is None and merged is None:
             return
         now = now_ms()
@@ -278,10 +272,7 @@ class ThreadService:
             existing = {p.user_id for p in await self._store.list_participants(thread_id, skip=0, limit=count)}
             fresh = sum(1 for m in members if m.user_id not in existing)
             if count + fresh > self._limits.participants_per_thread:
-                raise invalid(
-                    f"A thread holds at most {self._limits.participants_per_thread} participants.",
-                    "participants",
-                )
+                raise self._thread_full()
         now = now_ms()
         draft = MessageDraft("participantAdded", initiator_id=actor.user_id)
         scope_key = (f"add:{actor.user_id}:{thread_id}", repeatability_id) if repeatability_id else None
