@@ -26,6 +26,7 @@ from .events import Hub, LocalHub
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, realtime_endpoint
 from .routes import chat, identity
+from .services.admission import Admission
 from .services.identity import IdentityService
 from .services.messages import MessageService
 from .services.threads import ThreadService
@@ -115,7 +116,8 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.identity = IdentityService(store, issuer, settings.resource_id)
     app.state.threads = ThreadService(store, hub, settings.limits, settings.resource_id)
     app.state.messages = MessageService(store, hub, settings.limits)
-    app.state.throttle = make_throttle(settings.limits, issuer, settings.throttle)
+    app.state.throttle = make_throttle(settings.limits, issuer, settings.throttle, settings.throttle_keys)
+    app.state.admission = Admission(store, app.state.throttle)
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer)
     return app
 

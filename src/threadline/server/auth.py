@@ -11,24 +11,49 @@ from threadline.server.services.actor import Actor
 
 from .endpoint import Call
 
-__all__ = ["MAX_SKEW_SECONDS", "bearer_actor", "verify_hmac"]
+__all__ = ["MAX_SKEW_SECONDS", "admit", "bearer_actor", "verify_hmac"]
 
 #: How far ``x-ms-date`` may be from the server's clock.
 MAX_SKEW_SECONDS = 15 * 60
 
 
 async def bearer_actor(call: Call) -> Actor:
-    """The user behind ``Authorization: Bearer <token>``.
+    """The user behind ``Authorization: Bearer <token>``, admitted to the route's rate budgets.
+
+    Authentication comes first; then :func:`admit` charges the operation's budgets
+    (on a thread route, only once the user is known to be a member), before the
+    route reads its body.
 
     Raises:
-        ChatServiceError: 401 for a missing, bad, expired or revoked token.
+        ChatServiceError: 401 for a missing, bad, expired or revoked token; on a
+            throttled thread route 404/403 for an unknown thread or a non-member;
+            429 when a budget is spent.
     """
     header = call.header("authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ChatServiceError(ErrorKind.UNAUTHORIZED)
     actor: Actor = await call.state.identity.authenticate(token.strip())
+    await admit(call, actor)
     return actor
+
+
+async def admit(call: Call, actor: Actor | None) -> None:
+    """Charge the route's rate budgets to an authenticated caller (``services/admission.py``).
+
+    Args:
+        call: the request; its ``thread_id`` path parameter names the thread, if any.
+        actor: the chat user, or None for an identity request whose signature verified.
+
+    Raises:
+        ChatServiceError: 400 NUL in the thread id; 404/403 not a member of the thread;
+            429 when a budget is spent.
+    """
+    admission = getattr(call.state, "admission", None)
+    if admission is None:
+        return
+    thread_id = call.path("thread_id") if "thread_id" in call.request.path_params else None
+    call.ticket = await admission.admit(call.operation, actor, thread_id)
 
 
 def verify_hmac(call: Call, body: bytes, key: bytes) -> None:

@@ -25,7 +25,7 @@ from threadline.store.base import StoreError, StoreUnavailable
 
 from . import metrics
 from .errors import JSON, error_response, from_decode_error
-from .throttle import REFUND_STATUSES
+from .throttle import REFUND_STATUSES, Ticket
 
 __all__ = ["Call", "endpoint", "json", "next_link", "no_content"]
 
@@ -44,15 +44,23 @@ _DRIVER_MODULES = frozenset({"sqlite3", "asyncpg", "psycopg", "psycopg2"})
 
 
 class Call:
-    """One request as the routes see it."""
+    """One request as the routes see it.
 
-    __slots__ = ("api_version", "headers", "request", "state")
+    Attributes:
+        operation: the route name (its throttling rules, metrics and logs go by it).
+        ticket: the rate-limit slots charged to this request (see ``auth.admit``), refunded
+            when it is then refused as 401/403.
+    """
 
-    def __init__(self, request: Request, api_version: str, headers: dict[str, str]) -> None:
+    __slots__ = ("api_version", "headers", "operation", "request", "state", "ticket")
+
+    def __init__(self, request: Request, api_version: str, headers: dict[str, str], operation: str = "") -> None:
         self.request = request
         self.api_version = api_version
         self.headers = headers
         self.state: Any = request.app.state
+        self.operation = operation
+        self.ticket: Ticket | None = None
 
     def path(self, name: str) -> str:
         """A path parameter, percent-decoded.
@@ -172,7 +180,7 @@ def next_link(call: Call, cursor: str | None, params: dict[str, Any], cursor_nam
 def endpoint(
     versions: tuple[str, ...],
 ) -> Callable[[Callable[[Call], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
-    """Wrap a route: check api-version, throttle, echo request ids, map every error to an ACS body.
+    """Wrap a route: check api-version, echo request ids, map every error to an ACS body.
 
     The route's function name is its operation name in throttling rules,
     metrics and access logs.
@@ -189,7 +197,7 @@ def endpoint(
             headers = {"api-supported-versions": supported, "x-ms-request-id": request_id}
             if client_id:
                 headers["x-ms-client-request-id"] = client_id
-            ticket = None
+            call = None
             state = request.app.state
             try:
                 version = request.query_params.get("api-version")
@@ -204,10 +212,9 @@ def endpoint(
                         f"Supported versions: {supported}.",
                         code="UnsupportedApiVersion", target="api-version",
                     )
-                throttle = getattr(state, "throttle", None)
-                if throttle is not None:
-                    ticket = throttle.admit(operation, request)
-                response = await handler(Call(request, version, headers))
+                # Rate budgets are charged by auth.admit once the caller is known (not here).
+                call = Call(request, version, headers, operation)
+                response = await handler(call)
             except ChatServiceError as exc:
                 if exc.status == 429:
                     metrics.throttled(operation)
@@ -222,8 +229,8 @@ def endpoint(
                               extra={"request_id": request_id, "operation": operation})
                 response = error_response(ChatServiceError(ErrorKind.INTERNAL), headers)
             status = response.status_code
-            if ticket is not None and status in REFUND_STATUSES:
-                state.throttle.refund(ticket)
+            if call is not None and call.ticket is not None and status in REFUND_STATUSES:
+                state.throttle.refund(call.ticket)
             elapsed = time.perf_counter() - started
             metrics.observe(operation, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):

@@ -53,6 +53,7 @@ class Settings:
         event_retention_seconds: how long events stay resumable.
         idempotency_retention_seconds: how long a repeatability-request-id is remembered.
         throttle: ``on`` (ACS rates), ``off``, or a factor scaling the ACS rates.
+        throttle_keys: the most rate-limit windows a process holds (memory bound, ``docs/limits.md``).
         workers: server processes on this machine (PostgreSQL only).
     """
 
@@ -69,6 +70,7 @@ class Settings:
     event_retention_seconds: int = 24 * 3600
     idempotency_retention_seconds: int = 24 * 3600
     throttle: str = "on"
+    throttle_keys: int = 100_000
     workers: int = 1
 
     @classmethod
@@ -90,6 +92,7 @@ class Settings:
             event_retention_seconds=_env_int("THREADLINE_EVENT_RETENTION", 24 * 3600),
             idempotency_retention_seconds=_env_int("THREADLINE_IDEMPOTENCY_RETENTION", 24 * 3600),
             throttle=env("THREADLINE_THROTTLE", "on"),
+            throttle_keys=_env_int("THREADLINE_THROTTLE_KEYS", 100_000),
             workers=_env_int("THREADLINE_WORKERS", 1),
         )
 

@@ -8,11 +8,18 @@ with exact sliding windows: each (rule, key) keeps the times of the requests
 it admitted inside its window, so no window ever admits more than the rule's
 count, and a refused caller learns exactly when the oldest of those leaves it.
 
-Keys are made of what ACS scopes each rule by: the user (taken from a bearer
-token whose signature verifies, so nobody can spend another user's budget),
-the thread (the ``thread_id`` path parameter) or the whole resource.
-A request that is then refused as 401 or 403 gives its slots back
-(:meth:`Throttle.refund`), so strangers cannot exhaust a thread's budget.
+Keys are made of what ACS scopes each rule by: the user, the thread, the user
+in the thread, or the whole resource. The limiter itself trusts its caller:
+:class:`threadline.server.services.admission.Admission` charges a budget only
+once the caller is authenticated and, for a thread's budgets, known to be a
+member of that thread, so a request that fails authentication or authorization
+creates no state here and spends nobody's budget (``docs/limits.md``).
+
+Memory is bounded by ``max_keys`` windows whatever the traffic. Windows are
+kept in order of their last admitted request; when a new window would pass the
+bound, windows idle for longer than the longest rule are dropped first, then
+the least recently used windows (the rule nginx's ``limit_req`` zones follow).
+An evicted window forgets its requests: its key starts again with a full budget.
 
 State lives in memory, **per server process** (per node): with several nodes
 behind a load balancer each enforces the rates on its own share of traffic.
@@ -26,19 +33,22 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections import deque
+from array import array
+from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from starlette.requests import Request
+from prometheus_client import Counter, Gauge
 
 from threadline.identity.tokens import InvalidToken, TokenIssuer
 from threadline.protocol.errors import ChatServiceError, ErrorKind
 
 from .limits import Limits
+from .metrics import REGISTRY
 
-__all__ = ["ACS_RULES", "REFUND_STATUSES", "Rule", "Throttle", "Ticket", "make_throttle"]
+__all__ = ["ACS_RULES", "DEFAULT_MAX_KEYS", "REFUND_STATUSES", "Rule", "Throttle", "Ticket", "make_throttle"]
 
 Scope = Literal["user", "thread", "user_thread", "resource"]
 
@@ -99,7 +109,22 @@ ACS_RULES: dict[str, tuple[Rule, ...]] = {
 #: Statuses that give a request's slots back: it was not the caller's to spend.
 REFUND_STATUSES = frozenset({401, 403})
 
+#: Windows a throttle holds at most unless told otherwise (``THREADLINE_THROTTLE_KEYS``).
+DEFAULT_MAX_KEYS = 100_000
+#: The smallest bound accepted: more windows than any operation has rules.
+MIN_MAX_KEYS = 16
+
 _Key = tuple[str, int, str]
+
+_KEYS = Gauge(
+    "threadline_throttle_keys", "Rate-limit windows (operation, rule, user/thread) held in memory.",
+    registry=REGISTRY,
+)
+_EVICTIONS = Counter(
+    "threadline_throttle_evictions_total",
+    "Rate-limit windows dropped while still in use because the key bound (THREADLINE_THROTTLE_KEYS) was reached.",
+    registry=REGISTRY,
+)
 
 
 @dataclass(slots=True)
@@ -111,12 +136,16 @@ class Ticket:
 
 
 class Throttle:
-    """Exact sliding-window rate limiting per (operation, rule, user/thread).
+    """Exact sliding-window rate limiting per (operation, rule, user/thread), in bounded memory.
 
     Args:
         rules: the rules of each operation (route name); operations not named are not throttled.
-        issuer: verifies bearer tokens to learn their user (None: per-user rules key on nobody).
+        issuer: verifies bearer tokens for :meth:`user_of` (None: it knows nobody).
         clock: monotonic seconds (``time.monotonic``); tests may pass their own.
+        max_keys: the most windows held (see the module); at least :data:`MIN_MAX_KEYS`.
+
+    Raises:
+        ValueError: ``max_keys`` is below :data:`MIN_MAX_KEYS`.
     """
 
     #: Verified tokens remembered (token -> user id, expiry), to verify each token once.
@@ -129,34 +158,55 @@ class Throttle:
         rules: Mapping[str, tuple[Rule, ...]],
         issuer: TokenIssuer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
+        if max_keys < MIN_MAX_KEYS:
+            raise ValueError(f"the throttle key bound must be at least {MIN_MAX_KEYS}, not {max_keys}")
         self._rules = {op: tuple(rs) for op, rs in rules.items() if rs}
         self._issuer = issuer
         self._clock = clock
-        self._logs: dict[_Key, deque[float]] = {}
+        self._max_keys = max_keys
+        # Each window's admitted times, oldest first; windows ordered by their last admission.
+        self._logs: OrderedDict[_Key, array[float]] = OrderedDict()
         self._tokens: dict[str, tuple[str, float]] = {}
         self._next_sweep = clock() + self.SWEEP_SECONDS
         self._longest = max((r.seconds for rs in self._rules.values() for r in rs), default=0.0)
+        self.evictions = 0
+        _KEYS.set_function(lambda: len(self._logs))
 
     @classmethod
-    def acs(cls, issuer: TokenIssuer | None = None, scale: float = 1.0) -> Throttle:
+    def acs(cls, issuer: TokenIssuer | None = None, scale: float = 1.0, max_keys: int = DEFAULT_MAX_KEYS) -> Throttle:
         """The ACS rates, each count multiplied by ``scale`` (at least 1).
 
         Args:
             issuer: verifies bearer tokens (see the class).
             scale: multiplies every count.
+            max_keys: the most windows held.
+
+        Returns:
+            The throttle.
         """
         rules = {
             op: tuple(replace(r, count=max(1, int(r.count * scale))) for r in rs) for op, rs in ACS_RULES.items()
         }
-        return cls(rules, issuer)
+        return cls(rules, issuer, max_keys=max_keys)
+
+    @property
+    def max_keys(self) -> int:
+        """The most windows this throttle holds."""
+        return self._max_keys
 
     def rules(self, operation: str) -> tuple[Rule, ...]:
         """The rules an operation is held to (empty when it is not throttled)."""
         return self._rules.get(operation, ())
 
     def user_of(self, authorization: str | None) -> str | None:
-        """The user of a bearer token whose signature verifies, else None (cached per token)."""
+        """The user of a bearer token whose signature verifies, else None (cached per token).
+
+        Only a signature and expiry check, for embedders; the server charges budgets
+        through :class:`~threadline.server.services.admission.Admission`, after the
+        identity service has also checked revocation and membership.
+        """
         if not authorization or self._issuer is None:
             return None
         scheme, _, token = authorization.partition(" ")
@@ -176,33 +226,11 @@ class Throttle:
         self._tokens[token] = (claims.user_id, float(claims.expires_at))
         return claims.user_id
 
-    def admit(self, operation: str, request: Request) -> Ticket | None:
-        """Admit a request or refuse it with 429 (see :meth:`take`).
-
-        Args:
-            operation: the route name.
-            request: the request (its bearer token and ``thread_id`` path parameter are read).
-
-        Returns:
-            The ticket to refund, or None when the operation is not throttled
-            (or its caller cannot be identified for a per-user rule).
-
-        Raises:
-            ChatServiceError: 429 ``TooManyRequests`` with ``retry_after`` in whole seconds.
-        """
-        rules = self._rules.get(operation)
-        if not rules:
-            return None
-        thread = request.path_params.get("thread_id", "")
-        user = None
-        if any(r.scope in ("user", "user_thread") for r in rules):
-            user = self.user_of(request.headers.get("authorization"))
-            if user is None:
-                return None  # the route answers 401; nothing to count
-        return self.take(operation, user=user, thread=thread)
-
     def take(self, operation: str, *, user: str | None = None, thread: str = "") -> Ticket | None:
         """Take one slot of every rule of the operation, or none of them.
+
+        The caller must already be entitled to the budgets named: a refused
+        request creates no window, an admitted one creates at most one per rule.
 
         Args:
             operation: the route name.
@@ -222,8 +250,8 @@ class Throttle:
         now = self._clock()
         if now >= self._next_sweep:
             self._sweep(now)
+        logs = self._logs
         keys: list[_Key] = []
-        logs: list[deque[float]] = []
         wait = 0.0
         for index, rule in enumerate(rules):
             if rule.scope == "user":
@@ -235,35 +263,61 @@ class Throttle:
             else:
                 subject = ""
             key = (operation, index, subject)
-            log = self._logs.get(key)
+            keys.append(key)
+            log = logs.get(key)
             if log is None:
-                log = self._logs[key] = deque()
+                continue
             horizon = now - rule.seconds
-            while log and log[0] <= horizon:
-                log.popleft()
+            if log and log[0] <= horizon:
+                del log[:bisect_right(log, horizon)]
             if len(log) >= rule.count:
                 wait = max(wait, log[len(log) - rule.count] - horizon)
-            keys.append(key)
-            logs.append(log)
         if wait > 0:
             raise ChatServiceError(ErrorKind.THROTTLED, retry_after=max(1, math.ceil(wait)))
-        for log in logs:
+        for key in keys:
+            log = logs.get(key)
+            if log is None:
+                self._make_room(now)
+                log = logs[key] = array("d")
+            else:
+                logs.move_to_end(key)
             log.append(now)
         return Ticket(keys, now)
 
     def refund(self, ticket: Ticket) -> None:
-        """Give back the slots of a request that turned out not to be the caller's to spend."""
+        """Give back the slots of a request that turned out not to be the caller's to spend.
+
+        A window left empty is dropped, so a refunded request leaves no state behind.
+        """
         for key in ticket.keys:
             log = self._logs.get(key)
             if log is not None:
                 with contextlib.suppress(ValueError):  # already out of the window
                     log.remove(ticket.at)
+                if not log:
+                    del self._logs[key]
+
+    def _make_room(self, now: float) -> None:
+        """Keep the window count under the bound before one more is added."""
+        if len(self._logs) < self._max_keys:
+            return
+        self._sweep(now)
+        while len(self._logs) >= self._max_keys:
+            self._logs.popitem(last=False)  # the least recently used window
+            self.evictions += 1
+            _EVICTIONS.inc()
 
     def _sweep(self, now: float) -> None:
-        """Forget keys whose every request has left the longest window."""
+        """Forget windows whose every request has left the longest window (oldest first)."""
         horizon = now - self._longest
-        for key in [k for k, log in self._logs.items() if not log or log[-1] <= horizon]:
-            del self._logs[key]
+        logs = self._logs
+        stale = []
+        for key, log in logs.items():
+            if log and log[-1] > horizon:
+                break  # windows are ordered by last admission: the rest are newer
+            stale.append(key)
+        for key in stale:
+            del logs[key]
         self._next_sweep = now + self.SWEEP_SECONDS
 
     @property
@@ -272,7 +326,9 @@ class Throttle:
         return len(self._logs)
 
 
-def make_throttle(limits: Limits, issuer: TokenIssuer, setting: str = "") -> Throttle | None:
+def make_throttle(
+    limits: Limits, issuer: TokenIssuer, setting: str = "", max_keys: int = DEFAULT_MAX_KEYS
+) -> Throttle | None:
     """The throttle a server should run with, or None when throttling is lifted.
 
     Lifted by the same switch as the size limits (``--no-limits`` /
@@ -284,12 +340,14 @@ def make_throttle(limits: Limits, issuer: TokenIssuer, setting: str = "") -> Thr
         limits: the server's size limits.
         issuer: verifies bearer tokens for per-user keys.
         setting: ``on`` (or empty), ``off``, or a positive factor.
+        max_keys: the most rate windows held (``THREADLINE_THROTTLE_KEYS``).
 
     Returns:
         The throttle, or None.
 
     Raises:
-        ValueError: the setting is neither ``off``/``on`` nor a positive number.
+        ValueError: the setting is neither ``off``/``on`` nor a positive number, or
+            ``max_keys`` is too small.
     """
     if limits == Limits.unlimited():
         return None
@@ -297,11 +355,11 @@ def make_throttle(limits: Limits, issuer: TokenIssuer, setting: str = "") -> Thr
     if value in ("off", "0", "false", "no"):
         return None
     if value in ("", "on", "acs", "1", "true", "yes"):
-        return Throttle.acs(issuer)
+        return Throttle.acs(issuer, max_keys=max_keys)
     try:
         scale = float(value)
     except ValueError:
         scale = math.nan
     if not scale > 0 or math.isinf(scale):
         raise ValueError(f"the throttle setting must be off, on or a positive factor, not {setting!r}")
-    return Throttle.acs(issuer, scale)
+    return Throttle.acs(issuer, scale, max_keys)

@@ -15,7 +15,7 @@ from threadline.protocol.wire import (
     IssueTokenRequest,
     TeamsExchangeRequest,
 )
-from threadline.server.auth import verify_hmac
+from threadline.server.auth import admit, verify_hmac
 from threadline.server.endpoint import Call, endpoint, json, no_content
 
 __all__ = ["routes"]
@@ -24,9 +24,10 @@ identity = endpoint(IDENTITY_VERSIONS)
 
 
 async def _signed(call: Call) -> bytes:
-    """Read the body and check the request's HMAC signature."""
+    """Read the body, check the request's HMAC signature, then charge the resource's rate budget."""
     body = await call.body()
     verify_hmac(call, body, call.state.settings.key_bytes)
+    await admit(call, None)
     return body
 
 
