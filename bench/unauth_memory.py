@@ -13,10 +13,14 @@ After each flood it prints the server's resident memory (``VmRSS``) growth and t
 limiter's key count (``threadline_throttle_keys`` from ``/metrics``, ``n/a`` on a server
 that does not export it), scaled to MiB per 10,000 requests.
 
+Then, in-process, it fills a limiter with authenticated traffic of distinct users and
+threads until it holds its bound (``--keys``, default the server's default) and prints the
+memory the limiter holds there (``tracemalloc``), per window and in all.
+
 Usage (from the repository root)::
 
     .venv/bin/python bench/unauth_memory.py [--requests 10000] [--id-chars 8000]
-        [--database postgresql://postgres@127.0.0.1:5432/<db>]
+        [--database postgresql://postgres@127.0.0.1:5432/<db>] [--keys 100000]
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -114,6 +120,28 @@ async def flood(session: aiohttp.ClientSession, base: str, count: int, id_chars:
     return statuses
 
 
+def limiter_at_its_bound(keys: int) -> None:
+    """Fill a limiter past its bound with distinct authenticated keys; print what it holds."""
+    from threadline.server.throttle import Throttle
+
+    resource = str(uuid.uuid4())
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    throttle = Throttle.acs(max_keys=keys)
+    operations = ["list_messages", "get_message", "send_message", "list_participants", "send_typing"]
+    taken = 0
+    while throttle.evictions < keys // 10:  # well past the bound: evicting
+        user = f"8:acs:{resource}_{uuid.uuid4()}"
+        thread = f"19:{uuid.uuid4().hex}@thread.v2"
+        throttle.take(operations[taken % len(operations)], user=user, thread=thread)
+        taken += 1
+    held = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    print(f"limiter at its bound of {keys} windows after {taken} distinct authenticated requests: "
+          f"{throttle.tracked_keys} windows, {held / 2**20:.1f} MiB ({held / throttle.tracked_keys:.0f} bytes "
+          f"per window holding one request; each further request held in a window adds 8 bytes)")
+
+
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -143,6 +171,7 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             proc.terminate()
             proc.wait(30)
+    limiter_at_its_bound(args.keys)
 
 
 if __name__ == "__main__":
@@ -150,4 +179,5 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--id-chars", type=int, default=8000)
     parser.add_argument("--database", help="postgresql://... (default: SQLite in a temporary folder)")
+    parser.add_argument("--keys", type=int, default=100_000, help="the limiter bound to fill (in-process)")
     asyncio.run(main(parser.parse_args()))
