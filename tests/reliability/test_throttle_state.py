@@ -181,6 +181,20 @@ def test_unauthenticated_and_unauthorized_floods_create_no_limiter_keys(engine: 
             answer = await served.client.request(method, f"{path}?{IDENTITY}", content=raw, headers=headers)
             assert answer.status_code == 401
         assert statuses == {401, 403, 404}
+        # A member refused 403 by a service after admission (a chat.join token retitling or deleting the
+        # thread, editing or deleting someone else's message) gets its slots back, and no window remains.
+        joiner, issued = await served.app.state.identity.create(["chat.join"], None)
+        assert issued is not None
+        await served.app.state.threads.add_participants(
+            Actor(alice), thread, [Participant(communication_identifier=_identifier(joiner.id))],
+            repeatability_id=None)
+        t = f"/chat/threads/{quote(thread, safe='')}"
+        for method, path, body in (("PATCH", t, b'{"topic": "mine"}'), ("DELETE", t, None),
+                                   ("PATCH", f"{t}/messages/{message}", b'{"content": "mine"}'),
+                                   ("DELETE", f"{t}/messages/{message}", None)):
+            answer = await served.client.request(method, f"{path}?{CHAT}", content=body,
+                                                 headers={"Authorization": f"Bearer {issued.token}"})
+            assert answer.status_code == 403, (method, path, answer.text)
         assert served.throttle.tracked_keys == 0
         assert sample(metrics.render().decode(), "threadline_throttle_keys") == 0
 
