@@ -282,3 +282,26 @@ def test_the_bound_is_configured_and_checked() -> None:
     assert Throttle.acs().max_keys == Settings().throttle_keys == 100_000
     with pytest.raises(ValueError, match="at least 16"):
         Throttle.acs(max_keys=3)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_operations_off_threads_are_still_throttled_once_authenticated(engine: str, tmp_path: Path) -> None:
+    """create/list threads (per user) and identity operations (per resource) are admitted too."""
+    async def scenario(served: Served) -> None:
+        _, token = await served.user()
+        headers = {"Authorization": f"Bearer {token}"}
+        for method, path, body in (("GET", "/chat/threads", None), ("POST", "/chat/threads", b'{"topic": "t"}')):
+            first = await served.client.request(method, f"{path}?{CHAT}", content=body, headers=headers)
+            second = await served.client.request(method, f"{path}?{CHAT}", content=body, headers=headers)
+            assert (first.status_code, second.status_code) == (200 if method == "GET" else 201, 429)
+        budget = served.throttle.rules("create_identity")[0].count
+        assert budget == 10
+        statuses = []
+        for _ in range(budget + 1):
+            raw = b"{}"
+            signed = signing.sign(served.settings.key_bytes, "POST", f"/identities?{IDENTITY}", "t", raw, time.time())
+            answer = await served.client.post(f"/identities?{IDENTITY}", content=raw, headers=signed)
+            statuses.append(answer.status_code)
+        assert statuses == [201] * budget + [429]
+
+    run(engine, tmp_path, scenario, throttle="0.01")
