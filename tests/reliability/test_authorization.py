@@ -3,6 +3,11 @@
 Each case builds its own small world (a thread with members, a message from
 each of two members, a removed member, a deleted user, a revoked token...)
 so destructive operations never disturb another case.
+
+The "windowed member" is in the thread with a ``shareHistoryTime`` in 2100:
+every message is outside its window, so it gets 404 for each of them and lists
+that name none (``test_share_history.py`` covers a window between messages,
+and the real-time paths).
 """
 
 from __future__ import annotations
@@ -56,7 +61,14 @@ def build(server: RunningServer) -> World:
     owner_chat = Chat(server.http_endpoint, owner.token)
     thread_id = owner_chat.create_thread("matrix", [member.id, removed.id, deleted.id, revoked.id])
     owner_message = owner_chat.send(thread_id, "from the owner")
-    member_message = Chat(server.http_endpoint, member.token).send(thread_id, "from the member")
+    member_chat = Chat(server.http_endpoint, member.token)
+    member_message = member_chat.send(thread_id, "from the member")
+    read = member_chat.call("POST", f"/chat/threads/{q(thread_id)}/readReceipts", {"chatMessageId": owner_message})
+    assert read.status_code == 200, read.text
+    windowed = make_user(server)
+    window = {"communicationIdentifier": identifier(windowed.id), "shareHistoryTime": "2100-01-01T00:00:00Z"}
+    joined = owner_chat.call("POST", f"/chat/threads/{q(thread_id)}/participants/:add", {"participants": [window]})
+    assert joined.status_code == 201, joined.text
     gone = owner_chat.call("POST", f"/chat/threads/{q(thread_id)}/participants/:remove", identifier(removed.id))
     assert gone.status_code == 204
     assert identity_request(server.http_endpoint, key, "DELETE", f"/identities/{q(deleted.id)}").status_code == 204
@@ -69,6 +81,7 @@ def build(server: RunningServer) -> World:
         "message sender": member.token,
         "other participant": member.token,
         "non-participant": outsider.token,
+        "windowed member": windowed.token,
         "removed participant": removed.token,
         "deleted user": deleted.token,
         "revoked token": revoked.token,
@@ -128,6 +141,8 @@ OPERATIONS: dict[str, tuple[Op, int]] = {
 UNAUTHORIZED = ("expired token", "revoked token", "tampered token", "deleted user", "no credentials")
 NO_THREAD_NEEDED = ("create_thread", "list_threads")
 MESSAGE_OWNED = ("update_message", "delete_message")
+#: Operations on one message: a member whose window does not hold it is told it does not exist.
+ONE_MESSAGE = ("get_message", "send_read_receipt", *MESSAGE_OWNED)
 
 
 def expected(operation: str, principal: str) -> tuple[int, str | None]:
@@ -141,18 +156,23 @@ def expected(operation: str, principal: str) -> tuple[int, str | None]:
         return 403, "Forbidden"
     if operation in MESSAGE_OWNED and principal == "other participant":
         return 403, "Forbidden"  # only the sender may edit or delete a message
+    if operation in ONE_MESSAGE and principal == "windowed member":
+        return 404, "NotFound"
     return success, None
 
 
 CASES = [
     (operation, principal)
     for operation in OPERATIONS
-    for principal in ("participant", "non-participant", "removed participant", *UNAUTHORIZED)
+    for principal in ("participant", "windowed member", "non-participant", "removed participant", *UNAUTHORIZED)
     if operation not in MESSAGE_OWNED
 ] + [
     (operation, principal)
     for operation in MESSAGE_OWNED
-    for principal in ("message sender", "other participant", "non-participant", "removed participant", *UNAUTHORIZED)
+    for principal in (
+        "message sender", "other participant", "windowed member", "non-participant", "removed participant",
+        *UNAUTHORIZED,
+    )
 ]
 
 
@@ -166,6 +186,11 @@ def test_chat_operation(open_server: RunningServer, operation: str, principal: s
         assert answer.json()["error"]["code"] == code
         assert answer.headers["x-ms-error-code"] == code
         assert answer.headers["content-type"] == "application/json; charset=utf-8"
+    if principal == "windowed member" and operation in ("list_messages", "list_read_receipts"):
+        listed = answer.json()["value"]
+        assert not {world.owner_message, world.member_message} & {m.get("id") for m in listed}
+        assert not {world.owner_message, world.member_message} & {m.get("chatMessageId") for m in listed}
+        assert all(m["type"] not in ("text", "html") for m in listed)
 
 
 def test_refused_callers_changed_nothing(open_server: RunningServer) -> None:

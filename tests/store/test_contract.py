@@ -258,30 +258,30 @@ async def test_idempotent_send_replays_the_first_result(store: Store) -> None:
 # -- participants ------------------------------------------------------------------------------------------
 
 
-async def test_add_participants_updates_members_and_announces_only_new_ones(store: Store) -> None:
+async def test_add_participants_leaves_members_as_they_are_and_announces_only_new_ones(store: Store) -> None:
     a, b, c = await make_users(store, 3)
     tid = (await make_thread(store, a, [b])).value[0].thread_id  # type: ignore[index]
     draft = MessageDraft("participantAdded", initiator_id=a)
     added = await store.add_participants(
-        tid, [ParticipantRecord(b, "Bobby", T0), ParticipantRecord(c, "Carol")], draft, T0 + 10,
-        optional_events("chatParticipantsAdded"),
+        tid, [ParticipantRecord(b, "Bobby", T0), ParticipantRecord(c, "Carol", T0 + 5, {"k": "v"})], draft,
+        T0 + 10, optional_events("chatParticipantsAdded"),
     )
     assert added.value is not None
     assert [p.user_id for p in added.value.participants or []] == [c]
     assert added.value.sequence_id == 3
     assert [(e.type, e.recipients) for e in added.events] == [("chatParticipantsAdded", (a, b, c))]
     people = await store.list_participants(tid, skip=0, limit=10)
-    assert [(p.user_id, p.display_name, p.share_history_ms) for p in people] == [
-        (a, None, 0), (b, "Bobby", T0), (c, "Carol", 0)
+    assert [(p.user_id, p.display_name, p.share_history_ms, p.metadata) for p in people] == [
+        (a, None, 0, None), (b, None, 0, None), (c, "Carol", T0 + 5, {"k": "v"})
     ]
 
     nothing_new = await store.add_participants(
-        tid, [ParticipantRecord(c, "Caro")], MessageDraft("participantAdded", initiator_id=a), T0 + 20,
-        optional_events("chatParticipantsAdded"),
+        tid, [ParticipantRecord(c, "Caro", 0, {"x": "y"})], MessageDraft("participantAdded", initiator_id=a),
+        T0 + 20, optional_events("chatParticipantsAdded"),
     )
     assert (nothing_new.value, nothing_new.events) == (None, [])
     assert [m.sequence_id for m in await store.list_messages(tid, before_seq=None, min_created_ms=0, limit=1)] == [3]
-    assert (await store.list_participants(tid, skip=2, limit=1))[0].display_name == "Caro"
+    assert await store.list_participants(tid, skip=0, limit=10) == people
 
 
 async def test_add_participants_idempotency_keeps_nothing_for_a_no_op(store: Store) -> None:

@@ -17,6 +17,13 @@ Event positions are visible in order: no event commits after one with a
 higher position, so a reader that saw position P has seen all below P.
 Recipients of an event are the users whose membership covers its position:
 members of the thread at that moment, including those it adds or removes.
+An event that reveals a message (:attr:`Effects.reveals`) reaches only those
+of them whose share-history time is at or before the message's creation,
+live and in :meth:`Store.events_since` alike.
+
+Count-based caps (``max_members``) are checked inside the write transaction,
+after the rows they count are locked, so concurrent writes cannot together
+pass them; a write that would raises :class:`TooManyParticipants`.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from .records import (
     UserRecord,
 )
 
-__all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreUnavailable"]
+__all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreUnavailable", "TooManyParticipants"]
 
 T = TypeVar("T")
 
@@ -51,6 +58,18 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached or is shutting down."""
 
 
+class TooManyParticipants(StoreError):
+    """The write would leave a thread with more live members than allowed; nothing was written.
+
+    Attributes:
+        limit: the most live members the write was allowed to leave.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a thread holds at most {limit} participants")
+        self.limit = limit
+
+
 @dataclass(slots=True)
 class Effects(Generic[T]):
     """What a write carries besides its data.
@@ -59,11 +78,15 @@ class Effects(Generic[T]):
         idempotency: ``(scope, key)`` making the write happen at most once.
         result: turns the written value into the string a replay returns.
         events: builds the events of the write (see the module docstring).
+        reveals: the creation time (epoch ms) of the message whose content or existence
+            the events reveal; members whose share-history time is later do not receive
+            them. None (or no callable) for events that reveal no message.
     """
 
     idempotency: tuple[str, str] | None = None
     result: Callable[[T], str] | None = None
     events: Callable[[T], list[tuple[str, bytes]]] | None = None
+    reveals: Callable[[T], int | None] | None = None
 
 
 @dataclass(slots=True)
@@ -109,8 +132,14 @@ class Store(Protocol):
         participants: Sequence[ParticipantRecord],
         drafts: Sequence[MessageDraft],
         effects: Effects[list[MessageRecord]],
+        *,
+        max_members: int | None = None,
     ) -> Outcome[list[MessageRecord]]:
-        """Create a thread with its members and first (system) messages."""
+        """Create a thread with its members and first (system) messages.
+
+        Raises:
+            TooManyParticipants: more than ``max_members`` participants.
+        """
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         """Return the thread, deleted or not."""
@@ -160,11 +189,18 @@ class Store(Protocol):
         draft: MessageDraft,
         now_ms: int,
         effects: Effects[MessageRecord | None],
+        *,
+        max_members: int | None = None,
     ) -> Outcome[MessageRecord | None]:
-        """Add members; those already in are updated in place and not announced.
+        """Add members; those already in are left exactly as they are and not announced.
 
         The draft's ``participants`` are set to the newly added; with none
-        added, no message and no event are written and the value is None.
+        added, no message and no event are written and the value is None. A
+        user who left earlier is added anew (a new stay, with the new record).
+
+        Raises:
+            TooManyParticipants: the live members plus the new ones would be more
+                than ``max_members`` (counted under the thread's lock).
         """
 
     async def remove_participant(
@@ -211,13 +247,24 @@ class Store(Protocol):
     ) -> Outcome[ReadReceiptRecord]:
         """Keep the reader's latest receipt."""
 
-    async def list_read_receipts(self, thread_id: str, *, skip: int, limit: int) -> list[ReadReceiptRecord]:
-        """One receipt per reader, most recent first."""
+    async def list_read_receipts(
+        self, thread_id: str, *, skip: int, limit: int, min_message_ms: int = 0
+    ) -> list[ReadReceiptRecord]:
+        """One receipt per reader, most recent first.
+
+        With ``min_message_ms`` above 0, only receipts naming a kept message
+        created at or after it (a caller's share-history time).
+        """
 
     # -- events ---------------------------------------------------------------------------------
 
     async def events_since(self, user_id: str, after: int, limit: int) -> list[Event]:
-        """Stored events after ``after`` that the user was a recipient of, in order."""
+        """Stored events after ``after`` that the user was a recipient of, in order.
+
+        As live: the user's membership covers the position, and an event that
+        reveals a message is left out when the message is older than the
+        share-history time of that membership.
+        """
 
     async def event_bounds(self) -> tuple[int, int]:
         """The lowest kept position minus one, and the highest position (0, 0 when empty)."""

@@ -7,7 +7,8 @@ engine gets them from row locks held until commit:
 * sequence ids and epoch-ms message ids come from ``UPDATE threads ...
   RETURNING``, so writers of one thread queue on its row;
 * membership changes (add, remove) lock the thread row before reading who is
-  in, so two nodes cannot add the same user twice;
+  in, so two nodes cannot add the same user twice, and the participant cap
+  is counted under that lock, so concurrent adds cannot together pass it;
 * an idempotent write first claims its ``(scope, key)`` with ``INSERT ... ON
   CONFLICT DO NOTHING``: a concurrent duplicate waits on the unique index until
   the first commits, then finds the key taken and replays the stored result;
@@ -76,7 +77,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from . import migrations
-from .base import Effects, Outcome, StoreError, StoreUnavailable
+from .base import Effects, Outcome, StoreError, StoreUnavailable, TooManyParticipants
 from .records import (
     Event,
     MessageDraft,
@@ -314,7 +315,7 @@ class PostgresStore:
         events = finish.events
         try:
             rows = await conn.fetch(
-                f"SELECT b.base, p.user_id, p.joined_pos, p.left_pos "
+                f"SELECT b.base, p.user_id, p.joined_pos, p.left_pos, p.share_history_ms "
                 f"FROM (SELECT current_setting('{_BASE_SETTING}')::bigint AS base) b "
                 "LEFT JOIN participants p ON p.thread_id = $1 AND p.joined_pos <= b.base + $2 "
                 "AND (p.left_pos IS NULL OR p.left_pos > b.base) ORDER BY p.id",
@@ -329,9 +330,11 @@ class PostgresStore:
         members = [r for r in rows if r["user_id"] is not None]
         for n, event in enumerate(events, 1):
             p = event.position = base + n
+            shown = event.message_ms  # an event revealing a message reaches only those whose window holds it
             event.recipients = tuple(
                 r["user_id"] for r in members
                 if r["joined_pos"] <= p and (r["left_pos"] is None or r["left_pos"] >= p)
+                and (shown is None or r["share_history_ms"] <= shown)
             )
 
     async def _effects(
@@ -375,21 +378,22 @@ class PostgresStore:
 
     @staticmethod
     async def _log_events(
-        conn: Connection, finish: _Finish, thread_id: str, items: list[tuple[str, bytes]], now_ms: int
+        conn: Connection, finish: _Finish, thread_id: str, items: list[tuple[str, bytes]], now_ms: int,
+        message_ms: int | None,
     ) -> None:
         """Store the events under placeholder positions; the final message gives them theirs."""
         if len(items) >= _SPAN:
             raise StoreError(f"a write may make at most {_SPAN - 1} events, not {len(items)}")
         slot = await conn.fetchval(
             f"WITH s AS (SELECT nextval('event_placeholders') AS slot) "
-            "INSERT INTO events (position, thread_id, type, payload, created_ms) "
-            f"SELECT -(s.slot * {_SPAN} + i.n), $1, i.type, i.payload, $4 FROM s, "
+            "INSERT INTO events (position, thread_id, type, payload, created_ms, message_ms) "
+            f"SELECT -(s.slot * {_SPAN} + i.n), $1, i.type, i.payload, $4, $5 FROM s, "
             "unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS i(type, payload, n) "
             f"RETURNING -position / {_SPAN}",
-            thread_id, [k for k, _ in items], [p for _, p in items], now_ms,
+            thread_id, [k for k, _ in items], [p for _, p in items], now_ms, message_ms,
         )
         finish.slot = int(slot)
-        finish.events = [Event(0, thread_id, kind, payload, now_ms) for kind, payload in items]
+        finish.events = [Event(0, thread_id, kind, payload, now_ms, message_ms=message_ms) for kind, payload in items]
 
     async def _publishable(
         self, conn: Connection, finish: _Finish, thread_id: str, effects: Effects[Any], value: Any, now_ms: int,
@@ -406,7 +410,8 @@ class PostgresStore:
         items = effects.events(value) if effects.events is not None and value is not None else []
         finish.thread_id = thread_id
         if items:
-            await self._log_events(conn, finish, thread_id, items, now_ms)
+            reveals = effects.reveals(value) if effects.reveals is not None else None
+            await self._log_events(conn, finish, thread_id, items, now_ms, reveals)
         finish.joined += joined
         finish.left += left
         finish.counter = finish.counter or bool(items or joined or left)
@@ -524,11 +529,19 @@ class PostgresStore:
         participants: Sequence[ParticipantRecord],
         drafts: Sequence[MessageDraft],
         effects: Effects[list[MessageRecord]],
+        *,
+        max_members: int | None = None,
     ) -> Outcome[list[MessageRecord]]:
-        """Create a thread with its members and first (system) messages."""
+        """Create a thread with its members and first (system) messages.
+
+        Raises:
+            TooManyParticipants: more than ``max_members`` participants.
+        """
 
         async def run(c: Connection, finish: _Finish) -> Outcome[list[MessageRecord]]:
             async def apply() -> list[MessageRecord]:
+                if max_members is not None and len({p.user_id for p in participants}) > max_members:
+                    raise TooManyParticipants(max_members)
                 await c.execute(
                     "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention) "
                     "VALUES ($1, $2, $3, $4, $5, $6)",
@@ -665,11 +678,19 @@ class PostgresStore:
         draft: MessageDraft,
         now_ms: int,
         effects: Effects[MessageRecord | None],
+        *,
+        max_members: int | None = None,
     ) -> Outcome[MessageRecord | None]:
-        """Add members; those already in are updated in place and not announced."""
+        """Add members; those already in are left exactly as they are and not announced.
+
+        Raises:
+            TooManyParticipants: the live members plus the new ones would pass ``max_members``.
+        """
 
         async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord | None]:
             async def apply() -> MessageRecord | None:
+                # Every membership change holds this lock, and each statement below reads what
+                # committed before it was granted (READ COMMITTED): the count is exact.
                 if not await self._lock_thread(c, thread_id):
                     return None
                 live = {
@@ -678,16 +699,12 @@ class PostgresStore:
                         f"SELECT user_id FROM participants WHERE thread_id = $1 AND {_LIVE_MEMBER}", thread_id
                     )
                 }
-                fresh = [p for p in participants if p.user_id not in live]
-                kept = [p for p in participants if p.user_id in live]
-                if kept:
-                    await c.executemany(
-                        "UPDATE participants SET display_name = $1, share_history_ms = $2 "
-                        f"WHERE thread_id = $3 AND user_id = $4 AND {_LIVE_MEMBER}",
-                        [(p.display_name, p.share_history_ms, thread_id, p.user_id) for p in kept],
-                    )
+                # Members already in are left exactly as they are (share time, name, metadata).
+                fresh = list({p.user_id: p for p in participants if p.user_id not in live}.values())
                 if not fresh:
                     return None
+                if max_members is not None and len(live) + len(fresh) > max_members:
+                    raise TooManyParticipants(max_members)
                 draft.participants = fresh
                 return (await self._insert_messages(c, thread_id, [draft], now_ms))[0]
 
@@ -846,13 +863,17 @@ class PostgresStore:
 
         return await self._write_events(run)
 
-    async def list_read_receipts(self, thread_id: str, *, skip: int, limit: int) -> list[ReadReceiptRecord]:
-        """One receipt per reader, most recent first."""
+    async def list_read_receipts(
+        self, thread_id: str, *, skip: int, limit: int, min_message_ms: int = 0
+    ) -> list[ReadReceiptRecord]:
+        """One receipt per reader, most recent first; with ``min_message_ms``, only those naming a newer message."""
         rows = await self._read(
             lambda c: c.fetch(
-                "SELECT thread_id, user_id, message_id, read_ms FROM read_receipts WHERE thread_id = $1 "
-                'ORDER BY read_ms DESC, user_id COLLATE "C" LIMIT $2 OFFSET $3',
-                thread_id, limit, skip,
+                "SELECT r.thread_id, r.user_id, r.message_id, r.read_ms FROM read_receipts r WHERE r.thread_id = $1 "
+                "AND ($4::bigint <= 0 OR EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = r.thread_id "
+                "AND m.id = r.message_id AND m.created_ms >= $4)) "
+                'ORDER BY r.read_ms DESC, r.user_id COLLATE "C" LIMIT $2 OFFSET $3',
+                thread_id, limit, skip, min_message_ms,
             )
         )
         return [receipt_from(r) for r in rows]
@@ -863,17 +884,18 @@ class PostgresStore:
         """Stored events after ``after`` that the user was a recipient of, in order."""
         rows = await self._read(
             lambda c: c.fetch(
-                "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms FROM events e "
+                "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms, e.message_ms FROM events e "
                 "WHERE e.position > $1 AND EXISTS (SELECT 1 FROM participants p "
                 "WHERE p.thread_id = e.thread_id "
                 "AND p.user_id = $2 AND p.joined_pos <= e.position "
-                "AND (p.left_pos IS NULL OR p.left_pos >= e.position)) ORDER BY e.position LIMIT $3",
+                "AND (p.left_pos IS NULL OR p.left_pos >= e.position) "
+                "AND (e.message_ms IS NULL OR p.share_history_ms <= e.message_ms)) ORDER BY e.position LIMIT $3",
                 after, user_id, limit,
             )
         )
         return [
             Event(int(r["position"]), r["thread_id"], r["type"], bytes(r["payload"]), int(r["created_ms"]),
-                  (user_id,))
+                  (user_id,), None if r["message_ms"] is None else int(r["message_ms"]))
             for r in rows
         ]
 

@@ -97,7 +97,9 @@ class Event:
 
     ``position`` orders all events of the database (0 for ephemeral events,
     such as typing, that are never stored); ``recipients`` are the users who
-    were members of the thread when it happened.
+    were members of the thread when it happened (and, for an event revealing a
+    message, whose share-history time is not after ``message_ms``, the creation
+    time of that message).
     """
 
     position: int
@@ -106,3 +108,4 @@ class Event:
     payload: bytes
     created_ms: int
     recipients: tuple[str, ...] = field(default_factory=tuple)
+    message_ms: int | None = None

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import migrations
-from .base import Effects, Outcome, StoreUnavailable
+from .base import Effects, Outcome, StoreUnavailable, TooManyParticipants
 from .records import (
     Event,
     MessageDraft,
@@ -214,17 +214,18 @@ class SqliteStore:
 
     @staticmethod
     def _log_events(
-        conn: sqlite3.Connection, thread_id: str, items: list[tuple[str, bytes]], now_ms: int
+        conn: sqlite3.Connection, thread_id: str, items: list[tuple[str, bytes]], now_ms: int,
+        message_ms: int | None,
     ) -> list[Event]:
         events = []
         for kind, payload in items:
             cursor = conn.execute(
-                "INSERT INTO events (thread_id, type, payload, created_ms) VALUES (?, ?, ?, ?)",
-                (thread_id, kind, payload, now_ms),
+                "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?, ?, ?, ?, ?)",
+                (thread_id, kind, payload, now_ms, message_ms),
             )
             position = cursor.lastrowid
             assert position is not None
-            events.append(Event(position, thread_id, kind, payload, now_ms))
+            events.append(Event(position, thread_id, kind, payload, now_ms, message_ms=message_ms))
         return events
 
     @staticmethod
@@ -233,11 +234,12 @@ class SqliteStore:
         return int(row["seq"]) if row else 0
 
     @staticmethod
-    def _recipients(conn: sqlite3.Connection, thread_id: str, position: int) -> tuple[str, ...]:
+    def _recipients(conn: sqlite3.Connection, event: Event) -> tuple[str, ...]:
+        """Members whose stay covers the event's position and, for one revealing a message, whose window holds it."""
         rows = conn.execute(
             "SELECT user_id FROM participants WHERE thread_id = ? AND joined_pos <= ? "
-            "AND (left_pos IS NULL OR left_pos >= ?)",
-            (thread_id, position, position),
+            "AND (left_pos IS NULL OR left_pos >= ?) AND (? IS NULL OR share_history_ms <= ?)",
+            (event.thread_id, event.position, event.position, event.message_ms, event.message_ms),
         ).fetchall()
         return tuple(r["user_id"] for r in rows)
 
@@ -252,11 +254,12 @@ class SqliteStore:
         """
         before = self._current_position(conn) if on_position is not None else 0
         items = effects.events(value) if effects.events is not None and value is not None else []
-        events = self._log_events(conn, thread_id, items, now_ms)
+        reveals = effects.reveals(value) if effects.reveals is not None and items else None
+        events = self._log_events(conn, thread_id, items, now_ms, reveals)
         if on_position is not None:
             on_position(events[0].position if events else None, before)
         for event in events:
-            event.recipients = self._recipients(conn, thread_id, event.position)
+            event.recipients = self._recipients(conn, event)
         return events
 
     @staticmethod
@@ -361,9 +364,13 @@ class SqliteStore:
         participants: Sequence[ParticipantRecord],
         drafts: Sequence[MessageDraft],
         effects: Effects[list[MessageRecord]],
+        *,
+        max_members: int | None = None,
     ) -> Outcome[list[MessageRecord]]:
         def run(c: sqlite3.Connection) -> Outcome[list[MessageRecord]]:
             def apply() -> list[MessageRecord]:
+                if max_members is not None and len({p.user_id for p in participants}) > max_members:
+                    raise TooManyParticipants(max_members)
                 c.execute(
                     "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -489,9 +496,12 @@ class SqliteStore:
         draft: MessageDraft,
         now_ms: int,
         effects: Effects[MessageRecord | None],
+        *,
+        max_members: int | None = None,
     ) -> Outcome[MessageRecord | None]:
         def run(c: sqlite3.Connection) -> Outcome[MessageRecord | None]:
             def apply() -> MessageRecord | None:
+                # The one writer makes this read and the insert below atomic: the count is exact.
                 live = {
                     r["user_id"]
                     for r in c.execute(
@@ -499,15 +509,12 @@ class SqliteStore:
                         (thread_id,),
                     )
                 }
-                fresh = [p for p in participants if p.user_id not in live]
-                c.executemany(
-                    "UPDATE participants SET display_name = ?, share_history_ms = ? "
-                    f"WHERE thread_id = ? AND user_id = ? AND {_LIVE_MEMBER}",
-                    [(p.display_name, p.share_history_ms, thread_id, p.user_id)
-                     for p in participants if p.user_id in live],
-                )
+                # Members already in are left exactly as they are (share time, name, metadata).
+                fresh = list({p.user_id: p for p in participants if p.user_id not in live}.values())
                 if not fresh:
                     return None
+                if max_members is not None and len(live) + len(fresh) > max_members:
+                    raise TooManyParticipants(max_members)
                 draft.participants = fresh
                 return self._insert_messages(c, thread_id, [draft], now_ms)[0]
 
@@ -647,12 +654,19 @@ class SqliteStore:
 
         return await self._write(run)
 
-    async def list_read_receipts(self, thread_id: str, *, skip: int, limit: int) -> list[ReadReceiptRecord]:
+    async def list_read_receipts(
+        self, thread_id: str, *, skip: int, limit: int, min_message_ms: int = 0
+    ) -> list[ReadReceiptRecord]:
+        window = (
+            " AND EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = r.thread_id AND m.id = r.message_id "
+            "AND m.created_ms >= ?)" if min_message_ms > 0 else ""
+        )
+        args = (thread_id, min_message_ms, limit, skip) if window else (thread_id, limit, skip)
         rows = await self._peek(
             lambda c: c.execute(
-                "SELECT thread_id, user_id, message_id, read_ms FROM read_receipts WHERE thread_id = ? "
-                "ORDER BY read_ms DESC, user_id LIMIT ? OFFSET ?",
-                (thread_id, limit, skip),
+                "SELECT r.thread_id, r.user_id, r.message_id, r.read_ms FROM read_receipts r "
+                f"WHERE r.thread_id = ?{window} ORDER BY r.read_ms DESC, r.user_id LIMIT ? OFFSET ?",
+                args,
             ).fetchall()
         )
         return [receipt_from(r) for r in rows]
@@ -662,14 +676,16 @@ class SqliteStore:
     async def events_since(self, user_id: str, after: int, limit: int) -> list[Event]:
         def run(c: sqlite3.Connection) -> list[Event]:
             rows = c.execute(
-                "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms FROM events e "
+                "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms, e.message_ms FROM events e "
                 "WHERE e.position > ? AND EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = e.thread_id "
                 "AND p.user_id = ? AND p.joined_pos <= e.position "
-                "AND (p.left_pos IS NULL OR p.left_pos >= e.position)) ORDER BY e.position LIMIT ?",
+                "AND (p.left_pos IS NULL OR p.left_pos >= e.position) "
+                "AND (e.message_ms IS NULL OR p.share_history_ms <= e.message_ms)) ORDER BY e.position LIMIT ?",
                 (after, user_id, limit),
             ).fetchall()
             return [
-                Event(r["position"], r["thread_id"], r["type"], bytes(r["payload"]), r["created_ms"], (user_id,))
+                Event(r["position"], r["thread_id"], r["type"], bytes(r["payload"]), r["created_ms"], (user_id,),
+                      r["message_ms"])
                 for r in rows
             ]
 

@@ -34,6 +34,11 @@ def sanitize_html(content: str) -> str:
     return nh3.clean(content, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer")
 
 
+def _created(message: MessageRecord) -> int:
+    """When a message was created: its events reach only members whose window holds it."""
+    return message.created_ms
+
+
 class MessageService:
     """Sends, reads, edits and deletes messages; read receipts and typing.
 
@@ -88,6 +93,7 @@ class MessageService:
             idempotency=scope_key,
             result=lambda m: m.id,
             events=lambda m: payloads.message_event("chatMessageReceived", m),
+            reveals=_created,
         )
         outcome = await self._store.send_message(thread_id, draft, now_ms(), effects)
         if outcome.replayed is not None:
@@ -169,7 +175,7 @@ class MessageService:
         if body is None and merged is None:
             return
         effects: Effects[MessageRecord] = Effects(
-            events=lambda m: payloads.message_event("chatMessageEdited", m)
+            events=lambda m: payloads.message_event("chatMessageEdited", m), reveals=_created
         )
         outcome = await self._store.update_message(
             thread_id, message_id, content=body, metadata=merged, now_ms=now_ms(), effects=effects
@@ -188,7 +194,7 @@ class MessageService:
         if message.deleted_ms is not None:
             return
         effects: Effects[MessageRecord] = Effects(
-            events=lambda m: payloads.message_event("chatMessageDeleted", m)
+            events=lambda m: payloads.message_event("chatMessageDeleted", m), reveals=_created
         )
         outcome = await self._store.delete_message(thread_id, message_id, now_ms(), effects)
         await self._hub.publish(outcome.events)
@@ -203,11 +209,12 @@ class MessageService:
         """
         if not message_id:
             raise invalid("chatMessageId must not be empty.", "chatMessageId")
-        await self._visible(actor, thread_id, message_id)
+        message = await self._visible(actor, thread_id, message_id)
         receipt = ReadReceiptRecord(thread_id, actor.user_id, message_id, now_ms())
         scope_key = (f"receipt:{actor.user_id}:{thread_id}", repeatability_id) if repeatability_id else None
         effects: Effects[ReadReceiptRecord] = Effects(
-            idempotency=scope_key, result=lambda r: r.message_id, events=payloads.receipt_event
+            idempotency=scope_key, result=lambda r: r.message_id, events=payloads.receipt_event,
+            reveals=lambda _: message.created_ms,  # it names the message: only for those who may see it
         )
         outcome = await self._store.send_read_receipt(receipt, effects)
         await self._hub.publish(outcome.events)
@@ -215,15 +222,18 @@ class MessageService:
     async def list_read_receipts(
         self, actor: Actor, thread_id: str, *, page_size: int | None, skip: int | None
     ) -> Page[ReadReceiptRecord]:
-        """One receipt per reader, latest first.
+        """One receipt per reader, latest first; receipts naming a message older than the
+        actor's share-history time are left out.
 
         Raises:
             ChatServiceError: 400, 403, 404.
         """
         size = validate_page_size(page_size, self._limits)
         offset = validate_skip(skip)
-        await require_member(self._store, actor, thread_id)
-        rows = await self._store.list_read_receipts(thread_id, skip=offset, limit=size + 1)
+        _, member = await require_member(self._store, actor, thread_id)
+        rows = await self._store.list_read_receipts(
+            thread_id, skip=offset, limit=size + 1, min_message_ms=member.share_history_ms
+        )
         return Page.by_offset(rows, size, offset)
 
     async def typing(self, actor: Actor, thread_id: str, sender_display_name: str | None) -> None:

@@ -10,7 +10,7 @@ from threadline.protocol.times import now_ms
 from threadline.protocol.wire import CommunicationError, Identifier, Participant
 from threadline.server.events import Hub
 from threadline.server.limits import Limits
-from threadline.store.base import Effects, Store
+from threadline.store.base import Effects, Store, TooManyParticipants
 from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord, ThreadRecord
 
 from . import payloads
@@ -148,7 +148,12 @@ class ThreadService:
             result=lambda _: msgspec.json.encode(_Replay(thread.id, errors)).decode(),
             events=lambda _: payloads.thread_created(thread, members),
         )
-        outcome = await self._store.create_thread(thread, members, drafts, effects)
+        try:
+            outcome = await self._store.create_thread(
+                thread, members, drafts, effects, max_members=self._limits.participants_per_thread
+            )
+        except TooManyParticipants:
+            raise self._thread_full() from None
         if outcome.replayed is not None:
             return await self._from_replay(outcome.replayed)
         await self._hub.publish(outcome.events)
@@ -255,8 +260,16 @@ class ThreadService:
     ) -> list[CommunicationError]:
         """Add members; return those that could not be added, as ACS errors.
 
+        Members already in the thread are left exactly as they are (share-history
+        time, display name, metadata) and not announced again: a member cannot
+        widen its own history window, nor narrow another's, by re-adding. A user
+        who left is added anew, with the window of this request.
+
+        The participant cap counts live members plus the new ones, inside the
+        store's write transaction, so concurrent adds cannot together pass it.
+
         Raises:
-            ChatServiceError: 400 empty or too many, 403, 404.
+            ChatServiceError: 400 empty, too many in the batch or the thread full, 403, 404.
         """
         await require_member(self._store, actor, thread_id)
         if not actor.can_manage_members:
@@ -267,12 +280,6 @@ class ThreadService:
         members = await self._known(members, errors)
         if not members:
             return errors
-        count = await self._store.count_participants(thread_id)
-        if count + len(members) > self._limits.participants_per_thread:
-            existing = {p.user_id for p in await self._store.list_participants(thread_id, skip=0, limit=count)}
-            fresh = sum(1 for m in members if m.user_id not in existing)
-            if count + fresh > self._limits.participants_per_thread:
-                raise self._thread_full()
         now = now_ms()
         draft = MessageDraft("participantAdded", initiator_id=actor.user_id)
         scope_key = (f"add:{actor.user_id}:{thread_id}", repeatability_id) if repeatability_id else None
@@ -281,7 +288,12 @@ class ThreadService:
             result=lambda _: msgspec.json.encode(errors).decode(),
             events=lambda m: payloads.participants_event(True, m) if m is not None else [],
         )
-        outcome = await self._store.add_participants(thread_id, members, draft, now, effects)
+        try:
+            outcome = await self._store.add_participants(
+                thread_id, members, draft, now, effects, max_members=self._limits.participants_per_thread
+            )
+        except TooManyParticipants:
+            raise self._thread_full() from None
         if outcome.replayed is not None:
             return msgspec.json.decode(outcome.replayed, type=list[CommunicationError])
         await self._hub.publish(outcome.events)

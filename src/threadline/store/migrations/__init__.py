@@ -7,6 +7,7 @@ in its own transaction.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from importlib import resources
 
@@ -21,7 +22,11 @@ class Migration:
 
 
 def load(engine: str) -> list[Migration]:
-    """Return the migrations of an engine (``sqlite`` or ``postgres``), oldest first."""
+    """Return the migrations of an engine (``sqlite`` or ``postgres``), oldest first.
+
+    Raises:
+        ValueError: two files share a version number.
+    """
     folder = resources.files(__package__).joinpath(engine)
     found: list[Migration] = []
     for entry in folder.iterdir():
@@ -31,4 +36,7 @@ def load(engine: str) -> list[Migration]:
         number, _, rest = name.partition("_")
         found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
+    for earlier, later in itertools.pairwise(found):
+        if earlier.version == later.version:  # two branches took one number: never skip one silently
+            raise ValueError(f"two {engine} migrations have version {later.version}: {earlier.name}, {later.name}")
     return found
