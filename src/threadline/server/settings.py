@@ -54,6 +54,9 @@ class Settings:
         idempotency_retention_seconds: how long a repeatability-request-id is remembered.
         throttle: ``on`` (ACS rates), ``off``, or a factor scaling the ACS rates.
         workers: server processes on this machine (PostgreSQL only).
+        retention_interval_seconds: how often the retention pruner looks for expired threads.
+        retention_clock_skew_seconds: how far ahead of the wall clock the retention pruner's
+            clock runs (0; tests and drills set it to see threads expire without waiting days).
     """
 
     data_dir: Path = Path("threadline-data")
@@ -70,6 +73,8 @@ class Settings:
     idempotency_retention_seconds: int = 24 * 3600
     throttle: str = "on"
     workers: int = 1
+    retention_interval_seconds: float = 60.0
+    retention_clock_skew_seconds: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -91,6 +96,8 @@ class Settings:
             idempotency_retention_seconds=_env_int("THREADLINE_IDEMPOTENCY_RETENTION", 24 * 3600),
             throttle=env("THREADLINE_THROTTLE", "on"),
             workers=_env_int("THREADLINE_WORKERS", 1),
+            retention_interval_seconds=float(env("THREADLINE_RETENTION_INTERVAL") or 60),
+            retention_clock_skew_seconds=_env_int("THREADLINE_RETENTION_CLOCK_SKEW", 0),
         )
 
     def prepared(self) -> Settings:
