@@ -136,3 +136,19 @@ def test_aio_create_and_update_properties(server: RunningServer) -> None:
                 assert refused.value.status_code == 400
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("mode", ["http", "https"])
+def test_the_thread_properties_sample_runs(server: RunningServer, mode: str) -> None:
+    from .test_samples import run_sample, sample_env
+
+    result = run_sample("thread_properties_sample.py", sample_env(server, mode))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == ("created: support case 42 {'case': '42'} ThreadCreationDateRetentionPolicy("
+                        "kind='threadCreationDate', delete_thread_after_days=30)")
+    assert lines[1] == "updated: support case 42 (closed) {'status': 'closed'} NoneRetentionPolicy(kind='none')"
+    assert sorted(lines[2:4]) == ["participant: Agent {'role': 'agent'}", "participant: None None"]
+    assert lines[4] == ("async updated: standup {'team': 'blue'} ThreadCreationDateRetentionPolicy("
+                        "kind='threadCreationDate', delete_thread_after_days=90)")
+    assert "Traceback" not in result.stderr
