@@ -41,8 +41,8 @@ def thread_client(server: RunningServer, user: User, thread_id: str, **kw: Any) 
 
 
 def test_policy_models_compare_and_describe_themselves() -> None:
-    assert THIRTY == ThreadCreationDateRetentionPolicy(delete_thread_after_days=30)
-    assert THIRTY != ThreadCreationDateRetentionPolicy(delete_thread_after_days=31)
+    assert ThreadCreationDateRetentionPolicy(delete_thread_after_days=30) == THIRTY
+    assert ThreadCreationDateRetentionPolicy(delete_thread_after_days=31) != THIRTY
     assert NoneRetentionPolicy() == NoneRetentionPolicy() and NoneRetentionPolicy() != THIRTY
     assert (THIRTY.kind, NoneRetentionPolicy().kind) == ("threadCreationDate", "none")
     assert isinstance(THIRTY, ChatRetentionPolicy) and isinstance(NoneRetentionPolicy(), ChatRetentionPolicy)
@@ -87,7 +87,7 @@ def test_sync_create_get_update_properties(server: RunningServer) -> None:
     # participant metadata: listed, and named in the participantAdded message with name and share time
     listed = {p.identifier.raw_id: p for p in thread.list_participants()}
     assert listed[bob.id].metadata == {"role": "guest"} and listed[alice.id].metadata is None
-    added = [m for m in thread.list_messages() if m.type == ChatMessageType.PARTICIPANT_ADDED][0]
+    added = next(m for m in thread.list_messages() if m.type == ChatMessageType.PARTICIPANT_ADDED)
     assert added.content is not None and added.content.participants is not None
     named = {p.identifier.raw_id: p for p in added.content.participants}
     assert (named[bob.id].display_name, named[bob.id].metadata) == ("Bob", {"role": "guest"})
@@ -152,3 +152,54 @@ def test_the_thread_properties_sample_runs(server: RunningServer, mode: str) -> 
     assert lines[4] == ("async updated: standup {'team': 'blue'} ThreadCreationDateRetentionPolicy("
                         "kind='threadCreationDate', delete_thread_after_days=90)")
     assert "Traceback" not in result.stderr
+
+
+def test_realtime_events_carry_metadata_and_retention(server: RunningServer) -> None:
+    from threadline.chat import (
+        ChatEvent,
+        ChatThreadCreatedEvent,
+        ChatThreadDeletedEvent,
+        ChatThreadPropertiesUpdatedEvent,
+        ParticipantsAddedEvent,
+    )
+
+    alice, bob, carol = new_user(server), new_user(server), new_user(server)
+
+    async def main() -> list[ChatEvent]:
+        seen: list[ChatEvent] = []
+        async with AsyncChatClient(server.http_endpoint, AsyncCredential(bob.token)) as listener:
+            for name in ("chatThreadCreated", "chatThreadPropertiesUpdated", "participantsAdded", "chatThreadDeleted"):
+                listener.on(name, seen.append)
+            await listener.start_realtime_notifications()
+            client = sync_client(server, alice)
+            created = await asyncio.to_thread(
+                client.create_chat_thread, "live props", metadata={"k": "v"}, retention_policy=THIRTY,
+                thread_participants=[ChatParticipant(identifier=bob.identifier, display_name="Bob",
+                                                     metadata={"role": "b"})],
+            )
+            thread = thread_client(server, alice, created.chat_thread.id)
+            await asyncio.to_thread(thread.update_properties, metadata={"k": None, "x": "y"},
+                                    retention_policy=NoneRetentionPolicy())
+            await asyncio.to_thread(thread.add_participants, [
+                ChatParticipant(identifier=carol.identifier, display_name="Carol", metadata={"role": "c"})])
+            await asyncio.to_thread(client.delete_chat_thread, created.chat_thread.id)
+            deadline = asyncio.get_running_loop().time() + 10
+            while not any(isinstance(e, ChatThreadDeletedEvent) for e in seen):
+                assert asyncio.get_running_loop().time() < deadline, [type(e) for e in seen]
+                await asyncio.sleep(0.02)
+        return seen
+
+    seen = asyncio.run(main())
+    assert [type(e) for e in seen] == [
+        ChatThreadCreatedEvent, ChatThreadPropertiesUpdatedEvent, ParticipantsAddedEvent, ChatThreadDeletedEvent]
+    created, updated, added, _ = seen
+    assert isinstance(created, ChatThreadCreatedEvent)
+    assert (created.properties.topic, created.properties.metadata) == ("live props", {"k": "v"})
+    assert created.retention_policy == THIRTY
+    bob_in = next(p for p in created.participants if p.identifier.raw_id == bob.id)
+    assert (bob_in.display_name, bob_in.metadata) == ("Bob", {"role": "b"})
+    assert isinstance(updated, ChatThreadPropertiesUpdatedEvent)
+    assert (updated.properties.topic, updated.properties.metadata) == ("live props", {"x": "y"})
+    assert updated.retention_policy == NoneRetentionPolicy()
+    assert isinstance(added, ParticipantsAddedEvent)
+    assert [(p.display_name, p.metadata) for p in added.participants_added] == [("Carol", {"role": "c"})]
