@@ -7,6 +7,7 @@ leaves alone the threads whose time has not come.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,5 @@ def test_a_thread_past_its_retention_is_deleted_as_by_a_user(engine: str, tmp_pa
         wait_gone(server, bob, sixty)
         for kept in (forever, plain):
             assert call(server, bob, "GET", f"/chat/threads/{kept}").status_code == 200
+        metrics = requests.get(f"{server.http_endpoint}/metrics", timeout=10).text
+        assert re.search(r"^threadline_retention_deleted_threads_total 2\.0$", metrics, re.M), metrics[-2000:]

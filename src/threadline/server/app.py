@@ -143,7 +143,7 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
         await hub.start()
         pruner = asyncio.create_task(_prune(store, settings))
         skew_ms = settings.retention_clock_skew_seconds * 1000
-        retention = RetentionPruner(store, hub, clock=lambda: now_ms() + skew_ms)
+        retention = RetentionPruner(store, hub, clock=lambda: now_ms() + skew_ms, on_deleted=metrics.retention_deleted)
         expirer = asyncio.create_task(retention.run_forever(settings.retention_interval_seconds))
         try:
             app = create_app(settings, store, hub)

@@ -99,14 +99,19 @@ class RetentionPruner:
         store: the database.
         hub: where the deletions' events go (every node's real-time clients).
         clock: epoch milliseconds "now" (injectable so tests need not wait days).
-        batch: threads deleted per round at most.
+        batch: threads read per batch (a round runs batches until none is due).
+        on_deleted: told how many threads each round deleted (metrics).
     """
 
-    def __init__(self, store: Store, hub: Hub, *, clock: Callable[[], int] = now_ms, batch: int = 100) -> None:
+    def __init__(
+        self, store: Store, hub: Hub, *, clock: Callable[[], int] = now_ms, batch: int = 100,
+        on_deleted: Callable[[int], None] | None = None,
+    ) -> None:
         self._store = store
         self._hub = hub
         self._clock = clock
         self._batch = batch
+        self._on_deleted = on_deleted
 
     async def run_once(self) -> list[str]:
         """Delete every thread due now (in batches); return the ids this node deleted.
@@ -128,6 +133,8 @@ class RetentionPruner:
                 break
         if deleted:
             log.info("retention policy deleted %d thread(s)", len(deleted))
+            if self._on_deleted is not None:
+                self._on_deleted(len(deleted))
         return deleted
 
     async def run_forever(self, interval_seconds: float) -> None:
