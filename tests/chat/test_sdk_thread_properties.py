@@ -203,3 +203,36 @@ def test_realtime_events_carry_metadata_and_retention(server: RunningServer) -> 
     assert updated.retention_policy == NoneRetentionPolicy()
     assert isinstance(added, ParticipantsAddedEvent)
     assert [(p.display_name, p.metadata) for p in added.participants_added] == [("Carol", {"role": "c"})]
+
+
+def test_request_bodies_of_the_additions() -> None:
+    import json
+
+    from threadline.chat import CommunicationUserIdentifier
+    from threadline.chat._requests import ChatRequests, ChatThreadRequests
+
+    user = CommunicationUserIdentifier("8:acs:r_u1")
+    create = ChatRequests("2025-03-15").create_chat_thread(
+        "t", [ChatParticipant(identifier=user, metadata={"m": "1"})], "tok", metadata={"k": "v"},
+        retention_policy=THIRTY,
+    )
+    assert json.loads(create.body or b"") == {
+        "topic": "t",
+        "participants": [{"communicationIdentifier": {"rawId": "8:acs:r_u1", "communicationUser": {"id": "8:acs:r_u1"}},
+                          "metadata": {"m": "1"}}],
+        "metadata": {"k": "v"},
+        "retentionPolicy": {"kind": "threadCreationDate", "deleteThreadAfterDays": 30},
+    }
+    thread = ChatThreadRequests("19:abc@thread.v2", "2025-03-15")
+    patch = thread.update_properties("new", {"gone": None, "k": "v"}, NoneRetentionPolicy())
+    request = patch.request("https://acs.example.com")
+    assert (request.method, request.url) == (
+        "PATCH", "https://acs.example.com/chat/threads/19:abc@thread.v2?api-version=2025-03-15")
+    assert request.headers["Content-Type"] == "application/merge-patch+json"
+    assert json.loads(patch.body or b"") == {"topic": "new", "metadata": {"gone": None, "k": "v"},
+                                             "retentionPolicy": {"kind": "none"}}
+    assert json.loads(thread.update_properties(None, None, None).body or b"") == {}
+    assert json.loads(thread.update_properties(None, None, THIRTY).body or b"") == {
+        "retentionPolicy": {"kind": "threadCreationDate", "deleteThreadAfterDays": 30}}
+    with pytest.raises(TypeError):
+        thread.update_properties(None, None, "none")  # type: ignore[arg-type]
