@@ -7,7 +7,14 @@ import time
 import pytest
 
 from threadline.store.base import Effects, Store
-from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord, ReadReceiptRecord, ThreadRecord
+from threadline.store.records import (
+    MessageDraft,
+    MessageRecord,
+    ParticipantRecord,
+    ReadReceiptRecord,
+    ThreadRecord,
+    ThreadUpdate,
+)
 
 from .conftest import Engine
 from .helpers import T0, make_thread, make_users, message_events, optional_events, send, thread_id, user_id
@@ -105,25 +112,42 @@ async def test_get_access_reads_thread_and_live_membership(store: Store) -> None
     assert await store.get_access(thread_id(), a) == (None, None)
 
 
-async def test_update_thread_topic_writes_a_message_metadata_alone_does_not(store: Store) -> None:
+async def test_update_thread_topic_change_writes_a_message_every_update_an_event(store: Store) -> None:
     a, b = await make_users(store, 2)
     tid = (await make_thread(store, a, [b])).value[0].thread_id  # type: ignore[index]
+    effects: Effects[ThreadUpdate] = Effects(
+        events=lambda u: [("chatThreadPropertiesUpdated", u.thread.topic.encode())]
+    )
     renamed = await store.update_thread(
         tid, topic="New", metadata=None, draft=MessageDraft("topicUpdated", topic="New", initiator_id=a),
-        now_ms=T0 + 50, effects=optional_events("chatThreadPropertiesUpdated"),
+        now_ms=T0 + 50, effects=effects,
     )
-    assert renamed.value is not None
-    assert (renamed.value.sequence_id, renamed.value.type, renamed.value.topic) == (3, "topicUpdated", "New")
-    assert [(e.type, e.recipients) for e in renamed.events] == [("chatThreadPropertiesUpdated", (a, b))]
+    assert renamed.value is not None and renamed.value.message is not None
+    message = renamed.value.message
+    assert (message.sequence_id, message.type, message.topic) == (3, "topicUpdated", "New")
+    assert renamed.value.thread.topic == "New"
+    assert [(e.type, e.payload, e.recipients) for e in renamed.events] == [
+        ("chatThreadPropertiesUpdated", b"New", (a, b))
+    ]
 
-    quiet = await store.update_thread(
-        tid, topic=None, metadata={"k": "v"}, draft=None, now_ms=T0 + 60,
-        effects=optional_events("chatThreadPropertiesUpdated"),
+    # the same topic again, with metadata: an event, no message
+    same = await store.update_thread(
+        tid, topic="New", metadata={"k": "v"}, draft=MessageDraft("topicUpdated", topic="New", initiator_id=a),
+        now_ms=T0 + 60, effects=effects,
     )
-    assert (quiet.value, quiet.events) == (None, [])
+    assert same.value is not None and same.value.message is None
+    assert same.value.thread.metadata == {"k": "v"}
+    assert [e.type for e in same.events] == ["chatThreadPropertiesUpdated"]
     thread = await store.get_thread(tid)
     assert thread is not None
     assert (thread.topic, thread.metadata, thread.last_message_ms) == ("New", {"k": "v"}, T0 + 50)
+    listed = await store.list_messages(tid, before_seq=None, min_created_ms=0, limit=10)
+    assert [m.type for m in listed] == ["topicUpdated", "topicUpdated", "participantAdded"]
+
+    # a deleted thread is not updated and announces nothing
+    await store.delete_thread(tid, T0 + 70, Effects())
+    gone = await store.update_thread(tid, topic="X", metadata=None, draft=None, now_ms=T0 + 80, effects=effects)
+    assert (gone.value, gone.events) == (None, [])
 
 
 async def test_delete_thread_once(store: Store) -> None:

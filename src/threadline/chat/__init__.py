@@ -59,10 +59,12 @@ from ._realtime import (
     ResumeGapEvent,
     TypingIndicatorReceivedEvent,
 )
+from ._retention import ChatRetentionPolicy, NoneRetentionPolicy, ThreadCreationDateRetentionPolicy
 
-# The names of ``azure.communication.chat.__all__``, then Threadline's one extension: the real-time
-# event models (docs/realtime.md). CommunicationCloudEnvironment is importable too (the identifier
-# constructors take it) but, as upstream, not listed.
+# The names of ``azure.communication.chat.__all__``, then Threadline's extensions: the real-time
+# event models (docs/realtime.md) and the 2025-03-15 retention policy models (docs/sdk.md).
+# CommunicationCloudEnvironment is importable too (the identifier constructors take it) but, as
+# upstream, not listed.
 __all__ = [
     "ChatAttachment",
     "ChatAttachmentType",
@@ -77,6 +79,7 @@ __all__ = [
     "ChatMessageReceivedEvent",
     "ChatMessageType",
     "ChatParticipant",
+    "ChatRetentionPolicy",
     "ChatThreadClient",
     "ChatThreadCreatedEvent",
     "ChatThreadDeletedEvent",
@@ -93,6 +96,7 @@ __all__ = [
     "MicrosoftTeamsAppProperties",
     "MicrosoftTeamsUserIdentifier",
     "MicrosoftTeamsUserProperties",
+    "NoneRetentionPolicy",
     "ParticipantsAddedEvent",
     "ParticipantsRemovedEvent",
     "PhoneNumberIdentifier",
@@ -102,6 +106,7 @@ __all__ = [
     "RealTimeNotificationDisconnectedEvent",
     "ResumeGapEvent",
     "SendChatMessageResult",
+    "ThreadCreationDateRetentionPolicy",
     "TypingIndicatorReceivedEvent",
     "UnknownIdentifier",
     "identifier_from_raw_id",

@@ -15,6 +15,8 @@ from threadline._shared.errors import ChatError
 from threadline._shared.identifiers import CommunicationIdentifier
 from threadline._shared.model_base import Model
 
+from ._retention import ChatRetentionPolicy
+
 __all__ = [
     "ChatAttachment",
     "ChatAttachmentType",
@@ -60,6 +62,7 @@ class ChatParticipant:
         identifier: who the participant is.
         display_name: the participant's display name.
         share_history_time: from when on the thread's history is shared with the participant.
+        metadata: the participant's metadata (api-version 2025-03-15; a Threadline addition to 1.3.0).
     """
 
     def __init__(
@@ -68,14 +71,16 @@ class ChatParticipant:
         identifier: CommunicationIdentifier,
         display_name: str | None = None,
         share_history_time: datetime | None = None,
+        metadata: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         self.identifier = identifier
         self.display_name = display_name
         self.share_history_time = share_history_time
+        self.metadata = metadata
 
     def __repr__(self) -> str:
-        return _repr(self, ("identifier", "display_name", "share_history_time"))
+        return _repr(self, ("identifier", "display_name", "share_history_time", "metadata"))
 
 
 class ChatAttachment:
@@ -164,6 +169,9 @@ class ChatThreadProperties:
         topic (str | None): the thread topic.
         created_on (datetime): when the thread was created.
         created_by (CommunicationIdentifier | None): who created it.
+        metadata (dict[str, str] | None): the thread's metadata (2025-03-15; a Threadline addition).
+        retention_policy (ChatRetentionPolicy | None): when the service deletes the thread
+            (2025-03-15; a Threadline addition).
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -171,9 +179,11 @@ class ChatThreadProperties:
         self.topic: str | None = kwargs.get("topic")
         self.created_on: datetime = kwargs["created_on"]
         self.created_by: CommunicationIdentifier | None = kwargs["created_by"]
+        self.metadata: dict[str, str] | None = kwargs.get("metadata")
+        self.retention_policy: ChatRetentionPolicy | None = kwargs.get("retention_policy")
 
     def __repr__(self) -> str:
-        return _repr(self, ("id", "topic", "created_on", "created_by"))
+        return _repr(self, ("id", "topic", "created_on", "created_by", "metadata", "retention_policy"))
 
 
 class ChatMessageReadReceipt:

@@ -34,6 +34,7 @@ from threadline._shared.identifiers import (
 from threadline.protocol.times import parse_iso
 
 from ._models import ChatParticipant
+from ._retention import ChatRetentionPolicy, retention_from_wire
 
 __all__ = [
     "CHAT_EVENT_NAMES",
@@ -89,9 +90,11 @@ class ChatThreadProperties:
 
     Attributes:
         topic: the thread topic.
+        metadata: the thread metadata (empty when it has none).
     """
 
     topic: str
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,6 +218,7 @@ class ChatThreadCreatedEvent(_ThreadEvent):
         properties: its properties (topic).
         participants: its first members.
         created_by: its creator.
+        retention_policy: its retention policy, if any.
     """
 
     name: ClassVar[str] = "chatThreadCreated"
@@ -223,6 +227,7 @@ class ChatThreadCreatedEvent(_ThreadEvent):
     properties: ChatThreadProperties
     participants: list[ChatParticipant] = field(default_factory=list)
     created_by: ChatParticipant | None = None
+    retention_policy: ChatRetentionPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,6 +239,7 @@ class ChatThreadPropertiesUpdatedEvent(_ThreadEvent):
         properties: the new properties.
         updated_on: when.
         updated_by: by whom.
+        retention_policy: the retention policy after the update, if any.
     """
 
     name: ClassVar[str] = "chatThreadPropertiesUpdated"
@@ -241,6 +247,7 @@ class ChatThreadPropertiesUpdatedEvent(_ThreadEvent):
     properties: ChatThreadProperties
     updated_on: datetime
     updated_by: ChatParticipant | None = None
+    retention_policy: ChatRetentionPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -415,6 +422,7 @@ def _participant(value: Any) -> ChatParticipant | None:
         identifier=identifier,
         display_name=value.get("displayName"),
         share_history_time=_time(value.get("shareHistoryTime")),
+        metadata=_metadata(value["metadata"]) if "metadata" in value else None,
     )
 
 
@@ -426,7 +434,12 @@ def _participants(value: Any) -> list[ChatParticipant]:
 
 def _properties(value: Any) -> ChatThreadProperties:
     topic = value.get("topic") if isinstance(value, dict) else None
-    return ChatThreadProperties(topic=topic if isinstance(topic, str) else "")
+    metadata = _metadata(value.get("metadata")) if isinstance(value, dict) else {}
+    return ChatThreadProperties(topic=topic if isinstance(topic, str) else "", metadata=metadata)
+
+
+def _retention(value: Any) -> ChatRetentionPolicy | None:
+    return retention_from_wire(value) if isinstance(value, dict) else None
 
 
 def _str(value: Any) -> str:
@@ -491,12 +504,13 @@ def parse_event(name: str, position: int, data: dict[str, Any]) -> ChatEvent | N
         return ChatThreadCreatedEvent(
             **common, version=version, created_on=_required_time(data.get("createdOn")),
             properties=_properties(data.get("properties")), participants=_participants(data.get("participants")),
-            created_by=_participant(data.get("createdBy")),
+            created_by=_participant(data.get("createdBy")), retention_policy=_retention(data.get("retentionPolicy")),
         )
     if name == "chatThreadPropertiesUpdated":
         return ChatThreadPropertiesUpdatedEvent(
             **common, version=version, properties=_properties(data.get("properties")),
             updated_on=_required_time(data.get("updatedOn")), updated_by=_participant(data.get("updatedBy")),
+            retention_policy=_retention(data.get("retentionPolicy")),
         )
     if name == "chatThreadDeleted":
         return ChatThreadDeletedEvent(

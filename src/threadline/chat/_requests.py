@@ -30,6 +30,7 @@ from ._models import (
     SendChatMessageResult,
 )
 from ._paging import Page, Pager
+from ._retention import ChatRetentionPolicy, retention_to_wire
 from ._serialize import (
     failed_participants,
     message_from_wire,
@@ -108,11 +109,23 @@ class ChatRequests:
         thread_participants: Sequence[ChatParticipant] | None,
         idempotency_token: str | None,
         api_version: str | None = None,
+        metadata: dict[str, str] | None = None,
+        retention_policy: ChatRetentionPolicy | None = None,
     ) -> Call[CreateChatThreadResult]:
-        """``POST /chat/threads`` with ``repeatability-request-id`` = the token or a fresh uuid4."""
+        """``POST /chat/threads`` with ``repeatability-request-id`` = the token or a fresh uuid4.
+
+        Raises:
+            ValueError: no topic.
+            TypeError: ``retention_policy`` is not a :class:`ChatRetentionPolicy`.
+        """
         _require(topic, "topic cannot be None.")
         requested = list(thread_participants or [])
-        body = wire.CreateThreadRequest(topic=topic, participants=[participant_to_wire(p) for p in requested])
+        body = wire.CreateThreadRequest(
+            topic=topic,
+            participants=[participant_to_wire(p) for p in requested],
+            metadata=metadata,
+            retention_policy=retention_to_wire(retention_policy) if retention_policy is not None else None,
+        )
 
         def parse(data: bytes) -> CreateChatThreadResult:
             result = wire.decode(data, wire.CreateThreadResult)
@@ -227,6 +240,25 @@ class ChatThreadRequests:
     def update_topic(self, topic: str | None, api_version: str | None = None) -> Call[None]:
         """``PATCH /chat/threads/{id}`` (merge-patch); ``{}`` when topic is None."""
         body = wire.UpdateThreadRequest(topic=topic)
+        return self._call("PATCH", "", 204, parse_nothing, api_version, body, MERGE_PATCH)
+
+    def update_properties(
+        self,
+        topic: str | None,
+        metadata: dict[str, str | None] | None,
+        retention_policy: ChatRetentionPolicy | None,
+        api_version: str | None = None,
+    ) -> Call[None]:
+        """``PATCH /chat/threads/{id}`` (merge-patch) with the properties given; None leaves one unchanged.
+
+        Raises:
+            TypeError: ``retention_policy`` is not a :class:`ChatRetentionPolicy`.
+        """
+        body = wire.UpdateThreadRequest(topic=topic)
+        if metadata is not None:
+            body.metadata = metadata
+        if retention_policy is not None:
+            body.retention_policy = retention_to_wire(retention_policy)
         return self._call("PATCH", "", 204, parse_nothing, api_version, body, MERGE_PATCH)
 
     # -- messages ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ._models import (
     ChatThreadItem,
     ChatThreadProperties,
 )
+from ._retention import retention_from_wire
 
 __all__ = [
     "failed_participants",
@@ -57,6 +58,7 @@ def participant_to_wire(participant: ChatParticipant) -> wire.Participant:
         communication_identifier=identifier_to_wire(participant.identifier),
         display_name=participant.display_name,
         share_history_time=format_datetime(share) if share is not None else None,
+        metadata=getattr(participant, "metadata", None),
     )
 
 
@@ -66,16 +68,19 @@ def participant_from_wire(model: wire.Participant) -> ChatParticipant:
         identifier=identifier_from_wire(model.communication_identifier),
         display_name=model.display_name,
         share_history_time=_time(model.share_history_time),
+        metadata=model.metadata,
     )
 
 
 def thread_properties_from_wire(model: wire.ThreadProperties) -> ChatThreadProperties:
-    """Read thread properties (``deletedOn`` and later-version fields are dropped, as in 1.3.0)."""
+    """Read thread properties; ``deletedOn`` is dropped, as in 1.3.0, metadata and retention are kept."""
     return ChatThreadProperties(
         id=model.id,
         topic=model.topic,
         created_on=parse_iso(model.created_on),
         created_by=identifier_from_wire(model.created_by_communication_identifier),
+        metadata=model.metadata,
+        retention_policy=retention_from_wire(model.retention_policy),
     )
 
 

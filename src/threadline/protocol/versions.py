@@ -20,8 +20,9 @@ IDENTITY_VERSIONS: tuple[str, ...] = (
     "2023-10-01",
     "2026-09-23",
 )
-#: What ``azure-communication-chat`` 1.3.0 sends, and so what our SDK sends.
-DEFAULT_CHAT_VERSION = "2024-03-07"
+#: What our SDK sends unless ``api_version=`` says otherwise: the newest stable version, which the
+#: JS SDK 1.6.0 sends too (``azure-communication-chat`` 1.3.0 sends 2024-03-07).
+DEFAULT_CHAT_VERSION = "2025-03-15"
 #: What ``azure-communication-identity`` 1.5.0 sends.
 DEFAULT_IDENTITY_VERSION = "2023-10-01"
 

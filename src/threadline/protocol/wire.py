@@ -122,9 +122,11 @@ class CreateThreadRequest(_Model):
 
 
 class UpdateThreadRequest(_Model):
+    """``UpdateChatThreadRequest`` (merge-patch): an absent field is unchanged, ``null`` removes it."""
+
     topic: str | None = None
-    metadata: dict[str, str | None] | None = None
-    retention_policy: dict[str, Any] | None = None
+    metadata: dict[str, str | None] | msgspec.UnsetType | None = msgspec.UNSET
+    retention_policy: dict[str, Any] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ThreadProperties(_Model):

@@ -29,6 +29,7 @@ from .routes import chat, identity
 from .services.admission import Admission
 from .services.identity import IdentityService
 from .services.messages import MessageService
+from .services.retention import RetentionPruner
 from .services.threads import ThreadService
 from .settings import Settings
 from .throttle import make_throttle
@@ -143,12 +144,18 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
     try:
         await hub.start()
         pruner = asyncio.create_task(_prune(store, settings))
+        skew_ms = settings.retention_clock_skew_seconds * 1000
+        retention = RetentionPruner(store, hub, clock=lambda: now_ms() + skew_ms, on_deleted=metrics.retention_deleted)
+        expirer = asyncio.create_task(retention.run_forever(settings.retention_interval_seconds))
         try:
-            yield create_app(settings, store, hub)
+            app = create_app(settings, store, hub)
+            app.state.retention = retention
+            yield app
         finally:
-            pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruner
+            for task in (pruner, expirer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await hub.stop()
     finally:
         await store.close()

@@ -8,6 +8,7 @@ Metrics (one registry per server process, see ``docs/operations.md``):
 * ``threadline_realtime_connections`` — open real-time connections (gauge;
   the real-time endpoint calls :func:`connections_opened` / :func:`connections_closed`);
 * ``threadline_database_errors_total{kind}`` — database failures seen by requests;
+* ``threadline_retention_deleted_threads_total`` — threads this node deleted under their retention policy;
 * ``threadline_event_hub_connected`` — 1 while the event hub reaches the other
   nodes (always, for the in-process hub), 0 while the Redis hub reconnects;
 * the standard ``process_*`` and ``python_*`` metrics.
@@ -52,6 +53,7 @@ __all__ = [
     "metrics_endpoint",
     "observe",
     "render",
+    "retention_deleted",
     "server_closed",
     "throttled",
 ]
@@ -117,6 +119,17 @@ def observe(operation: str, status: int, seconds: float) -> None:
 def throttled(operation: str) -> None:
     """Count one request refused by the throttle."""
     _THROTTLED.labels(operation).inc()
+
+
+_RETENTION_DELETED = Counter(
+    "threadline_retention_deleted_threads_total", "Threads this node deleted because their retention expired.",
+    registry=REGISTRY,
+)
+
+
+def retention_deleted(count: int) -> None:
+    """Count threads the retention pruner deleted."""
+    _RETENTION_DELETED.inc(count)
 
 
 def database_error(kind: str) -> None:

@@ -55,6 +55,9 @@ class Settings:
         throttle: ``on`` (ACS rates), ``off``, or a factor scaling the ACS rates.
         throttle_keys: the most rate-limit windows a process holds (memory bound, ``docs/limits.md``).
         workers: server processes on this machine (PostgreSQL only).
+        retention_interval_seconds: how often the retention pruner looks for expired threads.
+        retention_clock_skew_seconds: how far ahead of the wall clock the retention pruner's
+            clock runs (0; tests and drills set it to see threads expire without waiting days).
     """
 
     data_dir: Path = Path("threadline-data")
@@ -72,6 +75,8 @@ class Settings:
     throttle: str = "on"
     throttle_keys: int = 100_000
     workers: int = 1
+    retention_interval_seconds: float = 60.0
+    retention_clock_skew_seconds: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -94,6 +99,8 @@ class Settings:
             throttle=env("THREADLINE_THROTTLE", "on"),
             throttle_keys=_env_int("THREADLINE_THROTTLE_KEYS", 100_000),
             workers=_env_int("THREADLINE_WORKERS", 1),
+            retention_interval_seconds=float(env("THREADLINE_RETENTION_INTERVAL") or 60),
+            retention_clock_skew_seconds=_env_int("THREADLINE_RETENTION_CLOCK_SKEW", 0),
         )
 
     def prepared(self) -> Settings:

@@ -77,10 +77,11 @@ def thread_item(thread: ThreadRecord) -> ThreadItem:
     )
 
 
-def participant(record: ParticipantRecord, api_version: str, *, in_message: bool = False) -> Participant:
-    """A participant; inside system messages ACS gives only the identifier."""
-    if in_message:
-        return Participant(communication_identifier=identifier(record.user_id))
+def participant(record: ParticipantRecord, api_version: str) -> Participant:
+    """A participant, as listed and as named in ``participantAdded``/``participantRemoved`` messages.
+
+    ``metadata`` exists from 2025-03-15 and is left out when empty.
+    """
     return Participant(
         communication_identifier=identifier(record.user_id),
         display_name=record.display_name,
@@ -102,7 +103,7 @@ def message(record: MessageRecord, api_version: str) -> Message:
         content = MessageContent(
             topic=record.topic,
             participants=(
-                [participant(p, api_version, in_message=True) for p in record.participants]
+                [participant(p, api_version) for p in record.participants]
                 if record.participants is not None
                 else None
             ),

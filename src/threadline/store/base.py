@@ -38,7 +38,9 @@ from .records import (
     MessageRecord,
     ParticipantRecord,
     ReadReceiptRecord,
+    RetentionChange,
     ThreadRecord,
+    ThreadUpdate,
     UserRecord,
 )
 
@@ -166,14 +168,28 @@ class Store(Protocol):
         metadata: dict[str, str] | None,
         draft: MessageDraft | None,
         now_ms: int,
-        effects: Effects[MessageRecord | None],
-    ) -> Outcome[MessageRecord | None]:
-        """Set the given properties and write the ``topicUpdated`` draft, if any."""
+        effects: Effects[ThreadUpdate],
+        retention: RetentionChange | None = None,
+    ) -> Outcome[ThreadUpdate]:
+        """Set the given properties (None: unchanged) of a live thread in one transaction.
+
+        The ``topicUpdated`` draft is written only when ``topic`` differs from the
+        stored topic. The value (and so the events) is None when the thread is not
+        live.
+        """
 
     async def delete_thread(
-        self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord]
+        self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord], *, expired_by: int | None = None
     ) -> Outcome[ThreadRecord]:
-        """Mark a live thread deleted; the value is None if it was not live."""
+        """Mark a live thread deleted; the value is None if it was not live.
+
+        With ``expired_by``, only a thread whose retention expiry is at or before it
+        is deleted (the check and the change are one statement, so nodes racing
+        delete it once).
+        """
+
+    async def due_threads(self, now_ms: int, limit: int) -> list[str]:
+        """Ids of live threads whose retention expiry is at or before ``now_ms``, oldest expiry first."""
 
     # -- participants -------------------------------------------------------------------------
 

@@ -84,7 +84,9 @@ from .records import (
     MessageRecord,
     ParticipantRecord,
     ReadReceiptRecord,
+    RetentionChange,
     ThreadRecord,
+    ThreadUpdate,
     UserRecord,
 )
 from .rows import (
@@ -543,10 +545,10 @@ class PostgresStore:
                 if max_members is not None and len({p.user_id for p in participants}) > max_members:
                     raise TooManyParticipants(max_members)
                 await c.execute(
-                    "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention) "
-                    "VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention, expires_ms) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     thread.id, thread.topic, thread.created_ms, thread.created_by,
-                    dump_json(thread.metadata), dump_json(thread.retention),
+                    dump_json(thread.metadata), dump_json(thread.retention), thread.expires_ms,
                 )
                 return await self._insert_messages(c, thread.id, drafts, thread.created_ms)
 
@@ -614,33 +616,43 @@ class PostgresStore:
         metadata: dict[str, str] | None,
         draft: MessageDraft | None,
         now_ms: int,
-        effects: Effects[MessageRecord | None],
-    ) -> Outcome[MessageRecord | None]:
-        """Set the given properties and write the ``topicUpdated`` draft, if any."""
+        effects: Effects[ThreadUpdate],
+        retention: RetentionChange | None = None,
+    ) -> Outcome[ThreadUpdate]:
+        """Set the given properties (None: unchanged); ``topicUpdated`` only when the topic changes."""
 
-        async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord | None]:
-            if topic is not None or metadata is not None:
-                await c.execute(
-                    "UPDATE threads SET topic = coalesce($1, topic), metadata = coalesce($2, metadata) WHERE id = $3",
-                    topic, dump_json(metadata), thread_id,
-                )
-            message = (await self._insert_messages(c, thread_id, [draft], now_ms))[0] if draft else None
-            outcome: Outcome[MessageRecord | None] = Outcome(value=message)
-            outcome.events = await self._publishable(c, finish, thread_id, effects, message, now_ms)
+        async def run(c: Connection, finish: _Finish) -> Outcome[ThreadUpdate]:
+            old = await c.fetchval(
+                "SELECT topic FROM threads WHERE id = $1 AND deleted_ms IS NULL FOR UPDATE", thread_id
+            )
+            if old is None:
+                return Outcome()
+            keep = retention is None
+            row = await c.fetchrow(
+                "UPDATE threads SET topic = coalesce($1, topic), metadata = coalesce($2, metadata), "
+                "retention = CASE WHEN $3 THEN retention ELSE $4 END, "
+                f"expires_ms = CASE WHEN $3 THEN expires_ms ELSE $5 END WHERE id = $6 RETURNING {THREAD_COLUMNS}",
+                topic, dump_json(metadata), keep, dump_json(retention.policy) if retention else None,
+                retention.expires_ms if retention else None, thread_id,
+            )
+            changed = draft is not None and topic is not None and topic != old
+            message = (await self._insert_messages(c, thread_id, [draft], now_ms))[0] if changed and draft else None
+            outcome = Outcome(value=ThreadUpdate(thread_from(row), message))
+            outcome.events = await self._publishable(c, finish, thread_id, effects, outcome.value, now_ms)
             return outcome
 
         return await self._write_events(run)
 
     async def delete_thread(
-        self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord]
+        self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord], *, expired_by: int | None = None
     ) -> Outcome[ThreadRecord]:
-        """Mark a live thread deleted; the value is None if it was not live."""
+        """Mark a live thread deleted (with ``expired_by``: only if expired by then); None if not."""
 
         async def run(c: Connection, finish: _Finish) -> Outcome[ThreadRecord]:
             row = await c.fetchrow(
                 "UPDATE threads SET deleted_ms = $1 WHERE id = $2 AND deleted_ms IS NULL "
-                f"RETURNING {THREAD_COLUMNS}",
-                now_ms, thread_id,
+                f"AND ($3::bigint IS NULL OR expires_ms <= $3) RETURNING {THREAD_COLUMNS}",
+                now_ms, thread_id, expired_by,
             )
             thread = None if row is None else thread_from(row)
             outcome = Outcome(value=thread)
@@ -648,6 +660,17 @@ class PostgresStore:
             return outcome
 
         return await self._write_events(run)
+
+    async def due_threads(self, now_ms: int, limit: int) -> list[str]:
+        """Ids of live threads whose retention expiry is at or before ``now_ms``, oldest expiry first."""
+        rows = await self._read(
+            lambda c: c.fetch(
+                "SELECT id FROM threads WHERE expires_ms <= $1 AND deleted_ms IS NULL "
+                "ORDER BY expires_ms LIMIT $2",
+                now_ms, limit,
+            )
+        )
+        return [r["id"] for r in rows]
 
     # -- participants ----------------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ __all__ = [
     "MessageRecord",
     "ParticipantRecord",
     "ReadReceiptRecord",
+    "RetentionChange",
     "ThreadRecord",
+    "ThreadUpdate",
     "UserRecord",
 ]
 
@@ -28,6 +30,8 @@ class UserRecord:
 
 @dataclass(slots=True)
 class ThreadRecord:
+    """A thread. ``expires_ms`` (written, not read back) is when its retention policy deletes it."""
+
     id: str
     topic: str
     created_ms: int
@@ -36,6 +40,15 @@ class ThreadRecord:
     last_message_ms: int | None = None
     metadata: dict[str, str] | None = None
     retention: dict[str, Any] | None = None
+    expires_ms: int | None = None
+
+
+@dataclass(slots=True)
+class RetentionChange:
+    """A new retention policy (None removes it) and the expiry it gives the thread."""
+
+    policy: dict[str, Any] | None
+    expires_ms: int | None
 
 
 @dataclass(slots=True)
@@ -81,6 +94,14 @@ class MessageRecord:
     metadata: dict[str, str] | None = None
     edited_ms: int | None = None
     deleted_ms: int | None = None
+
+
+@dataclass(slots=True)
+class ThreadUpdate:
+    """A thread after an update, and the ``topicUpdated`` message it wrote (None when the topic stayed)."""
+
+    thread: ThreadRecord
+    message: MessageRecord | None = None
 
 
 @dataclass(slots=True)

@@ -58,16 +58,20 @@ def dump_participants(participants: list[ParticipantRecord] | None) -> str | Non
     """Encode the participants of a system message."""
     if participants is None:
         return None
-    return dump_json(
-        [{"u": p.user_id, "n": p.display_name, "s": p.share_history_ms} for p in participants]
-    )
+    return dump_json([
+        {"u": p.user_id, "n": p.display_name, "s": p.share_history_ms, **({"m": p.metadata} if p.metadata else {})}
+        for p in participants
+    ])
 
 
 def _load_participants(text: str | None) -> list[ParticipantRecord] | None:
     items = load_json(text)
     if items is None:
         return None
-    return [ParticipantRecord(user_id=i["u"], display_name=i["n"], share_history_ms=i["s"]) for i in items]
+    return [
+        ParticipantRecord(user_id=i["u"], display_name=i["n"], share_history_ms=i["s"], metadata=i.get("m"))
+        for i in items
+    ]
 
 
 def user_from(row: Row) -> UserRecord:

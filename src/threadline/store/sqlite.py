@@ -30,7 +30,9 @@ from .records import (
     MessageRecord,
     ParticipantRecord,
     ReadReceiptRecord,
+    RetentionChange,
     ThreadRecord,
+    ThreadUpdate,
     UserRecord,
 )
 from .rows import (
@@ -372,10 +374,10 @@ class SqliteStore:
                 if max_members is not None and len({p.user_id for p in participants}) > max_members:
                     raise TooManyParticipants(max_members)
                 c.execute(
-                    "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention, expires_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (thread.id, thread.topic, thread.created_ms, thread.created_by,
-                     dump_json(thread.metadata), dump_json(thread.retention)),
+                     dump_json(thread.metadata), dump_json(thread.retention), thread.expires_ms),
                 )
                 return self._insert_messages(c, thread.id, drafts, thread.created_ms)
 
@@ -438,29 +440,39 @@ class SqliteStore:
         metadata: dict[str, str] | None,
         draft: MessageDraft | None,
         now_ms: int,
-        effects: Effects[MessageRecord | None],
-    ) -> Outcome[MessageRecord | None]:
-        def run(c: sqlite3.Connection) -> Outcome[MessageRecord | None]:
-            if topic is not None or metadata is not None:
-                c.execute(
-                    "UPDATE threads SET topic = coalesce(?, topic), metadata = coalesce(?, metadata) WHERE id = ?",
-                    (topic, dump_json(metadata), thread_id),
-                )
-            message = self._insert_messages(c, thread_id, [draft], now_ms)[0] if draft else None
-            outcome: Outcome[MessageRecord | None] = Outcome(value=message)
-            outcome.events = self._publishable(c, thread_id, effects, message, now_ms)
+        effects: Effects[ThreadUpdate],
+        retention: RetentionChange | None = None,
+    ) -> Outcome[ThreadUpdate]:
+        def run(c: sqlite3.Connection) -> Outcome[ThreadUpdate]:
+            old = c.execute(
+                "SELECT topic FROM threads WHERE id = ? AND deleted_ms IS NULL", (thread_id,)
+            ).fetchone()
+            if old is None:
+                return Outcome()
+            keep = retention is None
+            row = c.execute(
+                "UPDATE threads SET topic = coalesce(?, topic), metadata = coalesce(?, metadata), "
+                "retention = CASE WHEN ? THEN retention ELSE ? END, "
+                f"expires_ms = CASE WHEN ? THEN expires_ms ELSE ? END WHERE id = ? RETURNING {THREAD_COLUMNS}",
+                (topic, dump_json(metadata), keep, dump_json(retention.policy) if retention else None,
+                 keep, retention.expires_ms if retention else None, thread_id),
+            ).fetchone()
+            changed = draft is not None and topic is not None and topic != old["topic"]
+            message = self._insert_messages(c, thread_id, [draft], now_ms)[0] if changed and draft else None
+            outcome = Outcome(value=ThreadUpdate(thread_from(row), message))
+            outcome.events = self._publishable(c, thread_id, effects, outcome.value, now_ms)
             return outcome
 
         return await self._write(run)
 
     async def delete_thread(
-        self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord]
+        self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord], *, expired_by: int | None = None
     ) -> Outcome[ThreadRecord]:
         def run(c: sqlite3.Connection) -> Outcome[ThreadRecord]:
             row = c.execute(
-                f"UPDATE threads SET deleted_ms = ? WHERE id = ? AND deleted_ms IS NULL "
-                f"RETURNING {THREAD_COLUMNS}",
-                (now_ms, thread_id),
+                "UPDATE threads SET deleted_ms = ? WHERE id = ? AND deleted_ms IS NULL "
+                f"AND (? IS NULL OR expires_ms <= ?) RETURNING {THREAD_COLUMNS}",
+                (now_ms, thread_id, expired_by, expired_by),
             ).fetchone()
             thread = None if row is None else thread_from(row)
             outcome = Outcome(value=thread)
@@ -468,6 +480,15 @@ class SqliteStore:
             return outcome
 
         return await self._write(run)
+
+    async def due_threads(self, now_ms: int, limit: int) -> list[str]:
+        rows = await self._peek(
+            lambda c: c.execute(
+                "SELECT id FROM threads WHERE expires_ms <= ? AND deleted_ms IS NULL ORDER BY expires_ms LIMIT ?",
+                (now_ms, limit),
+            ).fetchall()
+        )
+        return [r["id"] for r in rows]
 
     # -- participants ----------------------------------------------------------------------------------
 

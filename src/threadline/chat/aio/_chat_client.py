@@ -16,6 +16,7 @@ from .._models import ChatParticipant, ChatThreadItem, CreateChatThreadResult
 from .._paging import async_item_paged
 from .._pipeline import SDK_MONIKER, client_settings
 from .._requests import ChatRequests
+from .._retention import ChatRetentionPolicy
 from ._chat_thread_client import ChatThreadClient
 from ._credential import CommunicationTokenCredential
 from ._realtime import AsyncRealtimeMixin
@@ -33,7 +34,7 @@ class ChatClient(AsyncRealtimeMixin):
     Args:
         endpoint: the service endpoint (``https://...``; ``http://`` only to a loopback host).
         credential: the user's :class:`CommunicationTokenCredential`.
-        **kwargs: ``api_version`` (default ``2024-03-07``) and any azure-core
+        **kwargs: ``api_version`` (default ``2025-03-15``) and any azure-core
             setting (``connection_verify``, ``transport``, ``retry_total``,
             ``per_call_policies``, ``logging_enable``...). Thread clients from
             :meth:`get_chat_thread_client` inherit them.
@@ -77,6 +78,8 @@ class ChatClient(AsyncRealtimeMixin):
         *,
         thread_participants: list[ChatParticipant] | None = None,
         idempotency_token: str | None = None,
+        metadata: dict[str, str] | None = None,
+        retention_policy: ChatRetentionPolicy | None = None,
         **kwargs: Any,
     ) -> CreateChatThreadResult:
         """Create a thread; the caller becomes a participant.
@@ -86,6 +89,10 @@ class ChatClient(AsyncRealtimeMixin):
             thread_participants: other participants to add.
             idempotency_token: sent as ``repeatability-request-id``; repeating a
                 token returns the thread created the first time. A fresh uuid4 when omitted.
+            metadata: the thread's metadata (api-version 2025-03-15; a Threadline addition).
+            retention_policy: when the service deletes the thread, e.g.
+                ``ThreadCreationDateRetentionPolicy(delete_thread_after_days=30)``
+                (api-version 2025-03-15; a Threadline addition).
             **kwargs: per-call pipeline options (``api_version``, ``headers``, ``timeout``...).
 
         Returns:
@@ -93,11 +100,13 @@ class ChatClient(AsyncRealtimeMixin):
 
         Raises:
             ValueError: ``topic`` is empty.
-            TypeError: a participant's identifier is not a communication identifier.
+            TypeError: a participant's identifier is not a communication identifier, or
+                ``retention_policy`` is not a :class:`ChatRetentionPolicy`.
             azure.core.exceptions.HttpResponseError: the service refused.
         """
         call = self._requests.create_chat_thread(
-            topic, thread_participants, idempotency_token, kwargs.pop("api_version", None)
+            topic, thread_participants, idempotency_token, kwargs.pop("api_version", None),
+            metadata=metadata, retention_policy=retention_policy,
         )
         return await self._runner.run(call, **kwargs)
 

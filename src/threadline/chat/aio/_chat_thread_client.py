@@ -25,6 +25,7 @@ from .._models import (
 from .._paging import async_item_paged
 from .._pipeline import SDK_MONIKER, client_settings
 from .._requests import ChatThreadRequests
+from .._retention import ChatRetentionPolicy
 from ._credential import CommunicationTokenCredential
 
 __all__ = ["ChatThreadClient"]
@@ -83,6 +84,33 @@ class ChatThreadClient:
             azure.core.exceptions.HttpResponseError: the service refused.
         """
         await self._runner.run(self._requests.update_topic(topic, kwargs.pop("api_version", None)), **kwargs)
+
+    @distributed_trace_async
+    async def update_properties(
+        self,
+        *,
+        topic: str | None = None,
+        metadata: dict[str, str | None] | None = None,
+        retention_policy: ChatRetentionPolicy | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Change any of the thread's topic, metadata and retention policy in one call (merge-patch).
+
+        A Threadline addition to 1.3.0 (``updateProperties`` of the JS SDK 1.6.0; api-version
+        2025-03-15). What is not given stays as it is. A ``topicUpdated`` message is written
+        only when the topic changes.
+
+        Args:
+            topic: the new topic.
+            metadata: keys to set; a key whose value is None is removed.
+            retention_policy: the new retention policy; ``NoneRetentionPolicy()`` stops deletion.
+
+        Raises:
+            TypeError: ``retention_policy`` is not a :class:`ChatRetentionPolicy`.
+            azure.core.exceptions.HttpResponseError: the service refused (400 for a bad policy).
+        """
+        call = self._requests.update_properties(topic, metadata, retention_policy, kwargs.pop("api_version", None))
+        await self._runner.run(call, **kwargs)
 
     @distributed_trace_async
     async def send_read_receipt(self, message_id: str, **kwargs: Any) -> None:

@@ -35,7 +35,8 @@ async def create_thread(call: Call) -> Response:
     actor = await bearer_actor(call)
     body = await call.model(CreateThreadRequest)
     created = await call.state.threads.create(
-        actor, body.topic, body.participants, metadata=body.metadata, repeatability_id=call.header(REPEATABILITY)
+        actor, body.topic, body.participants, metadata=body.metadata, retention_policy=body.retention_policy,
+        repeatability_id=call.header(REPEATABILITY),
     )
     result = CreateThreadResult(
         chat_thread=views.thread_properties(created.thread, call.api_version),
@@ -66,7 +67,9 @@ async def get_thread(call: Call) -> Response:
 async def update_thread(call: Call) -> Response:
     actor = await bearer_actor(call)
     body = await call.model(UpdateThreadRequest, empty=UpdateThreadRequest())
-    await call.state.threads.update(actor, call.path("thread_id"), body.topic, body.metadata)
+    await call.state.threads.update(
+        actor, call.path("thread_id"), body.topic, body.metadata, retention_policy=body.retention_policy
+    )
     return no_content(call)
 
 

@@ -45,7 +45,17 @@ def _participant(p: ParticipantRecord) -> dict[str, Any]:
     out: dict[str, Any] = {"id": identifier_kind(p.user_id), "shareHistoryTime": format_ms(p.share_history_ms)}
     if p.display_name is not None:
         out["displayName"] = p.display_name
+    if p.metadata:
+        out["metadata"] = p.metadata
     return out
+
+
+def _properties(thread: ThreadRecord) -> dict[str, Any]:
+    """The ``properties`` of thread events: topic and (when any) metadata."""
+    props: dict[str, Any] = {"topic": thread.topic}
+    if thread.metadata:
+        props["metadata"] = thread.metadata
+    return props
 
 
 def message_event(kind: str, message: MessageRecord) -> list[tuple[str, bytes]]:
@@ -70,26 +80,40 @@ def message_event(kind: str, message: MessageRecord) -> list[tuple[str, bytes]]:
     return [(kind, encode(body))]
 
 
+def _by(raw_id: str, members: list[ParticipantRecord] | None = None) -> dict[str, Any]:
+    """The ``createdBy``/``updatedBy``/... participant: its id and, when known, its display name."""
+    out: dict[str, Any] = {"id": identifier_kind(raw_id)}
+    name = next((m.display_name for m in members or [] if m.user_id == raw_id), None)
+    if name is not None:
+        out["displayName"] = name
+    return out
+
+
 def thread_created(thread: ThreadRecord, members: list[ParticipantRecord]) -> list[tuple[str, bytes]]:
-    body = {
+    body: dict[str, Any] = {
         "threadId": thread.id,
         "version": str(thread.created_ms),
         "createdOn": format_ms(thread.created_ms),
-        "properties": {"topic": thread.topic},
+        "properties": _properties(thread),
         "participants": [_participant(p) for p in members],
-        "createdBy": {"id": identifier_kind(thread.created_by)},
+        "createdBy": _by(thread.created_by, members),
     }
+    if thread.retention is not None:
+        body["retentionPolicy"] = thread.retention
     return [("chatThreadCreated", encode(body))]
 
 
-def thread_updated(thread_id: str, topic: str, by: str, now_ms: int) -> list[tuple[str, bytes]]:
-    body = {
-        "threadId": thread_id,
+def thread_updated(thread: ThreadRecord, by: str, now_ms: int) -> list[tuple[str, bytes]]:
+    """``chatThreadPropertiesUpdated`` with the thread's properties after the update."""
+    body: dict[str, Any] = {
+        "threadId": thread.id,
         "version": str(now_ms),
-        "properties": {"topic": topic},
+        "properties": _properties(thread),
         "updatedOn": format_ms(now_ms),
-        "updatedBy": {"id": identifier_kind(by)},
+        "updatedBy": _by(by),
     }
+    if thread.retention is not None:
+        body["retentionPolicy"] = thread.retention
     return [("chatThreadPropertiesUpdated", encode(body))]
 
 
@@ -98,7 +122,7 @@ def thread_deleted(thread_id: str, by: str, now_ms: int) -> list[tuple[str, byte
         "threadId": thread_id,
         "version": str(now_ms),
         "deletedOn": format_ms(now_ms),
-        "deletedBy": {"id": identifier_kind(by)},
+        "deletedBy": _by(by),
     }
     return [("chatThreadDeleted", encode(body))]
 
@@ -112,7 +136,7 @@ def participants_event(added: bool, message: MessageRecord) -> list[tuple[str, b
         "version": str(message.version),
         f"{verb}On": when,
         f"participants{verb.capitalize()}": [_participant(p) for p in message.participants or []],
-        f"{verb}By": {"id": identifier_kind(message.initiator_id or "")},
+        f"{verb}By": _by(message.initiator_id or ""),
     }
     return [(kind, encode(body))]
 

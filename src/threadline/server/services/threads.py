@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from threadline.protocol import ids
@@ -11,7 +13,14 @@ from threadline.protocol.wire import CommunicationError, Identifier, Participant
 from threadline.server.events import Hub
 from threadline.server.limits import Limits
 from threadline.store.base import Effects, Store, TooManyParticipants
-from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord, ThreadRecord
+from threadline.store.records import (
+    MessageDraft,
+    MessageRecord,
+    ParticipantRecord,
+    RetentionChange,
+    ThreadRecord,
+    ThreadUpdate,
+)
 
 from . import payloads
 from .actor import Actor
@@ -27,6 +36,7 @@ from .common import (
     validate_page_size,
     validate_skip,
 )
+from .retention import expiry_ms, validate_retention
 
 __all__ = ["CreatedThread", "ThreadService"]
 
@@ -119,9 +129,21 @@ class ThreadService:
         participants: list[Participant] | None,
         *,
         metadata: dict[str, str] | None = None,
+        retention_policy: Any = None,
         repeatability_id: str | None = None,
     ) -> CreatedThread:
         """Create a thread; the creator is always a member.
+
+        Args:
+            actor: the caller.
+            topic: the thread's topic.
+            participants: the first members (the creator is added when missing).
+            metadata: the thread's metadata.
+            retention_policy: the decoded ``retentionPolicy`` (see :mod:`.retention`).
+            repeatability_id: makes the create happen once.
+
+        Returns:
+            The thread and the participants that could not be added.
 
         Raises:
             ChatServiceError: 400 for bad input, 403 without the ``chat`` scope.
@@ -130,6 +152,7 @@ class ThreadService:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not create threads.")
         topic = self._topic(topic)
         validate_metadata(metadata, self._limits)
+        retention = validate_retention(retention_policy)
         scope_key = ("create-thread:" + actor.user_id, repeatability_id) if repeatability_id else None
         members, errors = self._members(participants or [])
         members = await self._known(members, errors)
@@ -138,7 +161,10 @@ class ThreadService:
         if len(members) > self._limits.participants_per_thread:
             raise self._thread_full()
         now = now_ms()
-        thread = ThreadRecord(ids.new_thread_id(), topic, now, actor.user_id, metadata=metadata)
+        thread = ThreadRecord(
+            ids.new_thread_id(), topic, now, actor.user_id, metadata=metadata,
+            retention=retention, expires_ms=expiry_ms(retention, now),
+        )
         drafts = [
             MessageDraft("participantAdded", participants=members, initiator_id=actor.user_id),
             MessageDraft("topicUpdated", topic=topic, initiator_id=actor.user_id),
@@ -176,28 +202,55 @@ class ThreadService:
         return thread
 
     async def update(
-        self, actor: Actor, thread_id: str, topic: str | None, metadata: dict[str, str | None] | None = None
+        self,
+        actor: Actor,
+        thread_id: str,
+        topic: str | None,
+        metadata: dict[str, str | None] | msgspec.UnsetType | None = msgspec.UNSET,
+        retention_policy: Any = msgspec.UNSET,
     ) -> None:
-        """Retitle a thread (and merge its metadata); writes a ``topicUpdated`` message.
+        """Update a thread's properties (merge-patch): topic, metadata, retention policy.
+
+        An UNSET field is left as it is; ``None`` metadata or retention policy removes it,
+        a metadata key whose value is None is removed. A ``chatThreadPropertiesUpdated``
+        event follows any change; a ``topicUpdated`` message only a change of topic.
+
+        Args:
+            actor: the caller.
+            thread_id: the thread.
+            topic: the new topic (None: unchanged).
+            metadata: a metadata patch.
+            retention_policy: the decoded ``retentionPolicy``.
 
         Raises:
-            ChatServiceError: 400 empty topic, 403, 404.
+            ChatServiceError: 400 bad topic, metadata or policy; 403; 404.
         """
         thread, _ = await require_member(self._store, actor, thread_id)
         if not actor.can_manage_threads:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not update threads.")
         new_topic = self._topic(topic) if topic is not None else None
-        merged = merge_metadata(thread.metadata, metadata, self._limits) if metadata is not None else None
-        if new_topic is None and merged is None:
+        merged: dict[str, str] | None = None
+        if metadata is None:
+            merged = {}
+        elif not isinstance(metadata, msgspec.UnsetType):
+            merged = merge_metadata(thread.metadata, metadata, self._limits)
+        retention: RetentionChange | None = None
+        if not isinstance(retention_policy, msgspec.UnsetType):
+            policy = validate_retention(retention_policy)
+            retention = RetentionChange(policy, expiry_ms(policy, thread.created_ms))
+        if new_topic is None and merged is None and retention is None:
             return
         now = now_ms()
         draft = MessageDraft("topicUpdated", topic=new_topic, initiator_id=actor.user_id) if new_topic else None
-        effects: Effects[MessageRecord | None] = Effects(
-            events=lambda _: payloads.thread_updated(thread_id, new_topic or thread.topic, actor.user_id, now)
+        effects: Effects[ThreadUpdate] = Effects(
+            events=lambda update: payloads.thread_updated(update.thread, actor.user_id, now)
         )
         outcome = await self._store.update_thread(
-            thread_id, topic=new_topic, metadata=merged, draft=draft, now_ms=now, effects=effects
+            thread_id, topic=new_topic, metadata=merged, draft=draft, now_ms=now, effects=effects,
+            retention=retention,
         )
+        if outcome.value is None:
+            raise ChatServiceError(ErrorKind.NOT_FOUND, "Thread not found.", target="chatThreadId")
         await self._hub.publish(outcome.events)
 
     async def delete(self, actor: Actor, thread_id: str) -> None:
