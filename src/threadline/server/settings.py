@@ -25,6 +25,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
 def _read_or_create(path: Path, make: str) -> str:
     if path.exists():
         return path.read_text("utf-8").strip()
@@ -54,6 +59,13 @@ class Settings:
         idempotency_retention_seconds: how long a repeatability-request-id is remembered.
         throttle: ``on`` (ACS rates), ``off``, or a factor scaling the ACS rates.
         workers: server processes on this machine (PostgreSQL only).
+        header_timeout: seconds a client has to send a request head.
+        body_timeout: seconds a client has to send a request body, after its head.
+        max_connections: open connections per process (lowered to fit the open-file limit).
+        max_request_line: the longest request target, in bytes.
+        max_header_bytes: the largest request head (request line and headers), in bytes.
+        realtime_per_user: real-time connections one user may hold per process.
+        realtime_queue_bytes: UTF-8 bytes a real-time connection may have waiting before it is too slow.
     """
 
     data_dir: Path = Path("threadline-data")
@@ -70,6 +82,13 @@ class Settings:
     idempotency_retention_seconds: int = 24 * 3600
     throttle: str = "on"
     workers: int = 1
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 10_000
+    max_request_line: int = 16 * 1024
+    max_header_bytes: int = 64 * 1024
+    realtime_per_user: int = 20
+    realtime_queue_bytes: int = 2 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -91,6 +110,13 @@ class Settings:
             idempotency_retention_seconds=_env_int("THREADLINE_IDEMPOTENCY_RETENTION", 24 * 3600),
             throttle=env("THREADLINE_THROTTLE", "on"),
             workers=_env_int("THREADLINE_WORKERS", 1),
+            header_timeout=_env_float("THREADLINE_HEADER_TIMEOUT", 10.0),
+            body_timeout=_env_float("THREADLINE_BODY_TIMEOUT", 30.0),
+            max_connections=_env_int("THREADLINE_MAX_CONNECTIONS", 10_000),
+            max_request_line=_env_int("THREADLINE_MAX_REQUEST_LINE", 16 * 1024),
+            max_header_bytes=_env_int("THREADLINE_MAX_HEADER_BYTES", 64 * 1024),
+            realtime_per_user=_env_int("THREADLINE_REALTIME_PER_USER", 20),
+            realtime_queue_bytes=_env_int("THREADLINE_REALTIME_QUEUE_BYTES", 2 * 1024 * 1024),
         )
 
     def prepared(self) -> Settings:
