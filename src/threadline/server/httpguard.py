@@ -96,6 +96,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._head_size = 0
         self._awaiting_head = True
         self._head_started = False
         self._refused = False
@@ -172,9 +173,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         if self._awaiting_head and self._head_bytes > self.guard.max_head_bytes and not self.transport.is_closing():
-            self._rejection = (431, "RequestHeaderFieldsTooLarge",
-                               f"The request head exceeds {self.guard.max_head_bytes} bytes.", "headers_too_large")
+            self._rejection = self._head_too_large()
             self.send_400_response("")
+
+    def _head_too_large(self) -> tuple[int, str, str, str]:
+        return (431, "RequestHeaderFieldsTooLarge", f"The request head exceeds {self.guard.max_head_bytes} bytes.",
+                "headers_too_large")
 
     def send_400_response(self, msg: str) -> None:
         """Answer a head the server cannot take, in the ACS shape, and close."""
@@ -195,6 +199,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A request starts: its head has the head deadline (armed at accept for the first one)."""
         super().on_message_begin()
+        self._head_size = 0
         self._head_started = True
         self._awaiting_head = True
         if self._timer is None:
@@ -207,6 +212,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._rejection = (414, "RequestUriTooLong",
                                f"The request target exceeds {self.guard.max_request_line_bytes} bytes.",
                                "uri_too_long")
+            raise _Rejected
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """Collect a header, refusing a head past the cap (one that arrived in a single read)."""
+        super().on_header(name, value)
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size + len(self.url) > self.guard.max_head_bytes:
+            self._rejection = self._head_too_large()
             raise _Rejected
 
     def on_headers_complete(self) -> None:
