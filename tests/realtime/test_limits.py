@@ -73,7 +73,7 @@ def test_a_user_holds_at_most_the_capped_number_of_streams(capped: RunningServer
     assert _metric(capped, 'threadline_realtime_server_closes_total{code="4029"}') >= 1
 
 
-@pytest.mark.parametrize("version", ["9" * 300, "é" * 150, "😀" * 60])
+@pytest.mark.parametrize("version", ["9" * 300, "é" * 150, "😀" * 60], ids=["ascii", "2-byte", "4-byte"])
 def test_an_over_long_close_reason_is_cut_to_fit_and_keeps_its_code(capped: RunningServer, version: str) -> None:
     alice = new_user(capped)
 
