@@ -20,6 +20,7 @@ from tests.realtime.helpers import RawStream, make_thread, open_stream, thread_c
 from tests.realtime.test_lifecycle import _StalledSocket
 from tests.reliability.conftest import drain
 from tests.support import new_user
+from threadline.server.wsclose import MAX_CLOSE_REASON_BYTES, fit_close_reason
 
 PER_USER = 2
 QUEUE_BYTES = 64 * 1024
@@ -114,3 +115,16 @@ def test_a_stalled_stream_holds_at_most_the_queue_bound_in_bytes(capped: Running
     # The queue filled up (it held more than one frame) but never beyond its bound in bytes; counting
     # characters, it would have taken about four times as much.
     assert QUEUE_BYTES - 28_500 < peak <= QUEUE_BYTES
+
+
+@pytest.mark.parametrize(("reason", "expected"), [
+    ("short", "short"),
+    ("a" * 123, "a" * 123),
+    ("a" * 124, "a" * 120 + "…"),
+    ("é" * 62, "é" * 60 + "…"),  # 124 bytes: cut between characters, never inside one
+    ("😀" * 31, "😀" * 30 + "…"),
+])
+def test_close_reasons_are_cut_at_character_boundaries(reason: str, expected: str) -> None:
+    fitted = fit_close_reason(reason)
+    assert fitted == expected
+    assert len(fitted.encode()) <= MAX_CLOSE_REASON_BYTES

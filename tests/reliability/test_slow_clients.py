@@ -150,6 +150,19 @@ def test_a_trickled_head_gets_408_within_the_deadline_not_per_byte(guarded: Runn
     assert after == before + 1
 
 
+def test_a_keep_alive_connection_gets_the_same_head_deadline_for_its_next_request(guarded: RunningServer) -> None:
+    sock = _connect(guarded)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body = _read_response(sock)
+    assert (status, body) == (200, b'{"status":"ok"}')
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # the next request's head never ends
+    started = time.monotonic()
+    status, headers, body = _read_response(sock)
+    sock.close()
+    _assert_acs(status, headers, body, 408, "RequestTimeout")
+    assert DEADLINE - 0.5 <= time.monotonic() - started < DEADLINE + 5
+
+
 def test_a_slow_body_gets_408_and_writes_nothing(guarded: RunningServer) -> None:
     alice = new_user(guarded)
     thread_id = make_thread(guarded, alice)
