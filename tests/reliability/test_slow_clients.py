@@ -305,3 +305,27 @@ def test_connection_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch) ->
     assert (settings.header_timeout, settings.body_timeout, settings.max_connections) == (3.0, 7.5, 123)
     assert (settings.max_request_line, settings.max_header_bytes) == (4096, 9000)
     assert (settings.realtime_per_user, settings.realtime_queue_bytes) == (4, 1000)
+
+
+def test_the_cap_fits_the_open_file_limit() -> None:
+    import resource
+    import subprocess
+    import sys
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    script = ("import resource; from threadline.server.runner import connection_cap; "
+              "print(connection_cap(10000), resource.getrlimit(resource.RLIMIT_NOFILE)[0])")
+
+    def run(soft: int) -> tuple[int, int]:
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)),
+        ).stdout.split()
+        return int(out[0]), int(out[1])
+
+    # A shell's default soft limit is raised as far as the cap needs (and the hard limit allows).
+    cap, soft = run(1024)
+    if hard == resource.RLIM_INFINITY or hard >= 10_256:
+        assert (cap, soft) == (10_000, 10_256)
+    else:
+        assert (cap, soft) == (hard - 256, hard)

@@ -67,12 +67,22 @@ FD_RESERVE = 256
 
 
 def connection_cap(wanted: int) -> int:
-    """The connection cap: ``wanted``, lowered so connections cannot use up the open-file limit."""
+    """The connection cap: ``wanted``, lowered so connections cannot use up the open-file limit.
+
+    The soft open-file limit is first raised towards the hard one (as far as
+    ``wanted`` needs), so a shell's default of 1,024 does not shrink the cap.
+    """
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows
         return wanted
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
     if soft == resource.RLIM_INFINITY:
         return wanted
     return max(1, min(wanted, soft - FD_RESERVE))
