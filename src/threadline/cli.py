@@ -31,13 +31,35 @@ def _settings(args: argparse.Namespace) -> Settings:
                        ("resource_id", "resource_id"), ("host", "host"), ("http_port", "http_port"),
                        ("https_port", "https_port"), ("events", "events"), ("workers", "workers"),
                        ("synchronous", "sqlite_synchronous"), ("throttle", "throttle"),
-                       ("throttle_keys", "throttle_keys")):
+                       ("throttle_keys", "throttle_keys"),
+                       ("header_timeout", "header_timeout"), ("body_timeout", "body_timeout"),
+                       ("max_connections", "max_connections"), ("max_request_line", "max_request_line"),
+                       ("max_header_bytes", "max_header_bytes"), ("realtime_per_user", "realtime_per_user"),
+                       ("realtime_queue_bytes", "realtime_queue_bytes")):
         value = getattr(args, name, None)
         if value is not None:
             changes[attr] = value
     if getattr(args, "no_limits", False):
         changes["limits"] = Limits.unlimited()
     return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def _connection_flags(serve: argparse.ArgumentParser) -> None:
+    """Slow- and greedy-client protection (docs/limits.md); not lifted by --no-limits."""
+    serve.add_argument("--header-timeout", type=float,
+                       help="seconds to send a request head (THREADLINE_HEADER_TIMEOUT, 10)")
+    serve.add_argument("--body-timeout", type=float,
+                       help="seconds to send a request body (THREADLINE_BODY_TIMEOUT, 30)")
+    serve.add_argument("--max-connections", type=int,
+                       help="open connections per process (THREADLINE_MAX_CONNECTIONS, 10000)")
+    serve.add_argument("--max-request-line", type=int,
+                       help="longest request target in bytes (THREADLINE_MAX_REQUEST_LINE, 16384)")
+    serve.add_argument("--max-header-bytes", type=int,
+                       help="largest request head in bytes (THREADLINE_MAX_HEADER_BYTES, 65536)")
+    serve.add_argument("--realtime-per-user", type=int,
+                       help="real-time connections per user (THREADLINE_REALTIME_PER_USER, 20)")
+    serve.add_argument("--realtime-queue-bytes", type=int,
+                       help="bytes a real-time connection may have queued (THREADLINE_REALTIME_QUEUE_BYTES, 2 MiB)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="most rate-limit windows held in memory (THREADLINE_THROTTLE_KEYS, 100000)")
     serve.add_argument("--no-limits", action="store_true",
                        help="lift ACS size limits and throttling (THREADLINE_NO_LIMITS=1)")
+    _connection_flags(serve)
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                        help="info adds one access line per request (THREADLINE_LOG_LEVEL, default warning)")
     serve.add_argument("--log-format", choices=["json", "text"], help="THREADLINE_LOG_FORMAT, default json")

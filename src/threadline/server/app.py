@@ -24,7 +24,7 @@ from . import metrics
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
 from .realtime import PATH as REALTIME_PATH
-from .realtime import RawSendCapture, RealtimeManager, realtime_endpoint
+from .realtime import RawSendCapture, RealtimeManager, RealtimeOptions, realtime_endpoint
 from .routes import chat, identity
 from .services.admission import Admission
 from .services.identity import IdentityService
@@ -81,7 +81,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(ChatServiceError(ErrorKind.NOT_FOUND, "No such resource or operation."))
     if status == 405:
         body = encode({"error": {"code": "MethodNotAllowed", "message": "The method is not allowed here."}})
-        return Response(body, status_code=405, media_type=JSON)
+        headers = {"x-ms-error-code": "MethodNotAllowed"}
+        allow = (exc.headers or {}).get("Allow") if isinstance(exc, HTTPException) else None
+        if allow:
+            headers["Allow"] = allow
+        return Response(body, status_code=405, media_type=JSON, headers=headers)
     return error_response(ChatServiceError(ErrorKind.INTERNAL))
 
 
@@ -119,7 +123,9 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.messages = MessageService(store, hub, settings.limits)
     app.state.throttle = make_throttle(settings.limits, issuer, settings.throttle, settings.throttle_keys)
     app.state.admission = Admission(store, app.state.throttle)
-    app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer)
+    app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer, RealtimeOptions(
+        queue_bytes=settings.realtime_queue_bytes, connections_per_user=settings.realtime_per_user,
+    ))
     return app
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
@@ -177,6 +177,23 @@ def next_link(call: Call, cursor: str | None, params: dict[str, Any], cursor_nam
     return f"{call.request.url.path}?{urlencode(query)}"
 
 
+def _client_gone(request: Request, operation: str, request_id: str) -> Response | None:
+    """The request's body never fully arrived: the read deadline passed, or the client went away.
+
+    A missed deadline was answered ``408`` by the connection layer already; it
+    is counted under that status. A client that disconnected is counted in
+    ``threadline_client_aborts_total`` (not as a server error) and logged at
+    info; None is returned, since there is nobody to answer.
+    """
+    if request.scope.get("threadline.read_timeout"):
+        body = encode({"error": {"code": "RequestTimeout", "message": "The request body did not arrive in time."}})
+        return Response(body, status_code=408, media_type=JSON, headers={"x-ms-error-code": "RequestTimeout"})
+    metrics.client_aborted(operation)
+    log.info("client went away during %s %s", request.method, request.url.path,
+             extra={"request_id": request_id, "operation": operation})
+    return None
+
+
 def endpoint(
     versions: tuple[str, ...],
 ) -> Callable[[Callable[[Call], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
@@ -219,6 +236,11 @@ def endpoint(
                 if exc.status == 429:
                     metrics.throttled(operation)
                 response = error_response(exc, headers)
+            except ClientDisconnect:
+                gone = _client_gone(request, operation, request_id)
+                if gone is None:
+                    return Response(b"", status_code=400)  # nobody reads it: the connection is gone
+                response = gone
             except StoreUnavailable:
                 metrics.database_error("unavailable")
                 response = error_response(ChatServiceError(ErrorKind.UNAVAILABLE, retry_after=1), headers)

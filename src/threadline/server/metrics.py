@@ -9,6 +9,14 @@ Metrics (one registry per server process, see ``docs/operations.md``):
   the real-time endpoint calls :func:`connections_opened` / :func:`connections_closed`);
 * ``threadline_database_errors_total{kind}`` — database failures seen by requests;
 * ``threadline_retention_deleted_threads_total`` — threads this node deleted under their retention policy;
+* ``threadline_connections_open`` — open HTTP/WebSocket connections (gauge);
+* ``threadline_connections_refused_total`` / ``threadline_connections_shed_total`` —
+  connections refused at the cap, and idle ones closed to make room;
+* ``threadline_http_rejected_total{reason}`` — requests answered by the
+  connection layer (timeouts, over-long request lines, oversized heads);
+* ``threadline_client_aborts_total{operation}`` — requests whose client went
+  away before the answer (not server errors);
+* ``threadline_realtime_queued_bytes`` — bytes waiting in real-time send queues;
 * ``threadline_event_hub_connected`` — 1 while the event hub reaches the other
   nodes (always, for the in-process hub), 0 while the Redis hub reconnects;
 * the standard ``process_*`` and ``python_*`` metrics.
@@ -25,7 +33,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from prometheus_client import (
@@ -45,13 +53,19 @@ from starlette.responses import Response
 __all__ = [
     "REGISTRY",
     "JsonFormatter",
+    "client_aborted",
     "configure_logging",
+    "connection_refused",
+    "connection_shed",
     "connections_closed",
+    "connections_open",
     "connections_opened",
     "database_error",
+    "http_rejected",
     "hub_connected",
     "metrics_endpoint",
     "observe",
+    "realtime_queued_bytes",
     "render",
     "retention_deleted",
     "server_closed",
@@ -93,6 +107,36 @@ _HUB_CONNECTED = Gauge(
 _DB_ERRORS = Counter(
     "threadline_database_errors_total", "Database failures met while answering requests, by kind.",
     ["kind"], registry=REGISTRY,
+)
+
+_OPEN = Gauge(
+    "threadline_connections_open", "HTTP and WebSocket connections open now (both listeners).",
+    registry=REGISTRY,
+)
+_REFUSED = Counter(
+    "threadline_connections_refused_total",
+    "Connections refused with 503 because the connection cap was reached and every connection was busy.",
+    registry=REGISTRY,
+)
+_SHED = Counter(
+    "threadline_connections_shed_total",
+    "Idle connections (no complete request head yet, or idle keep-alive) closed to make room at the cap.",
+    registry=REGISTRY,
+)
+_REJECTED = Counter(
+    "threadline_http_rejected_total",
+    "Requests answered by the connection layer, by reason (header_timeout, body_timeout, "
+    "uri_too_long, headers_too_large, malformed).",
+    ["reason"], registry=REGISTRY,
+)
+_ABORTS = Counter(
+    "threadline_client_aborts_total",
+    "Requests whose client disconnected before the answer, by operation (not counted as errors).",
+    ["operation"], registry=REGISTRY,
+)
+_QUEUED = Gauge(
+    "threadline_realtime_queued_bytes", "UTF-8 bytes waiting in the send queues of real-time connections.",
+    registry=REGISTRY,
 )
 
 # Bound label children, so the hot path does one dict lookup instead of a labels() call.
@@ -150,6 +194,36 @@ def connections_closed(count: int = 1) -> None:
 def server_closed(code: int) -> None:
     """Count a real-time connection the server decided to close, by its close code."""
     _SERVER_CLOSES.labels(str(code)).inc()
+
+
+def connections_open(count: int) -> None:
+    """Note how many connections are open now."""
+    _OPEN.set(count)
+
+
+def connection_refused() -> None:
+    """Count one connection refused at the cap."""
+    _REFUSED.inc()
+
+
+def connection_shed() -> None:
+    """Count one idle connection closed to make room at the cap."""
+    _SHED.inc()
+
+
+def http_rejected(reason: str) -> None:
+    """Count one request the connection layer answered itself (``header_timeout``...)."""
+    _REJECTED.labels(reason).inc()
+
+
+def client_aborted(operation: str) -> None:
+    """Count one request whose client went away before the answer."""
+    _ABORTS.labels(operation).inc()
+
+
+def realtime_queued_bytes(read: Callable[[], float]) -> None:
+    """Report the bytes in real-time send queues through ``read``, called at each scrape."""
+    _QUEUED.set_function(read)
 
 
 def hub_connected(connected: bool) -> None:

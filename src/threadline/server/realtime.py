@@ -49,9 +49,11 @@ from threadline.protocol.errors import ChatServiceError
 from threadline.protocol.times import format_ms
 from threadline.protocol.versions import CHAT_VERSIONS
 from threadline.server import metrics
+from threadline.server.connlimits import UserConnectionCap
 from threadline.server.events import Hub
 from threadline.server.services.identity import IdentityService
 from threadline.server.services.payloads import identifier_kind
+from threadline.server.wsclose import fit_close_reason
 from threadline.store.base import Store, StoreError
 from threadline.store.records import Event
 
@@ -62,6 +64,7 @@ __all__ = [
     "CLOSE_NORMAL",
     "CLOSE_REVOKED",
     "CLOSE_SERVICE_RESTART",
+    "CLOSE_TOO_MANY",
     "CLOSE_TOO_SLOW",
     "CLOSE_TRY_AGAIN",
     "CLOSE_UNAUTHORIZED",
@@ -95,10 +98,13 @@ CLOSE_HEARTBEAT_TIMEOUT = 4002
 CLOSE_REVOKED = 4003
 #: The client read too slowly: its send queue overflowed. Reconnect to resume.
 CLOSE_TOO_SLOW = 4008
+#: The user holds :attr:`RealtimeOptions.connections_per_user` connections already.
+CLOSE_TOO_MANY = 4029
 
 _REPLAY, _LIVE, _CLOSING = 0, 1, 2
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
+_PONG = b'{"type":"pong"}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +117,13 @@ class RealtimeOptions:
         max_heartbeat_seconds: the largest interval a client may ask for.
         revalidate_seconds: how often tokens are checked for revocation.
         queue_frames: frames a connection may have waiting before it is too slow.
-        queue_chars: characters a connection may have waiting before it is too slow.
+        queue_bytes: UTF-8 bytes a connection may have waiting before it is too slow.
         replay_page: events read from the store per replay query.
         buffer_events: live events kept while replaying before falling back to the store.
         close_grace_seconds: how long a closing frame may wait for a stalled client
             before the connection is aborted.
         shutdown_seconds: how long shutdown waits for connections to take their ``reconnect``.
+        connections_per_user: real-time connections one user may hold in this process.
     """
 
     heartbeat_seconds: float = 15.0
@@ -124,11 +131,12 @@ class RealtimeOptions:
     max_heartbeat_seconds: float = 300.0
     revalidate_seconds: float = 2.0
     queue_frames: int = 2048
-    queue_chars: int = 2 * 1024 * 1024
+    queue_bytes: int = 2 * 1024 * 1024
     replay_page: int = 500
     buffer_events: int = 4096
     close_grace_seconds: float = 5.0
     shutdown_seconds: float = 3.0
+    connections_per_user: int = 20
 
 
 class RawSendCapture:
@@ -228,7 +236,7 @@ class _Connection:
 
     __slots__ = (
         "claims", "close_request", "closed", "direct", "heartbeat_due", "id", "interval", "last_seen",
-        "last_sent", "manager", "pump", "queue", "queued_chars", "replay_buffer", "replayed_through",
+        "last_sent", "manager", "pump", "queue", "queued_bytes", "replay_buffer", "replayed_through",
         "send_started", "sending", "state", "tail", "tail_bytes", "timer", "unsubscribe", "user_id", "websocket",
     )
 
@@ -247,8 +255,9 @@ class _Connection:
         self.state = _REPLAY
         self.replay_buffer: list[Event] | None = []
         #: Frames waiting for the writer task; created on demand, since an idle connection has none.
-        self.queue: deque[str] | None = None
-        self.queued_chars = 0
+        self.queue: deque[bytes] | None = None
+        #: The UTF-8 bytes in the queue: frames wait encoded, so this is the memory they hold.
+        self.queued_bytes = 0
         self.sending = False
         self.send_started = 0.0
         self.last_sent = 0
@@ -288,9 +297,9 @@ class _Connection:
             head = self.manager.frame_head_bytes(event)
             _write_text_frame(self.direct, head, self.tail_bytes)
             return
-        if event.position == 0 and self.queued_chars * 2 > self.manager.options.queue_chars:
+        if event.position == 0 and self.queued_bytes * 2 > self.manager.options.queue_bytes:
             return  # typing indicators are the first to go under pressure
-        self._enqueue(self.manager.frame_head(event) + self.tail)
+        self._enqueue(self.manager.frame_head_bytes(event) + self.tail_bytes)
 
     def _writable_now(self) -> bool:
         """Whether a frame may go straight to the socket: live, nothing queued or in flight, not paused."""
@@ -301,14 +310,14 @@ class _Connection:
             and direct.writable.is_set() and not direct.close_sent and not direct.transport.is_closing()
         )
 
-    def _enqueue(self, frame: str) -> None:
-        """Queue a frame for the writer task (started on demand)."""
+    def _enqueue(self, frame: bytes) -> None:
+        """Queue a UTF-8 frame for the writer task (started on demand)."""
         if self._writable_now():
-            _write_text_frame(self.direct, frame.encode(), b"")
+            _write_text_frame(self.direct, frame, b"")
             return
         options = self.manager.options
         waiting = len(self.queue) if self.queue is not None else 0
-        if waiting >= options.queue_frames or self.queued_chars + len(frame) > options.queue_chars:
+        if waiting >= options.queue_frames or self.queued_bytes + len(frame) > options.queue_bytes:
             self.close(CLOSE_TOO_SLOW, "The client reads too slowly; reconnect to resume.")
             return
         self._push(frame)
@@ -336,23 +345,23 @@ class _Connection:
         if urgent:
             self._drop_queue()
         if frame is not None:
-            self._push(frame)
-        self.close_request = (code, reason)
+            self._push(frame.encode())
+        self.close_request = (code, fit_close_reason(reason))
         pump = self.pump
         if pump is None or pump.done():
             self.pump = asyncio.create_task(self._write_queue())  # nothing running: one task to close
         elif was_replaying or (urgent and self.sending):
             pump.cancel()
 
-    def _push(self, frame: str) -> None:
+    def _push(self, frame: bytes) -> None:
         if self.queue is None:
             self.queue = deque()
         self.queue.append(frame)
-        self.queued_chars += len(frame)
+        self.queued_bytes += len(frame)
 
     def _drop_queue(self) -> None:
         self.queue = None
-        self.queued_chars = 0
+        self.queued_bytes = 0
 
     def _release(self) -> None:
         """Leave the hub and stop the timer (idempotent)."""
@@ -404,23 +413,23 @@ class _Connection:
                 if now - self.last_seen > 2.5 * self.interval:
                     self.close(CLOSE_HEARTBEAT_TIMEOUT, "No pong from the client.")
                     return
-                self._enqueue(_control("ping"))
+                self._enqueue(_control("ping").encode())
         self._schedule()
 
     # -- the writer ---------------------------------------------------------------------------------
 
-    async def _send(self, frame: str) -> None:
+    async def _send(self, frame: str | bytes) -> None:
         self.sending = True
         self.send_started = time.monotonic()
         try:
             direct = self.direct
             if direct is None:
-                await self.websocket.send_text(frame)
+                await self.websocket.send_text(frame if isinstance(frame, str) else frame.decode())
                 return
             await direct.writable.wait()
             if direct.close_sent or direct.transport.is_closing():
                 raise WebSocketDisconnect(1006)
-            _write_text_frame(direct, frame.encode(), b"")
+            _write_text_frame(direct, frame.encode() if isinstance(frame, str) else frame, b"")
         finally:
             self.sending = False
 
@@ -495,12 +504,12 @@ class _Connection:
         self.replayed_through = self.last_sent
         for event in buffered:
             self._enqueue_event(event)
-        self._enqueue(_control("synced", position=self.last_sent))
+        self._enqueue(_control("synced", position=self.last_sent).encode())
 
     async def _drain(self) -> None:
         while self.queue and self.close_request is None:
             frame = self.queue.popleft()
-            self.queued_chars -= len(frame)
+            self.queued_bytes -= len(frame)
             await self._send(frame)
         if not self.queue and self.close_request is None:
             self._drop_queue()  # an idle connection keeps no queue
@@ -514,7 +523,7 @@ class _Connection:
         async def flush_and_close() -> None:
             while self.queue:
                 frame = self.queue.popleft()
-                await self.websocket.send_text(frame)
+                await self.websocket.send_text(frame.decode())
             if self.websocket.application_state != WebSocketState.DISCONNECTED:
                 await self.websocket.close(code, reason)
 
@@ -549,6 +558,8 @@ class RealtimeManager:
         self.issuer = issuer
         self.options = options or RealtimeOptions()
         self.connections: set[_Connection] = set()
+        self.user_cap = UserConnectionCap(self.options.connections_per_user)
+        metrics.realtime_queued_bytes(self.queued_bytes)
         self.closing = False
         self._checker: asyncio.Task[None] | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -556,6 +567,10 @@ class RealtimeManager:
         self._cached_head = ""
         self._cached_bytes_event: Event | None = None
         self._cached_head_bytes = b""
+
+    def queued_bytes(self) -> float:
+        """The UTF-8 bytes waiting in every connection's send queue."""
+        return float(sum(connection.queued_bytes for connection in self.connections))
 
     @property
     def connection_count(self) -> int:
@@ -662,35 +677,40 @@ class RealtimeManager:
     async def _serve(self, websocket: WebSocket) -> None:
         if self.closing:
             await websocket.send_text(_reconnect_frame(0))
-            await websocket.close(CLOSE_SERVICE_RESTART, "The server is restarting.")
+            await _close(websocket, CLOSE_SERVICE_RESTART, "The server is restarting.")
             return
         query = _query(websocket)
         try:
             after, heartbeat = self._parameters(query)
         except ValueError as exc:
-            await websocket.close(CLOSE_BAD_REQUEST, str(exc))
+            await _close(websocket, CLOSE_BAD_REQUEST, str(exc))
             return
         token = _token_of(websocket, query)
         if not token:
-            await websocket.close(CLOSE_UNAUTHORIZED, "No access token.")
+            await _close(websocket, CLOSE_UNAUTHORIZED, "No access token.")
             return
         try:
             claims = self.issuer.verify(token)
         except InvalidToken:
-            await websocket.close(CLOSE_UNAUTHORIZED, "The access token is not valid or has expired.")
+            await _close(websocket, CLOSE_UNAUTHORIZED, "The access token is not valid or has expired.")
             return
         try:
             actor = await self.identity.authenticate(token)
         except ChatServiceError:
-            await websocket.close(CLOSE_REVOKED, "The access token was revoked or its identity deleted.")
+            await _close(websocket, CLOSE_REVOKED, "The access token was revoked or its identity deleted.")
             return
         except StoreError:
-            await websocket.close(CLOSE_TRY_AGAIN, "The database did not answer; reconnect later.")
+            await _close(websocket, CLOSE_TRY_AGAIN, "The database did not answer; reconnect later.")
             return
         if not actor.can_chat:
-            await websocket.close(CLOSE_REVOKED, "The access token has no chat scope.")
+            await _close(websocket, CLOSE_REVOKED, "The access token has no chat scope.")
             return
 
+        if not self.user_cap.acquire(claims.user_id):
+            metrics.server_closed(CLOSE_TOO_MANY)
+            await _close(websocket, CLOSE_TOO_MANY, f"This user holds {self.user_cap.per_user} real-time "
+                         "connections already; close one first.")
+            return
         connection = _Connection(self, websocket, claims, heartbeat)
         self.connections.add(connection)
         metrics.connections_opened()
@@ -708,6 +728,7 @@ class RealtimeManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
             self.connections.discard(connection)
+            self.user_cap.release(connection.user_id)
             metrics.connections_closed()
 
     def _parameters(self, query: dict[str, str]) -> tuple[int | None, float]:
@@ -749,7 +770,12 @@ class RealtimeManager:
             except msgspec.DecodeError:
                 continue
             if isinstance(frame, dict) and frame.get("type") == "ping" and connection.state == _LIVE:
-                connection._enqueue(_control("pong"))
+                connection._enqueue(_PONG)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close before going live, with a reason cut to fit the close frame."""
+    await websocket.close(code, fit_close_reason(reason))
 
 
 def _reconnect_frame(position: int) -> str:

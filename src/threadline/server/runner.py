@@ -18,6 +18,8 @@ from typing import Any, TextIO
 import uvicorn
 
 from .app import running
+from .connlimits import ConnectionLimiter
+from .httpguard import GuardOptions, guarded_protocols
 from .settings import Settings
 from .tls import TlsFiles, ensure_certificate
 
@@ -55,7 +57,45 @@ _INHERITED: dict[tuple[str, int], socket.socket] = {}
 _CONFIG: dict[str, Any] = {
     "lifespan": "off", "log_level": "warning", "access_log": False,
     "timeout_graceful_shutdown": GRACE_SECONDS, "ws_ping_interval": None, "ws_ping_timeout": None,
+    # Clients send only small control frames on the real-time stream; a 16 MiB message would be
+    # buffered whole before the endpoint could refuse it.
+    "ws_max_size": 64 * 1024,
 }
+
+#: Open files kept free of connections (database, logs, TLS files, the listening sockets).
+FD_RESERVE = 256
+
+
+def connection_cap(wanted: int) -> int:
+    """The connection cap: ``wanted``, lowered so connections cannot use up the open-file limit.
+
+    The soft open-file limit is first raised towards the hard one (as far as
+    ``wanted`` needs), so a shell's default of 1,024 does not shrink the cap.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - FD_RESERVE))
+
+
+def _protocols(settings: Settings) -> dict[str, Any]:
+    """uvicorn's ``http`` and ``ws`` protocols with the connection limits of the settings."""
+    limiter = ConnectionLimiter(connection_cap(settings.max_connections))
+    http, ws = guarded_protocols(limiter, GuardOptions(
+        header_timeout_seconds=settings.header_timeout, body_timeout_seconds=settings.body_timeout,
+        max_request_line_bytes=settings.max_request_line, max_head_bytes=settings.max_header_bytes,
+    ))
+    return {"http": http, "ws": ws}
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -116,15 +156,16 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
         gc.collect()
         gc.freeze()
         http_url = https_url = None
+        protocols = _protocols(settings)  # one cap for both listeners
         if settings.http_port >= 0:
             sock = _bind(settings.host, settings.http_port)
             http_url = _url("http", settings.host, sock.getsockname()[1])
-            config = uvicorn.Config(app, **_CONFIG)
+            config = uvicorn.Config(app, **_CONFIG, **protocols)
             servers.append((_Server(config), sock))
         if tls is not None:
             sock = _bind(settings.host, settings.https_port)
             https_url = _url("https", settings.host, sock.getsockname()[1])
-            config = uvicorn.Config(app, **_CONFIG, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
+            config = uvicorn.Config(app, **_CONFIG, **protocols, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
             servers.append((_Server(config), sock))
         loop = asyncio.get_running_loop()
 

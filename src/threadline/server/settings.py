@@ -25,6 +25,11 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
 def _read_or_create(path: Path, make: str) -> str:
     if path.exists():
         return path.read_text("utf-8").strip()
@@ -58,6 +63,13 @@ class Settings:
         retention_interval_seconds: how often the retention pruner looks for expired threads.
         retention_clock_skew_seconds: how far ahead of the wall clock the retention pruner's
             clock runs (0; tests and drills set it to see threads expire without waiting days).
+        header_timeout: seconds a client has to send a request head.
+        body_timeout: seconds a client has to send a request body, after its head.
+        max_connections: open connections per process (lowered to fit the open-file limit).
+        max_request_line: the longest request target, in bytes.
+        max_header_bytes: the largest request head (request line and headers), in bytes.
+        realtime_per_user: real-time connections one user may hold per process.
+        realtime_queue_bytes: UTF-8 bytes a real-time connection may have waiting before it is too slow.
     """
 
     data_dir: Path = Path("threadline-data")
@@ -77,6 +89,13 @@ class Settings:
     workers: int = 1
     retention_interval_seconds: float = 60.0
     retention_clock_skew_seconds: int = 0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 10_000
+    max_request_line: int = 16 * 1024
+    max_header_bytes: int = 64 * 1024
+    realtime_per_user: int = 20
+    realtime_queue_bytes: int = 2 * 1024 * 1024
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -101,6 +120,13 @@ class Settings:
             workers=_env_int("THREADLINE_WORKERS", 1),
             retention_interval_seconds=float(env("THREADLINE_RETENTION_INTERVAL") or 60),
             retention_clock_skew_seconds=_env_int("THREADLINE_RETENTION_CLOCK_SKEW", 0),
+            header_timeout=_env_float("THREADLINE_HEADER_TIMEOUT", 10.0),
+            body_timeout=_env_float("THREADLINE_BODY_TIMEOUT", 30.0),
+            max_connections=_env_int("THREADLINE_MAX_CONNECTIONS", 10_000),
+            max_request_line=_env_int("THREADLINE_MAX_REQUEST_LINE", 16 * 1024),
+            max_header_bytes=_env_int("THREADLINE_MAX_HEADER_BYTES", 64 * 1024),
+            realtime_per_user=_env_int("THREADLINE_REALTIME_PER_USER", 20),
+            realtime_queue_bytes=_env_int("THREADLINE_REALTIME_QUEUE_BYTES", 2 * 1024 * 1024),
         )
 
     def prepared(self) -> Settings:
