@@ -25,8 +25,9 @@ from .errors import JSON, error_response
 from .events import Hub, LocalHub
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, realtime_endpoint
-from .routes import chat, identity
+from .routes import chat, identity, images
 from .services.identity import IdentityService
+from .services.images import ImageService
 from .services.messages import MessageService
 from .services.threads import ThreadService
 from .settings import Settings
@@ -103,6 +104,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
             *chat.routes,
             *identity.routes,
+            *images.routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
         ],
         exception_handlers={HTTPException: _http_error},
@@ -115,6 +117,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.identity = IdentityService(store, issuer, settings.resource_id)
     app.state.threads = ThreadService(store, hub, settings.limits, settings.resource_id)
     app.state.messages = MessageService(store, hub, settings.limits)
+    app.state.images = ImageService(store, settings.limits)
     app.state.throttle = make_throttle(settings.limits, issuer, settings.throttle)
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer)
     return app

@@ -23,6 +23,8 @@ class Limits:
     topic_chars: int = 512
     display_name_chars: int = 256
     body_bytes: int = 1024 * 1024
+    image_bytes: int = 20 * 1024 * 1024
+    attachments_per_message: int = 50
 
     @classmethod
     def unlimited(cls) -> Limits:
