@@ -176,7 +176,7 @@ def test_attachments_on_send_get_list_update_and_in_events(server: RunningServer
     assert only["previewUrl"] == f"{server.http_endpoint}{image_url(thread_id, second, 'small')}?api-version={PREVIEW}"
     assert requests.get(only["url"], headers={"Authorization": f"Bearer {bob.token}"}, timeout=10).content == JPEG
     assert bob.call("GET", image_url(thread_id, first), version=PREVIEW).status_code == 404  # the edit dropped it
-    listed = [m for m in bob.messages(thread_id) if m["id"] == message_id][0]
+    listed = next(m for m in bob.messages(thread_id) if m["id"] == message_id)
     assert [a["id"] for a in listed["content"]["attachments"]] == [second]  # list also on stable versions
 
     assert alice.call("DELETE", f"/chat/threads/{q(thread_id)}/messages/{message_id}").status_code == 204
@@ -213,12 +213,14 @@ def test_share_history_hides_images_of_messages_a_member_cannot_see(server: Runn
     early = uploaded(alice, thread_id)
     assert send(alice, thread_id, {"content": "old", "attachments": [{"id": early, "attachmentType": "image"}]}).ok
     loose = uploaded(alice, thread_id)
-    time.sleep(0.002)  # the share-history time must be after the message's millisecond
+    after = int(time.time()) + 1  # the first whole second after the message (share times have seconds)
+    while time.time() < after:  # wait for that second to be in the past, not in the future
+        time.sleep(after - time.time() + 0.001)
     carol_user = make_user(server)
     carol = Chat(server.http_endpoint, carol_user.token)
-    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 1)) + "Z"
-    added = alice.call("POST", f"/chat/threads/{q(thread_id)}/participants/:add",
-                       {"participants": [{"communicationIdentifier": identifier(carol_user.id), "shareHistoryTime": now}]})
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(after)) + "Z"
+    carol_in = {"communicationIdentifier": identifier(carol_user.id), "shareHistoryTime": now}
+    added = alice.call("POST", f"/chat/threads/{q(thread_id)}/participants/:add", {"participants": [carol_in]})
     assert added.status_code == 201
     assert carol.call("GET", image_url(thread_id, early), version=PREVIEW).status_code == 404
     assert bob.call("GET", image_url(thread_id, early), version=PREVIEW).status_code == 200
@@ -238,7 +240,8 @@ def test_deleting_the_thread_deletes_its_images(server: RunningServer) -> None:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_an_image_over_the_limit_is_refused_with_413(engine: str, tmp_path: Path) -> None:
-    with serving(engine, tmp_path / "data", env={"THREADLINE_THROTTLE": "off", "THREADLINE_IMAGE_BYTES": "1000"}) as srv:
+    env = {"THREADLINE_THROTTLE": "off", "THREADLINE_IMAGE_BYTES": "1000"}
+    with serving(engine, tmp_path / "data", env=env) as srv:
         drain(srv)
         alice, _, thread_id = pair(srv)
         assert upload(alice, thread_id, PNG + b"\x00" * (1000 - len(PNG))).status_code == 201

@@ -63,7 +63,7 @@ async def test_images_are_kept_attached_and_dropped_with_their_thread(engine: En
         (two.id, "p2.png", "image/png"), (one.id, "p1.png", "image/png"),
     ]
     listed = await store.list_messages(tid, before_seq=None, min_created_ms=0, limit=10)
-    assert [[a.id for a in m.attachments or []] for m in listed][0] == [two.id, one.id]
+    assert [a.id for a in listed[0].attachments or []] == [two.id, one.id]
     assert (await store.get_image(tid, one.id)).message_id == sent.id  # type: ignore[union-attr]
 
     deleted = await store.delete_thread(tid, T0 + 20, Effects[ThreadRecord]())
