@@ -239,8 +239,8 @@ def test_deleting_the_thread_deletes_its_images(server: RunningServer) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_an_image_over_the_limit_is_refused_with_413(engine: str, tmp_path: Path) -> None:
-    env = {"THREADLINE_THROTTLE": "off", "THREADLINE_IMAGE_BYTES": "1000"}
+def test_image_size_and_count_limits(engine: str, tmp_path: Path) -> None:
+    env = {"THREADLINE_THROTTLE": "off", "THREADLINE_IMAGE_BYTES": "1000", "THREADLINE_IMAGES_PER_THREAD": "3"}
     with serving(engine, tmp_path / "data", env=env) as srv:
         drain(srv)
         alice, _, thread_id = pair(srv)
@@ -254,3 +254,7 @@ def test_an_image_over_the_limit_is_refused_with_413(engine: str, tmp_path: Path
             data=iter([PNG, b"\x00" * 2000]), headers={"Authorization": f"Bearer {alice.token}"}, timeout=30,
         )
         assert chunked.status_code == 413
+        uploaded(alice, thread_id)
+        uploaded(alice, thread_id)  # three images: the limit
+        full = upload(alice, thread_id, PNG)
+        assert full.status_code == 400 and "at most 3 images" in error_of(full)["message"]

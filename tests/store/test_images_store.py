@@ -7,13 +7,14 @@ rolls the whole write back.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from threadline.store.base import Effects, Store
-from threadline.store.blobs import AttachmentUnavailable
+from threadline.store.blobs import AttachmentUnavailable, ImageLimitReached
 from threadline.store.records import ImageRecord, MessageDraft, MessageRecord, ThreadRecord
 
 from .conftest import Engine
@@ -122,6 +123,19 @@ async def test_an_image_for_a_deleted_thread_is_not_kept(engine: Engine, store: 
     await store.delete_thread(tid, T0 + 1, Effects[ThreadRecord]())
     assert not await store.add_image(image(tid, alice, 1), PNG)
     assert await blob_count(engine, store) == 0
+
+
+async def test_the_image_limit_is_checked_inside_the_write(engine: Engine, store: Store) -> None:
+    alice, bob = await make_users(store, 2)
+    tid = (await make_thread(store, alice, [bob])).value[0].thread_id  # type: ignore[index]
+    other = await engine.open()  # two "nodes" upload at once; exactly the limit is kept
+    results = await asyncio.gather(
+        *(s.add_image(image(tid, alice, n), PNG, limit=4) for n, s in enumerate([store, other] * 5)),
+        return_exceptions=True,
+    )
+    assert sum(1 for r in results if r is True) == 4
+    assert sum(1 for r in results if isinstance(r, ImageLimitReached)) == 6
+    assert await blob_count(engine, store) == 4  # the refused ones left no bytes behind
 
 
 async def test_delete_image_forgets_row_and_bytes(engine: Engine, store: Store) -> None:

@@ -216,8 +216,12 @@ class Store(Protocol):
 
     # -- images (bytes in the engine's blob storage, see :mod:`.blobs`) ---------------------------------
 
-    async def add_image(self, image: ImageRecord, data: bytes) -> bool:
-        """Keep an uploaded image; False (and nothing kept) when the thread is not live."""
+    async def add_image(self, image: ImageRecord, data: bytes, *, limit: int | None = None) -> bool:
+        """Keep an uploaded image; False (and nothing kept) when the thread is not live.
+
+        Raises:
+            ~.blobs.ImageLimitReached: the thread already holds ``limit`` images (checked in the write).
+        """
 
     async def get_image(self, thread_id: str, image_id: str) -> ImageRecord | None:
         """The image's row, attached or not; None when unknown."""

@@ -25,13 +25,17 @@ from typing import Protocol
 
 from .base import StoreError
 
-__all__ = ["AttachmentUnavailable", "BlobStore", "FileBlobs"]
+__all__ = ["AttachmentUnavailable", "BlobStore", "FileBlobs", "ImageLimitReached"]
 
 _KEY = re.compile(r"^[0-9a-f]{32}/[0-9a-z-]{1,64}$")
 
 
 class AttachmentUnavailable(StoreError):
     """An attachment names an image that is not in the thread or belongs to another message."""
+
+
+class ImageLimitReached(StoreError):
+    """The thread already holds as many images as the limit allows (checked inside the write)."""
 
 
 class BlobStore(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from .blobs import AttachmentUnavailable
+from .blobs import AttachmentUnavailable, ImageLimitReached
 from .records import ImageRecord, MessageRecord, blob_key
 from .sqlite_images import IMAGE_COLUMNS, image_from
 
@@ -65,16 +65,25 @@ class PostgresImages:
     async def _read(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         raise NotImplementedError
 
-    async def add_image(self, image: ImageRecord, data: bytes) -> bool:
-        """Keep an uploaded image; False (and nothing kept) when the thread is not live."""
+    async def add_image(self, image: ImageRecord, data: bytes, *, limit: int | None = None) -> bool:
+        """Keep an uploaded image; False (and nothing kept) when the thread is not live.
+
+        Raises:
+            ImageLimitReached: the thread already has ``limit`` images (nothing kept).
+        """
         await self.blobs.put(image.blob_key, data)
 
         async def run(c: Connection) -> bool:
+            # The thread's row lock orders uploads (and deletes) of a thread: count-then-insert is exact.
             live = await c.fetchval(
-                "SELECT true FROM threads WHERE id = $1 AND deleted_ms IS NULL FOR SHARE", image.thread_id
+                "SELECT true FROM threads WHERE id = $1 AND deleted_ms IS NULL FOR UPDATE", image.thread_id
             )
             if not live:
                 return False
+            if limit is not None:
+                held = await c.fetchval("SELECT count(*) FROM images WHERE thread_id = $1", image.thread_id)
+                if held >= limit:
+                    raise ImageLimitReached(image.thread_id)
             await c.execute(
                 f"INSERT INTO images ({IMAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
                 image.thread_id, image.id, image.uploader_id, image.name, image.content_type, image.size,

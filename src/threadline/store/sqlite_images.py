@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .blobs import AttachmentUnavailable, FileBlobs
+from .blobs import AttachmentUnavailable, FileBlobs, ImageLimitReached
 from .records import ImageRecord, MessageRecord, blob_key
 
 __all__ = ["IMAGE_COLUMNS", "SqliteImages", "image_from"]
@@ -39,11 +39,19 @@ class SqliteImages:
     async def _peek(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise NotImplementedError
 
-    async def add_image(self, image: ImageRecord, data: bytes) -> bool:
-        """Keep an uploaded image; False (and nothing kept) when the thread is not live."""
+    async def add_image(self, image: ImageRecord, data: bytes, *, limit: int | None = None) -> bool:
+        """Keep an uploaded image; False (and nothing kept) when the thread is not live.
+
+        Raises:
+            ImageLimitReached: the thread already has ``limit`` images (nothing kept).
+        """
         await self.blobs.put(image.blob_key, data)
 
         def run(c: sqlite3.Connection) -> bool:
+            if limit is not None:  # the single writer makes count-then-insert atomic
+                held = c.execute("SELECT count(*) FROM images WHERE thread_id = ?", (image.thread_id,)).fetchone()
+                if held[0] >= limit:
+                    raise ImageLimitReached(image.thread_id)
             cursor = c.execute(
                 f"INSERT INTO images ({IMAGE_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, NULL "
                 "WHERE EXISTS (SELECT 1 FROM threads WHERE id = ? AND deleted_ms IS NULL)",

@@ -12,7 +12,7 @@ from threadline.protocol.times import now_ms
 from threadline.protocol.wire import Attachment
 from threadline.server.limits import Limits
 from threadline.store.base import Store
-from threadline.store.blobs import AttachmentUnavailable
+from threadline.store.blobs import AttachmentUnavailable, ImageLimitReached
 from threadline.store.records import ImageRecord
 
 from .actor import Actor
@@ -113,7 +113,8 @@ class ImageService:
             The stored image.
 
         Raises:
-            ChatServiceError: 400 empty, 413 too large, 415 not jpeg/png/gif/webp/heic, 403, 404.
+            ChatServiceError: 400 empty or the thread's image limit reached, 413 too large,
+                415 not jpeg/png/gif/webp/heic, 403, 404.
         """
         await require_member(self._store, actor, thread_id)
         if not data:
@@ -131,7 +132,12 @@ class ImageService:
             name=clean_file_name(file_name, content_type), content_type=content_type, size=len(data),
             created_ms=now_ms(),
         )
-        if not await self._store.add_image(image, data):
+        try:
+            added = await self._store.add_image(image, data, limit=self._limits.images_per_thread)
+        except ImageLimitReached:
+            raise invalid(f"A thread may hold at most {self._limits.images_per_thread} images.",
+                          "chatImageFile") from None
+        if not added:
             raise ChatServiceError(ErrorKind.NOT_FOUND, "Thread not found.", target="chatThreadId")
         return image
 
