@@ -149,3 +149,33 @@ async def test_delete_image_forgets_row_and_bytes(engine: Engine, store: Store) 
     assert await store.delete_image(tid, item.id)
     assert not await store.delete_image(tid, item.id)
     assert await store.get_image(tid, item.id) is None and await blob_count(engine, store) == 0
+
+
+async def test_a_sqlite_backup_carries_its_images(tmp_path: Path) -> None:
+    from threadline.store.sqlite import SqliteStore
+
+    live = SqliteStore(tmp_path / "live" / "threadline.db")
+    await live.open()
+    try:
+        alice, bob = await make_users(live, 2)
+        tid = (await make_thread(live, alice, [bob])).value[0].thread_id  # type: ignore[index]
+        kept, dropped = image(tid, alice, 1), image(tid, alice, 2)
+        await live.add_image(kept, PNG)
+        await live.add_image(dropped, PNG + b"x")
+        await live.delete_image(tid, dropped.id)
+        await live.backup(tmp_path / "copy.db")
+    finally:
+        await live.close()
+    restored_dir = tmp_path / "restored"
+    restored_dir.mkdir()
+    (tmp_path / "copy.db").rename(restored_dir / "threadline.db")
+    (tmp_path / "copy.db.images").rename(restored_dir / "images")
+    restored = SqliteStore(restored_dir / "threadline.db")
+    await restored.open()
+    try:
+        got = await restored.get_image(tid, kept.id)
+        assert got is not None and await restored.read_image(got) == PNG
+        assert await restored.get_image(tid, dropped.id) is None
+        assert sorted(p.name for p in (restored_dir / "images").rglob("*") if p.is_file()) == [kept.id]
+    finally:
+        await restored.close()

@@ -128,6 +128,7 @@ class SqliteStore(SqliteImages):
         committed snapshot (WAL lets writers go on meanwhile). The copy is
         written beside ``path`` and renamed into place, so ``path`` never holds
         a partial copy; it is a self-contained file (rollback journal, no WAL).
+        The image files it names are copied to ``<path>.images/``.
 
         Args:
             path: the file to write (replaced if it exists).
@@ -155,6 +156,7 @@ class SqliteStore(SqliteImages):
             finally:
                 copy.close()
             partial.replace(target)
+            self._backup_images(target)
             return target.stat().st_size
 
         return await self._read(run)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from .blobs import AttachmentUnavailable, FileBlobs, ImageLimitReached
@@ -87,6 +89,30 @@ class SqliteImages:
         keys = await self._write(lambda c: self._drop_images(c, thread_id, image_id=image_id))
         await self.blobs.delete(keys)
         return bool(keys)
+
+    def _backup_images(self, copy: Path) -> int:
+        """Copy the image files a database backup names to ``<copy>.images/``; return how many.
+
+        Image files never change once written, so the files of the backup's
+        snapshot are exact; one deleted since the snapshot is missing from the
+        copy and reads as a 404 after a restore.
+        """
+        folder = copy.with_name(copy.name + ".images")
+        shutil.rmtree(folder, ignore_errors=True)
+        conn = sqlite3.connect(str(copy))
+        try:
+            rows = conn.execute("SELECT thread_id, id FROM images").fetchall()
+        finally:
+            conn.close()
+        copied = 0
+        for thread_id, image_id in rows:
+            key = blob_key(thread_id, image_id)
+            source = self.blobs.root / key
+            if source.is_file():
+                (folder / key).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, folder / key)
+                copied += 1
+        return copied
 
     # -- helpers run inside write transactions ---------------------------------------------------------
 
