@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import re
 from typing import Any
 
 import pytest
@@ -125,3 +126,14 @@ def test_images_aio(server: RunningServer) -> None:
                 await thread.get_image(other.id)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("mode", ["http", "https"])
+def test_the_images_sample_runs(server: RunningServer, mode: str) -> None:
+    from .test_samples import run_sample, sample_env
+
+    result = run_sample("chat_images_sample.py", sample_env(server, mode))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^uploaded: 0-tl-d0-[0-9a-f]{32} dot\.png$", result.stdout, re.MULTILINE)
+    assert re.search(r"^attachment: 0-tl-d0-[0-9a-f]{32} image dot\.png$", result.stdout, re.MULTILINE)
+    assert "same bytes: True" in result.stdout and "after the edit: []" in result.stdout
