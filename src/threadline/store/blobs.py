@@ -68,13 +68,21 @@ class FileBlobs:
 
     def _put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        for attempt in range(3):  # a delete may remove the (then empty) folder between mkdir and open
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                handle = open(temporary, "wb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                continue
+            with handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            break
+        os.replace(temporary, path)  # the folder holds the temporary file now: no delete removes it
 
     def _get(self, key: str) -> bytes | None:
         try:
