@@ -137,3 +137,38 @@ def test_the_images_sample_runs(server: RunningServer, mode: str) -> None:
     assert re.search(r"^uploaded: 0-tl-d0-[0-9a-f]{32} dot\.png$", result.stdout, re.MULTILINE)
     assert re.search(r"^attachment: 0-tl-d0-[0-9a-f]{32} image dot\.png$", result.stdout, re.MULTILINE)
     assert "same bytes: True" in result.stdout and "after the edit: []" in result.stdout
+
+
+def test_realtime_events_carry_the_attachments(server: RunningServer) -> None:
+    alice, bob = new_user(server), new_user(server)
+
+    async def main() -> list[Any]:
+        seen: list[Any] = []
+        got_edit = asyncio.Event()
+
+        def on_edit(event: Any) -> None:
+            seen.append(event)
+            got_edit.set()
+
+        async with AsyncChatClient(server.http_endpoint, AsyncCredential(alice.token)) as a, \
+                AsyncChatClient(server.http_endpoint, AsyncCredential(bob.token)) as b:
+            bob_in = [ChatParticipant(identifier=bob.identifier)]
+            created = await a.create_chat_thread("live", thread_participants=bob_in)
+            b.on("chatMessageReceived", seen.append)
+            b.on("chatMessageEdited", on_edit)
+            await b.start_realtime_notifications()
+            thread = a.get_chat_thread_client(created.chat_thread.id)
+            first, second = await thread.upload_image(PNG, "one.png"), await thread.upload_image(GIF, "two.gif")
+            sent = await thread.send_message("pictures", attachments=[first, second])
+            await thread.update_message(sent.id, attachments=[second])
+            await asyncio.wait_for(got_edit.wait(), 10)
+            await b.stop_realtime_notifications()
+        return seen
+
+    received, edited = asyncio.run(main())
+    assert [(x.id, x.attachment_type, x.name) for x in received.attachments] == [
+        (received.attachments[0].id, ChatAttachmentType.IMAGE, "one.png"),
+        (received.attachments[1].id, ChatAttachmentType.IMAGE, "two.gif"),
+    ]
+    assert received.attachments[0].url.startswith("/chat/threads/") and "view/original" in received.attachments[0].url
+    assert [x.name for x in edited.attachments] == ["two.gif"]
