@@ -43,6 +43,7 @@ def _disposition(name: str) -> str:
 @images
 async def upload_image(call: Call) -> Response:
     actor = await bearer_actor(call)
+    await call.state.images.may_upload(actor, call.path("thread_id"))
     data = await _image_body(call)
     name = call.header("image-filename")
     if name is not None and "\x00" in name:

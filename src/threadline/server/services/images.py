@@ -100,6 +100,14 @@ class ImageService:
         self._store = store
         self._limits = limits
 
+    async def may_upload(self, actor: Actor, thread_id: str) -> None:
+        """Check membership before an upload's body is read, so a stranger cannot make the server buffer it.
+
+        Raises:
+            ChatServiceError: 403 not a member; 404 unknown or deleted thread.
+        """
+        await require_member(self._store, actor, thread_id)
+
     async def upload(self, actor: Actor, thread_id: str, data: bytes, file_name: str | None) -> ImageRecord:
         """Keep an image the actor uploads to a thread.
 
