@@ -119,10 +119,11 @@ REALTIME_EVENTS = {
 }
 
 
-#: Models of api-version 2025-03-15 that 1.3.0 lacks (docs/sdk.md); models live in
-#: ``threadline.chat`` only, as upstream keeps every model out of ``.aio``.
+#: Models of api-version 2025-03-15 and of the image operations (2024-06-05-preview) that 1.3.0
+#: lacks (docs/sdk.md); models live in ``threadline.chat`` only, as upstream keeps every model out of ``.aio``.
 MODEL_ADDITIONS = {
-    "threadline.chat": {"ChatRetentionPolicy", "NoneRetentionPolicy", "ThreadCreationDateRetentionPolicy"},
+    "threadline.chat": {"ChatRetentionPolicy", "NoneRetentionPolicy", "ThreadCreationDateRetentionPolicy",
+                        "UploadChatImageResult"},
     "threadline.chat.aio": set(),
 }
 

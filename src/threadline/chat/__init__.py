@@ -29,6 +29,7 @@ from threadline._shared.identifiers import (
 from ._chat_client import ChatClient
 from ._chat_thread_client import ChatThreadClient
 from ._credential import CommunicationTokenCredential
+from ._images import UploadChatImageResult
 from ._models import (
     ChatAttachment,
     ChatAttachmentType,
@@ -109,5 +110,6 @@ __all__ = [
     "ThreadCreationDateRetentionPolicy",
     "TypingIndicatorReceivedEvent",
     "UnknownIdentifier",
+    "UploadChatImageResult",
     "identifier_from_raw_id",
 ]

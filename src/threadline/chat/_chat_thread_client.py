@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 from azure.core.paging import ItemPaged
 from azure.core.tracing.decorator import distributed_trace
@@ -14,7 +14,16 @@ from threadline._shared.pipeline import LoopbackBearerPolicy
 from threadline._shared.runner import SyncRunner
 
 from ._credential import CommunicationTokenCredential
+from ._images import (
+    ImageViewType,
+    UploadChatImageResult,
+    delete_image_call,
+    get_image_call,
+    thread_path,
+    upload_image_call,
+)
 from ._models import (
+    ChatAttachment,
     ChatMessage,
     ChatMessageReadReceipt,
     ChatMessageType,
@@ -165,6 +174,7 @@ class ChatThreadClient:
         chat_message_type: ChatMessageType | str | None = None,
         sender_display_name: str | None = None,
         metadata: dict[str, str] | None = None,
+        attachments: list[ChatAttachment | UploadChatImageResult | str] | None = None,
         **kwargs: Any,
     ) -> SendChatMessageResult:
         """Send a message.
@@ -174,6 +184,8 @@ class ChatThreadClient:
             chat_message_type: ``text`` (default) or ``html``, as enum or string.
             sender_display_name: the name shown in push notifications.
             metadata: message metadata.
+            attachments: images uploaded with :meth:`upload_image` (their results, attachments or
+                ids); the call then uses api-version 2024-06-05-preview.
 
         Returns:
             The result, with the new message's ``id``.
@@ -183,7 +195,8 @@ class ChatThreadClient:
             azure.core.exceptions.HttpResponseError: the service refused.
         """
         call = self._requests.send_message(
-            content, chat_message_type, sender_display_name, metadata, kwargs.pop("api_version", None)
+            content, chat_message_type, sender_display_name, metadata, kwargs.pop("api_version", None),
+            attachments,
         )
         return self._runner.run(call, **kwargs)
 
@@ -230,6 +243,7 @@ class ChatThreadClient:
         content: str | None = None,
         *,
         metadata: dict[str, str] | None = None,
+        attachments: list[ChatAttachment | UploadChatImageResult | str] | None = None,
         **kwargs: Any,
     ) -> None:
         """Edit a message the caller sent.
@@ -238,12 +252,16 @@ class ChatThreadClient:
             message_id: the message id.
             content: the new content; unchanged when None.
             metadata: metadata to merge; unchanged when None.
+            attachments: the message's images from now on (those left out are deleted);
+                unchanged when None. The call then uses api-version 2024-06-05-preview.
 
         Raises:
             ValueError: ``message_id`` is empty.
             azure.core.exceptions.HttpResponseError: the service refused.
         """
-        call = self._requests.update_message(message_id, content, metadata, kwargs.pop("api_version", None))
+        call = self._requests.update_message(
+            message_id, content, metadata, kwargs.pop("api_version", None), attachments
+        )
         self._runner.run(call, **kwargs)
 
     @distributed_trace
@@ -312,6 +330,62 @@ class ChatThreadClient:
         """
         call = self._requests.remove_participant(identifier, kwargs.pop("api_version", None))
         self._runner.run(call, **kwargs)
+
+    # -- images (api-version 2024-06-05-preview) ------------------------------------------------
+
+    @distributed_trace
+    def upload_image(
+        self, image: bytes | IO[bytes], image_filename: str | None = None, **kwargs: Any
+    ) -> UploadChatImageResult:
+        """Upload an image to the thread, to attach to a message afterwards.
+
+        The server sniffs the type from the bytes (JPEG, PNG, GIF, WebP or HEIC); the file name
+        is only kept as the image's name.
+
+        Args:
+            image: the image's bytes, or a binary file to read them from.
+            image_filename: the file name to keep (sent as the ``image-filename`` header).
+
+        Returns:
+            The image's ``id``, ``attachment_type`` and ``name``.
+
+        Raises:
+            ValueError: an empty image.
+            TypeError: ``image`` is neither bytes nor a binary file.
+            azure.core.exceptions.HttpResponseError: the service refused (413 too large, 415 not an image).
+        """
+        return self._runner.run(upload_image_call(thread_path(self.thread_id), image, image_filename), **kwargs)
+
+    @distributed_trace
+    def get_image(self, image_id: str, image_view_type: ImageViewType = "original", **kwargs: Any) -> bytes:
+        """Download an image of the thread (the caller must be allowed to see its message).
+
+        Args:
+            image_id: the image id (``ChatAttachment.id``).
+            image_view_type: ``original`` or ``small`` (Threadline serves the original for both).
+
+        Returns:
+            The image's bytes.
+
+        Raises:
+            ValueError: an empty ``image_id`` or an unknown view type.
+            azure.core.exceptions.HttpResponseError: the service refused (404 unknown or hidden).
+        """
+        call = get_image_call(thread_path(self.thread_id), image_id, image_view_type)
+        return self._runner.run(call, **kwargs)
+
+    @distributed_trace
+    def delete_image(self, image_id: str, **kwargs: Any) -> None:
+        """Delete an image the caller uploaded; deleting it again succeeds.
+
+        Args:
+            image_id: the image id.
+
+        Raises:
+            ValueError: an empty ``image_id``.
+            azure.core.exceptions.HttpResponseError: the service refused (403 not the uploader).
+        """
+        self._runner.run(delete_image_call(thread_path(self.thread_id), image_id), **kwargs)
 
     def close(self) -> None:
         """Close the connection pool."""

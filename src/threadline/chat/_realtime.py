@@ -33,7 +33,7 @@ from threadline._shared.identifiers import (
 )
 from threadline.protocol.times import parse_iso
 
-from ._models import ChatParticipant
+from ._models import ChatAttachment, ChatAttachmentType, ChatParticipant
 from ._retention import ChatRetentionPolicy, retention_from_wire
 
 __all__ = [
@@ -140,6 +140,8 @@ class ChatMessageReceivedEvent(_SenderEvent):
         message: the content.
         metadata: the message metadata.
         sequence_id: the message's sequence id in its thread.
+        attachments: the images attached (2024-06-05-preview); their ``url``/``preview_url``
+            are relative to the endpoint (or use ``ChatThreadClient.get_image(id)``).
     """
 
     name: ClassVar[str] = "chatMessageReceived"
@@ -150,6 +152,7 @@ class ChatMessageReceivedEvent(_SenderEvent):
     message: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     sequence_id: str | None = None
+    attachments: list[ChatAttachment] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -455,6 +458,26 @@ def _metadata(value: Any) -> dict[str, str]:
     return {str(k): _str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
+def _attachments(value: Any) -> list[ChatAttachment]:
+    if isinstance(value, str):  # the raw Trouter form is a JSON string
+        try:
+            value = _decode(value) if value else []
+        except msgspec.DecodeError:
+            return []
+    if not isinstance(value, list):
+        return []
+    found = []
+    for item in value:
+        if isinstance(item, dict) and item.get("id"):
+            kind = _str(item.get("attachmentType"))
+            found.append(ChatAttachment(
+                id=_str(item["id"]),
+                attachment_type=ChatAttachmentType(kind) if kind in ("image", "file") else kind,
+                name=item.get("name"), url=item.get("url"), preview_url=item.get("previewUrl"),
+            ))
+    return found
+
+
 def parse_event(name: str, position: int, data: dict[str, Any]) -> ChatEvent | None:
     """Build the event model of one server event frame.
 
@@ -486,7 +509,7 @@ def parse_event(name: str, position: int, data: dict[str, Any]) -> ChatEvent | N
             return ChatMessageDeletedEvent(**message, deleted_on=_time(data.get("deletedOn")))
         message.update(
             type=_str(data.get("type")) or "Text", message=_str(data.get("message")),
-            metadata=_metadata(data.get("metadata")),
+            metadata=_metadata(data.get("metadata")), attachments=_attachments(data.get("attachments")),
         )
         if name == "chatMessageEdited":
             return ChatMessageEditedEvent(**message, edited_on=_time(data.get("editedOn")))

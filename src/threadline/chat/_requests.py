@@ -19,6 +19,7 @@ from threadline._shared.identifiers import CommunicationIdentifier
 from threadline._shared.model_base import format_datetime
 from threadline.protocol import wire
 
+from ._images import IMAGE_CHAT_VERSION, attachments_to_wire
 from ._models import (
     ChatMessage,
     ChatMessageReadReceipt,
@@ -270,13 +271,20 @@ class ChatThreadRequests:
         sender_display_name: str | None,
         metadata: dict[str, str] | None,
         api_version: str | None = None,
+        attachments: Sequence[Any] | None = None,
     ) -> Call[SendChatMessageResult]:
-        """``POST .../messages``; the type defaults to text."""
+        """``POST .../messages``; the type defaults to text.
+
+        With ``attachments`` the call uses the image preview api-version (unless one is given).
+        """
         _require(content, "content cannot be None.")
         kind = message_type(chat_message_type)
         body = wire.SendMessageRequest(
             content=content, sender_display_name=sender_display_name, type=kind.value, metadata=metadata
         )
+        if attachments is not None:
+            body.attachments = attachments_to_wire(attachments)
+            api_version = api_version or IMAGE_CHAT_VERSION
 
         def parse(data: bytes) -> SendChatMessageResult:
             return SendChatMessageResult(id=wire.decode(data, wire.SendMessageResult).id)
@@ -305,11 +313,18 @@ class ChatThreadRequests:
         content: str | None,
         metadata: dict[str, str] | None,
         api_version: str | None = None,
+        attachments: Sequence[Any] | None = None,
     ) -> Call[None]:
-        """``PATCH .../messages/{mid}`` (merge-patch); omitted fields are left out."""
+        """``PATCH .../messages/{mid}`` (merge-patch); omitted fields are left out.
+
+        ``attachments`` replaces the message's images (image preview api-version, unless one is given).
+        """
         _require(message_id, "message_id cannot be None.")
         patch: dict[str, str | None] | None = dict(metadata) if metadata is not None else None
         body = wire.UpdateMessageRequest(content=content, metadata=patch)
+        if attachments is not None:
+            body.attachments = attachments_to_wire(attachments)
+            api_version = api_version or IMAGE_CHAT_VERSION
         path = f"/messages/{path_segment(message_id)}"
         return self._call("PATCH", path, 204, parse_nothing, api_version, body, MERGE_PATCH)
 

@@ -20,6 +20,8 @@ class ErrorKind(Enum):
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_MEDIA = "unsupported_media"
     THROTTLED = "throttled"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
@@ -32,6 +34,8 @@ STATUS: dict[ErrorKind, int] = {
     ErrorKind.FORBIDDEN: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
+    ErrorKind.TOO_LARGE: 413,
+    ErrorKind.UNSUPPORTED_MEDIA: 415,
     ErrorKind.THROTTLED: 429,
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.INTERNAL: 500,
@@ -44,6 +48,8 @@ _DEFAULTS: dict[ErrorKind, tuple[str, str]] = {
     ErrorKind.FORBIDDEN: ("Forbidden", "User is not allowed to perform specified action."),
     ErrorKind.NOT_FOUND: ("NotFound", "Not found."),
     ErrorKind.CONFLICT: ("Conflict", "The request conflicts with the current state."),
+    ErrorKind.TOO_LARGE: ("RequestEntityTooLarge", "The request body is too large."),
+    ErrorKind.UNSUPPORTED_MEDIA: ("UnsupportedMediaType", "The media type is not supported."),
     ErrorKind.THROTTLED: ("TooManyRequests", "Rate limit exceeded."),
     ErrorKind.UNAVAILABLE: ("ServiceUnavailable", "The server is currently unable to handle the request."),
     ErrorKind.INTERNAL: ("InternalError", "The server hit an unexpected error."),

@@ -7,11 +7,18 @@ __all__ = [
     "DEFAULT_CHAT_VERSION",
     "DEFAULT_IDENTITY_VERSION",
     "IDENTITY_VERSIONS",
+    "IMAGE_CHAT_VERSION",
+    "PREVIEW_CHAT_VERSIONS",
     "supported_header",
 ]
 
 #: Chat api-versions with a stable spec; older SDKs pin the older ones.
 CHAT_VERSIONS: tuple[str, ...] = ("2021-09-07", "2023-11-07", "2024-03-07", "2025-03-15")
+#: The preview that defines image upload/get/delete and message ``attachments``; the
+#: JS SDK 1.6.0-beta.7 sends it on every call, ours only on the image calls.
+IMAGE_CHAT_VERSION = "2024-06-05-preview"
+#: Preview chat api-versions, accepted for exactly the operations they define.
+PREVIEW_CHAT_VERSIONS: tuple[str, ...] = (IMAGE_CHAT_VERSION,)
 #: Identity api-versions the official SDKs have sent.
 IDENTITY_VERSIONS: tuple[str, ...] = (
     "2021-03-07",

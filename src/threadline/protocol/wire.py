@@ -43,6 +43,7 @@ __all__ = [
     "TypingRequest",
     "UpdateMessageRequest",
     "UpdateThreadRequest",
+    "UploadImageResult",
     "decode",
     "encode",
 ]
@@ -161,11 +162,30 @@ class Collection(_Model, Generic[T]):
 # -- messages ----------------------------------------------------------------------------------
 
 
+class Attachment(_Model):
+    """``ChatAttachment`` (2024-06-05-preview on send/update; read-only before)."""
+
+    id: str
+    attachment_type: str
+    name: str | None = None
+    url: str | None = None
+    preview_url: str | None = None
+
+
+class UploadImageResult(_Model):
+    """``UploadChatImageResult`` (2024-06-05-preview)."""
+
+    id: str
+    attachment_type: str | None = None
+    name: str | None = None
+
+
 class SendMessageRequest(_Model):
     content: str
     sender_display_name: str | None = None
     type: str | None = None
     metadata: dict[str, str] | None = None
+    attachments: list[Attachment] | None = None
 
 
 class SendMessageResult(_Model):
@@ -175,14 +195,7 @@ class SendMessageResult(_Model):
 class UpdateMessageRequest(_Model):
     content: str | None = None
     metadata: dict[str, str | None] | None = None
-
-
-class Attachment(_Model):
-    id: str
-    attachment_type: str
-    name: str | None = None
-    url: str | None = None
-    preview_url: str | None = None
+    attachments: list[Attachment] | None = None
 
 
 class MessageContent(_Model):

@@ -25,9 +25,10 @@ from .errors import JSON, error_response
 from .events import Hub, LocalHub
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, RealtimeOptions, realtime_endpoint
-from .routes import chat, identity
+from .routes import chat, identity, images
 from .services.admission import Admission
 from .services.identity import IdentityService
+from .services.images import ImageService
 from .services.messages import MessageService
 from .services.retention import RetentionPruner
 from .services.threads import ThreadService
@@ -109,6 +110,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
             *chat.routes,
             *identity.routes,
+            *images.routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
         ],
         exception_handlers={HTTPException: _http_error},
@@ -121,6 +123,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.identity = IdentityService(store, issuer, settings.resource_id)
     app.state.threads = ThreadService(store, hub, settings.limits, settings.resource_id)
     app.state.messages = MessageService(store, hub, settings.limits)
+    app.state.images = ImageService(store, settings.limits)
     app.state.throttle = make_throttle(settings.limits, issuer, settings.throttle, settings.throttle_keys)
     app.state.admission = Admission(store, app.state.throttle)
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer, RealtimeOptions(

@@ -23,6 +23,9 @@ class Limits:
     topic_chars: int = 512
     display_name_chars: int = 256
     body_bytes: int = 1024 * 1024
+    image_bytes: int = 20 * 1024 * 1024
+    attachments_per_message: int = 50
+    images_per_thread: int = 10_000
 
     @classmethod
     def unlimited(cls) -> Limits:
@@ -31,5 +34,5 @@ class Limits:
         return cls(
             message_bytes=big, participants_per_thread=big, participants_per_batch=big,
             page_size_max=big, metadata_bytes=big, topic_chars=big, display_name_chars=big,
-            body_bytes=64 * 1024 * 1024,
+            body_bytes=64 * 1024 * 1024, image_bytes=64 * 1024 * 1024, images_per_thread=big,
         )

@@ -102,6 +102,8 @@ class Settings:
         """Settings from ``THREADLINE_*`` variables, defaults elsewhere."""
         env = os.environ.get
         limits = Limits.unlimited() if env("THREADLINE_NO_LIMITS", "") in ("1", "true", "yes") else Limits()
+        limits = replace(limits, image_bytes=_env_int("THREADLINE_IMAGE_BYTES", limits.image_bytes),
+                         images_per_thread=_env_int("THREADLINE_IMAGES_PER_THREAD", limits.images_per_thread))
         return cls(
             data_dir=Path(env("THREADLINE_DATA", "threadline-data")),
             host=env("THREADLINE_HOST", "127.0.0.1"),

@@ -88,6 +88,10 @@ ACS_RULES: dict[str, tuple[Rule, ...]] = {
     "list_messages": (
         _r("user_thread", 50, 10), _r("user_thread", 200, 60), _r("thread", 250, 10), _r("thread", 400, 60),
     ),
+    # images (2024-06-05-preview; ACS documents no rates: those of the message operations)
+    "upload_image": (_r("thread", 10, 10), _r("thread", 30, 60)),
+    "get_image": (_r("user_thread", 50, 10), _r("thread", 250, 10)),
+    "delete_image": (_r("thread", 10, 10), _r("thread", 30, 60)),
     # participants
     "add_participants": (_r("thread", 10, 10), _r("thread", 30, 60)),
     "remove_participant": (_r("thread", 10, 10), _r("thread", 30, 60)),

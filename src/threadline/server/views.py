@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from threadline.protocol import ids
 from threadline.protocol.times import format_ms
+from threadline.protocol.versions import IMAGE_CHAT_VERSION
 from threadline.protocol.wire import (
+    Attachment,
     CommunicationUser,
     Identifier,
     Message,
@@ -17,9 +21,24 @@ from threadline.protocol.wire import (
     ThreadItem,
     ThreadProperties,
 )
-from threadline.store.records import MessageRecord, ParticipantRecord, ReadReceiptRecord, ThreadRecord
+from threadline.store.records import (
+    ImageRecord,
+    MessageRecord,
+    ParticipantRecord,
+    ReadReceiptRecord,
+    ThreadRecord,
+)
 
-__all__ = ["identifier", "message", "participant", "receipt", "thread_item", "thread_properties"]
+__all__ = [
+    "attachment",
+    "identifier",
+    "image_path",
+    "message",
+    "participant",
+    "receipt",
+    "thread_item",
+    "thread_properties",
+]
 
 _KINDS = {
     ids.COMMUNICATION_USER: "communicationUser",
@@ -51,7 +70,22 @@ def identifier(raw_id: str) -> Identifier:
 
 
 def _has_thread_metadata(api_version: str) -> bool:
-    return api_version >= "2025-03-15"
+    return api_version >= "2025-03-15" or api_version == IMAGE_CHAT_VERSION
+
+
+def image_path(thread_id: str, image_id: str, view: str) -> str:
+    """The path (and preview api-version) an image is read from."""
+    return (f"/chat/threads/{quote(thread_id, safe=':@')}/images/{image_id}/view/{view}"
+            f"?api-version={IMAGE_CHAT_VERSION}")
+
+
+def attachment(image: ImageRecord, base_url: str = "") -> Attachment:
+    """A ``ChatAttachment`` for an attached image; ``url``/``previewUrl`` on ``base_url`` (relative when empty)."""
+    return Attachment(
+        id=image.id, attachment_type="image", name=image.name,
+        url=base_url + image_path(image.thread_id, image.id, "original"),
+        preview_url=base_url + image_path(image.thread_id, image.id, "small"),
+    )
 
 
 def thread_properties(thread: ThreadRecord, api_version: str) -> ThreadProperties:
@@ -90,15 +124,18 @@ def participant(record: ParticipantRecord, api_version: str) -> Participant:
     )
 
 
-def message(record: MessageRecord, api_version: str) -> Message:
-    """A message; deleted ones keep their envelope and lose their content."""
+def message(record: MessageRecord, api_version: str, base_url: str = "") -> Message:
+    """A message; deleted ones keep their envelope and lose their content.
+
+    Attachment URLs are absolute on ``base_url`` (the server's own origin) when it is given.
+    """
     content: MessageContent | None
     if record.deleted_ms is not None:
         content = None
     elif record.type in _USER_TYPES:
         content = MessageContent(message=record.content)
         if api_version >= "2023-11-07":
-            content.attachments = []
+            content.attachments = [attachment(i, base_url) for i in record.attachments or ()]
     else:
         content = MessageContent(
             topic=record.topic,

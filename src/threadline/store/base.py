@@ -34,6 +34,7 @@ from typing import Generic, Protocol, TypeVar
 
 from .records import (
     Event,
+    ImageRecord,
     MessageDraft,
     MessageRecord,
     ParticipantRecord,
@@ -181,8 +182,9 @@ class Store(Protocol):
     async def delete_thread(
         self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord], *, expired_by: int | None = None
     ) -> Outcome[ThreadRecord]:
-        """Mark a live thread deleted; the value is None if it was not live.
+        """Mark a live thread deleted and drop its images; the value is None if it was not live.
 
+        This is the one way a thread is deleted: by a user and by the retention pruner alike.
         With ``expired_by``, only a thread whose retention expiry is at or before it
         is deleted (the check and the change are one statement, so nodes racing
         delete it once).
@@ -248,13 +250,37 @@ class Store(Protocol):
         metadata: dict[str, str] | None,
         now_ms: int,
         effects: Effects[MessageRecord],
+        attachments: Sequence[str] | None = None,
     ) -> Outcome[MessageRecord]:
-        """Edit a live message (a None field is left as it is); None if not live."""
+        """Edit a live message (a None field is left as it is); None if not live.
+
+        ``attachments`` (image ids) replaces the message's images; the images it drops are deleted.
+        An image that is not the thread's, or is attached to another message, raises
+        :class:`~.blobs.AttachmentUnavailable` and nothing is written (so does a draft's).
+        """
 
     async def delete_message(
         self, thread_id: str, message_id: str, now_ms: int, effects: Effects[MessageRecord]
     ) -> Outcome[MessageRecord]:
-        """Mark a live message deleted; None if not live."""
+        """Mark a live message deleted and drop its images; None if not live."""
+
+    # -- images (bytes in the engine's blob storage, see :mod:`.blobs`) ---------------------------------
+
+    async def add_image(self, image: ImageRecord, data: bytes, *, limit: int | None = None) -> bool:
+        """Keep an uploaded image; False (and nothing kept) when the thread is not live.
+
+        Raises:
+            ~.blobs.ImageLimitReached: the thread already holds ``limit`` images (checked in the write).
+        """
+
+    async def get_image(self, thread_id: str, image_id: str) -> ImageRecord | None:
+        """The image's row, attached or not; None when unknown."""
+
+    async def read_image(self, image: ImageRecord) -> bytes | None:
+        """The image's bytes; None when they are gone."""
+
+    async def delete_image(self, thread_id: str, image_id: str) -> bool:
+        """Forget an image, row and bytes; False when there was none."""
 
     # -- read receipts --------------------------------------------------------------------------
 

@@ -78,6 +78,7 @@ import asyncpg
 
 from . import migrations
 from .base import Effects, Outcome, StoreError, StoreUnavailable, TooManyParticipants
+from .postgres_images import PostgresBlobs, PostgresImages
 from .records import (
     Event,
     MessageDraft,
@@ -187,7 +188,7 @@ class _Finish:
                 f"{then}COMMIT")
 
 
-class PostgresStore:
+class PostgresStore(PostgresImages):
     """The :class:`~threadline.store.base.Store` on a PostgreSQL database.
 
     Args:
@@ -209,6 +210,8 @@ class PostgresStore:
         self._max_size = max_size
         self._command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
+        #: image bytes, in the database (see :mod:`.blobs`).
+        self.blobs = PostgresBlobs(self._write, self._read)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -447,6 +450,9 @@ class PostgresStore:
             "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             [message_values(r) for r in records],
         )
+        for record, draft in zip(records, drafts, strict=True):
+            if draft.attachments:
+                await self._link_images(conn, record, draft.attachments)
         return records
 
     @staticmethod
@@ -655,6 +661,8 @@ class PostgresStore:
                 now_ms, thread_id, expired_by,
             )
             thread = None if row is None else thread_from(row)
+            if thread is not None:
+                await self._drop_images(c, thread_id)
             outcome = Outcome(value=thread)
             outcome.events = await self._publishable(c, finish, thread_id, effects, thread, now_ms)
             return outcome
@@ -787,13 +795,16 @@ class PostgresStore:
 
     async def get_message(self, thread_id: str, message_id: str) -> MessageRecord | None:
         """Return the message, deleted or not."""
-        row = await self._read(
-            lambda c: c.fetchrow(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND id = $2",
-                thread_id, message_id,
+        async def run(c: Connection) -> MessageRecord | None:
+            row = await c.fetchrow(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND id = $2", thread_id, message_id
             )
-        )
-        return None if row is None else message_from(row)
+            message = None if row is None else message_from(row)
+            if message is not None:
+                await self._fill_attachments(c, [message])
+            return message
+
+        return await self._read(run)
 
     async def list_messages(
         self, thread_id: str, *, before_seq: int | None, min_created_ms: int, limit: int
@@ -806,8 +817,12 @@ class PostgresStore:
             sql += f" AND seq < ${len(args)}"
         args.append(limit)
         sql += f" ORDER BY seq DESC LIMIT ${len(args)}"
-        rows = await self._read(lambda c: c.fetch(sql, *args))
-        return [message_from(r) for r in rows]
+        async def run(c: Connection) -> list[MessageRecord]:
+            messages = [message_from(r) for r in await c.fetch(sql, *args)]
+            await self._fill_attachments(c, messages)
+            return messages
+
+        return await self._read(run)
 
     async def update_message(
         self,
@@ -818,14 +833,25 @@ class PostgresStore:
         metadata: dict[str, str] | None,
         now_ms: int,
         effects: Effects[MessageRecord],
+        attachments: Sequence[str] | None = None,
     ) -> Outcome[MessageRecord]:
-        """Edit a live message (a None field is left as it is); None if not live."""
+        """Edit a live message (a None field is left as it is); None if not live.
+
+        ``attachments`` replaces the message's images; those it drops are deleted.
+        """
+
+        async def relink(c: Connection, message: MessageRecord) -> None:
+            if attachments is None:
+                await self._fill_attachments(c, [message])
+                return
+            await self._drop_images(c, thread_id, message_id=message_id, keep=attachments)
+            await self._link_images(c, message, attachments)
 
         return await self._write_events(
             lambda c, finish: self._change_message(
                 c, finish, thread_id, message_id,
                 "content = coalesce($1, content), metadata = coalesce($2, metadata), edited_ms = $3",
-                (content, dump_json(metadata), now_ms), now_ms, effects,
+                (content, dump_json(metadata), now_ms), now_ms, effects, relink,
             )
         )
 
@@ -834,19 +860,24 @@ class PostgresStore:
     ) -> Outcome[MessageRecord]:
         """Mark a live message deleted; None if not live."""
 
+        async def drop(c: Connection, message: MessageRecord) -> None:
+            await self._drop_images(c, thread_id, message_id=message_id)
+
         return await self._write_events(
             lambda c, finish: self._change_message(
-                c, finish, thread_id, message_id, "deleted_ms = $1", (now_ms,), now_ms, effects
+                c, finish, thread_id, message_id, "deleted_ms = $1", (now_ms,), now_ms, effects, drop
             )
         )
 
     async def _change_message(
         self, c: Connection, finish: _Finish, thread_id: str, message_id: str, assignments: str,
         values: tuple[Any, ...], now_ms: int, effects: Effects[MessageRecord],
+        then: Callable[[Connection, MessageRecord], Awaitable[None]] | None = None,
     ) -> Outcome[MessageRecord]:
         """Change a live message (raising its version) and log the change's events; None if not live.
 
-        ``assignments`` use the parameters ``$1`` to ``$n`` for the n ``values``.
+        ``assignments`` use the parameters ``$1`` to ``$n`` for the n ``values``; ``then`` runs on
+        the changed message before its events are made (its images).
         """
         n = len(values)
         row = await c.fetchrow(
@@ -855,6 +886,8 @@ class PostgresStore:
             *values, now_ms, thread_id, message_id,
         )
         message = None if row is None else message_from(row)
+        if message is not None and then is not None:
+            await then(c, message)
         outcome = Outcome(value=message)
         outcome.events = await self._publishable(c, finish, thread_id, effects, message, now_ms)
         return outcome

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "Event",
+    "ImageRecord",
     "MessageDraft",
     "MessageRecord",
     "ParticipantRecord",
@@ -15,6 +17,7 @@ __all__ = [
     "ThreadRecord",
     "ThreadUpdate",
     "UserRecord",
+    "blob_key",
 ]
 
 
@@ -73,6 +76,35 @@ class MessageDraft:
     participants: list[ParticipantRecord] | None = None
     initiator_id: str | None = None
     metadata: dict[str, str] | None = None
+    #: ids of images of the thread to attach (user messages only).
+    attachments: list[str] | None = None
+
+
+@dataclass(slots=True)
+class ImageRecord:
+    """An uploaded image: its bytes live in the store's blob storage under ``blob_key``.
+
+    ``message_id`` is the message it is attached to (None until it is attached).
+    """
+
+    thread_id: str
+    id: str
+    uploader_id: str
+    name: str
+    content_type: str
+    size: int
+    created_ms: int
+    message_id: str | None = None
+
+    @property
+    def blob_key(self) -> str:
+        """Where the bytes are kept: one folder per thread, one blob per image."""
+        return blob_key(self.thread_id, self.id)
+
+
+def blob_key(thread_id: str, image_id: str) -> str:
+    """The blob key of an image: a digest of the thread id (safe as a file name) and the image id."""
+    return f"{hashlib.sha256(thread_id.encode('utf-8')).hexdigest()[:32]}/{image_id}"
 
 
 @dataclass(slots=True)
@@ -94,6 +126,8 @@ class MessageRecord:
     metadata: dict[str, str] | None = None
     edited_ms: int | None = None
     deleted_ms: int | None = None
+    #: the images attached to the message, in order (None when it has none).
+    attachments: list[ImageRecord] | None = None
 
 
 @dataclass(slots=True)

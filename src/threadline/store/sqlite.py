@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from . import migrations
 from .base import Effects, Outcome, StoreUnavailable, TooManyParticipants
+from .blobs import FileBlobs
 from .records import (
     Event,
     MessageDraft,
@@ -50,6 +51,7 @@ from .rows import (
     thread_from,
     user_from,
 )
+from .sqlite_images import SqliteImages
 from .writer import Writer
 
 __all__ = ["SqliteStore"]
@@ -68,7 +70,7 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-class SqliteStore:
+class SqliteStore(SqliteImages):
     """The :class:`~threadline.store.base.Store` on one SQLite file.
 
     Args:
@@ -91,6 +93,8 @@ class SqliteStore:
         self._read_conns: list[sqlite3.Connection] = []
         self._loop_conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        #: image bytes, as files beside the database (see :mod:`.blobs`).
+        self.blobs = FileBlobs(Path(self.path).parent / "images")
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -126,6 +130,7 @@ class SqliteStore:
         committed snapshot (WAL lets writers go on meanwhile). The copy is
         written beside ``path`` and renamed into place, so ``path`` never holds
         a partial copy; it is a self-contained file (rollback journal, no WAL).
+        The image files it names are copied to ``<path>.images/``.
 
         Args:
             path: the file to write (replaced if it exists).
@@ -153,6 +158,7 @@ class SqliteStore:
             finally:
                 copy.close()
             partial.replace(target)
+            self._backup_images(target)
             return target.stat().st_size
 
         return await self._read(run)
@@ -291,6 +297,9 @@ class SqliteStore:
             f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [message_values(r) for r in records],
         )
+        for record, draft in zip(records, drafts, strict=True):
+            if draft.attachments:
+                self._link_images(conn, record, draft.attachments)
         return records
 
     @staticmethod
@@ -468,18 +477,25 @@ class SqliteStore:
     async def delete_thread(
         self, thread_id: str, now_ms: int, effects: Effects[ThreadRecord], *, expired_by: int | None = None
     ) -> Outcome[ThreadRecord]:
+        dropped: list[str] = []
+
         def run(c: sqlite3.Connection) -> Outcome[ThreadRecord]:
+            dropped.clear()
             row = c.execute(
                 "UPDATE threads SET deleted_ms = ? WHERE id = ? AND deleted_ms IS NULL "
                 f"AND (? IS NULL OR expires_ms <= ?) RETURNING {THREAD_COLUMNS}",
                 (now_ms, thread_id, expired_by, expired_by),
             ).fetchone()
             thread = None if row is None else thread_from(row)
+            if thread is not None:
+                dropped.extend(self._drop_images(c, thread_id))
             outcome = Outcome(value=thread)
             outcome.events = self._publishable(c, thread_id, effects, thread, now_ms)
             return outcome
 
-        return await self._write(run)
+        outcome = await self._write(run)
+        await self.blobs.delete(dropped)
+        return outcome
 
     async def due_threads(self, now_ms: int, limit: int) -> list[str]:
         rows = await self._peek(
@@ -592,17 +608,21 @@ class SqliteStore:
         return await self._write(run)
 
     async def get_message(self, thread_id: str, message_id: str) -> MessageRecord | None:
-        row = await self._peek(
-            lambda c: c.execute(
+        def run(c: sqlite3.Connection) -> MessageRecord | None:
+            row = c.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id = ?", (thread_id, message_id)
             ).fetchone()
-        )
-        return None if row is None else message_from(row)
+            message = None if row is None else message_from(row)
+            if message is not None:
+                self._fill_attachments(c, [message])
+            return message
+
+        return await self._peek(run)
 
     async def list_messages(
         self, thread_id: str, *, before_seq: int | None, min_created_ms: int, limit: int
     ) -> list[MessageRecord]:
-        def run(c: sqlite3.Connection) -> list[sqlite3.Row]:
+        def run(c: sqlite3.Connection) -> list[MessageRecord]:
             sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND created_ms >= ?"
             args: list[Any] = [thread_id, min_created_ms]
             if before_seq is not None:
@@ -610,9 +630,11 @@ class SqliteStore:
                 args.append(before_seq)
             sql += " ORDER BY seq DESC LIMIT ?"
             args.append(limit)
-            return c.execute(sql, args).fetchall()
+            messages = [message_from(r) for r in c.execute(sql, args).fetchall()]
+            self._fill_attachments(c, messages)
+            return messages
 
-        return [message_from(r) for r in await self._peek(run)]
+        return await self._peek(run)
 
     async def update_message(
         self,
@@ -623,32 +645,59 @@ class SqliteStore:
         metadata: dict[str, str] | None,
         now_ms: int,
         effects: Effects[MessageRecord],
+        attachments: Sequence[str] | None = None,
     ) -> Outcome[MessageRecord]:
-        return await self._write(
+        dropped: list[str] = []
+
+        def relink(c: sqlite3.Connection, message: MessageRecord) -> None:
+            if attachments is None:
+                self._fill_attachments(c, [message])
+                return
+            dropped[:] = self._drop_images(c, thread_id, message_id=message_id, keep=attachments)
+            self._link_images(c, message, attachments)
+
+        outcome = await self._write(
             lambda c: self._change_message(
                 c, thread_id, message_id, "content = coalesce(?, content), metadata = coalesce(?, metadata), "
-                "edited_ms = ?", (content, dump_json(metadata), now_ms), now_ms, effects,
+                "edited_ms = ?", (content, dump_json(metadata), now_ms), now_ms, effects, relink,
             )
         )
+        await self.blobs.delete(dropped)
+        return outcome
 
     async def delete_message(
         self, thread_id: str, message_id: str, now_ms: int, effects: Effects[MessageRecord]
     ) -> Outcome[MessageRecord]:
-        return await self._write(
-            lambda c: self._change_message(c, thread_id, message_id, "deleted_ms = ?", (now_ms,), now_ms, effects)
+        dropped: list[str] = []
+
+        def drop(c: sqlite3.Connection, message: MessageRecord) -> None:
+            dropped[:] = self._drop_images(c, thread_id, message_id=message_id)
+
+        outcome = await self._write(
+            lambda c: self._change_message(
+                c, thread_id, message_id, "deleted_ms = ?", (now_ms,), now_ms, effects, drop
+            )
         )
+        await self.blobs.delete(dropped)
+        return outcome
 
     def _change_message(
         self, c: sqlite3.Connection, thread_id: str, message_id: str, assignments: str, values: tuple[Any, ...],
         now_ms: int, effects: Effects[MessageRecord],
+        then: Callable[[sqlite3.Connection, MessageRecord], None] | None = None,
     ) -> Outcome[MessageRecord]:
-        """Change a live message (raising its version) and log the change's events; None if not live."""
+        """Change a live message (raising its version) and log the change's events; None if not live.
+
+        ``then`` runs on the changed message before its events are made (its images).
+        """
         row = c.execute(
             f"UPDATE messages SET {assignments}, version = max(version + 1, ?) "
             f"WHERE thread_id = ? AND id = ? AND deleted_ms IS NULL RETURNING {MESSAGE_COLUMNS}",
             (*values, now_ms, thread_id, message_id),
         ).fetchone()
         message = None if row is None else message_from(row)
+        if message is not None and then is not None:
+            then(c, message)
         outcome = Outcome(value=message)
         outcome.events = self._publishable(c, thread_id, effects, message, now_ms)
         return outcome

@@ -5,10 +5,11 @@ from __future__ import annotations
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.protocol.versions import CHAT_VERSIONS, DEFAULT_CHAT_VERSION
+from threadline.protocol.versions import CHAT_VERSIONS, DEFAULT_CHAT_VERSION, PREVIEW_CHAT_VERSIONS
 from threadline.protocol.wire import (
     AddParticipantsRequest,
     AddParticipantsResult,
+    Attachment,
     Collection,
     CreateThreadRequest,
     CreateThreadResult,
@@ -26,7 +27,7 @@ from threadline.server.endpoint import Call, endpoint, json, next_link, no_conte
 
 __all__ = ["routes"]
 
-chat = endpoint(CHAT_VERSIONS)
+chat = endpoint(CHAT_VERSIONS + PREVIEW_CHAT_VERSIONS)
 REPEATABILITY = "repeatability-request-id"
 
 
@@ -87,7 +88,7 @@ async def send_message(call: Call) -> Response:
     message_id = await call.state.messages.send(
         actor, call.path("thread_id"), body.content, kind=body.type,
         sender_display_name=body.sender_display_name, metadata=body.metadata,
-        repeatability_id=call.header(REPEATABILITY),
+        repeatability_id=call.header(REPEATABILITY), attachments=_attachments(call, body.attachments),
     )
     call.headers["Location"] = f"{call.request.url.path}/{message_id}"
     return json(call, SendMessageResult(id=message_id), 201)
@@ -101,7 +102,8 @@ async def list_messages(call: Call) -> Response:
         actor, call.path("thread_id"), page_size=size, start_time=start, cursor=call.query("syncState")
     )
     link = next_link(call, page.cursor, {"maxPageSize": size, "startTime": start})
-    items = [views.message(m, call.api_version) for m in page.items]
+    base = _base_url(call)
+    items = [views.message(m, call.api_version, base) for m in page.items]
     return json(call, Collection(value=items, next_link=link))
 
 
@@ -109,7 +111,7 @@ async def list_messages(call: Call) -> Response:
 async def get_message(call: Call) -> Response:
     actor = await bearer_actor(call)
     message = await call.state.messages.get(actor, call.path("thread_id"), call.path("message_id"))
-    return json(call, views.message(message, call.api_version))
+    return json(call, views.message(message, call.api_version, _base_url(call)))
 
 
 @chat
@@ -117,7 +119,8 @@ async def update_message(call: Call) -> Response:
     actor = await bearer_actor(call)
     body = await call.model(UpdateMessageRequest, empty=UpdateMessageRequest())
     await call.state.messages.update(
-        actor, call.path("thread_id"), call.path("message_id"), content=body.content, metadata=body.metadata
+        actor, call.path("thread_id"), call.path("message_id"), content=body.content, metadata=body.metadata,
+        attachments=_attachments(call, body.attachments),
     )
     return no_content(call)
 
@@ -184,6 +187,16 @@ async def send_typing(call: Call) -> Response:
     body = await call.model(TypingRequest, empty=TypingRequest())
     await call.state.messages.typing(actor, call.path("thread_id"), body.sender_display_name)
     return no_content(call, 200)
+
+
+def _attachments(call: Call, attachments: list[Attachment] | None) -> list[Attachment] | None:
+    """``attachments`` on send/update exist only in the image preview; older versions never had them."""
+    return attachments if call.api_version in PREVIEW_CHAT_VERSIONS else None
+
+
+def _base_url(call: Call) -> str:
+    """The server's origin (and mount path) as the client reached it, for attachment URLs."""
+    return str(call.request.base_url).rstrip("/")
 
 
 _THREAD = "/chat/threads/{thread_id}"

@@ -6,9 +6,11 @@ import nh3
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.protocol.times import now_ms
+from threadline.protocol.wire import Attachment
 from threadline.server.events import Hub
 from threadline.server.limits import Limits
 from threadline.store.base import Effects, Store
+from threadline.store.blobs import AttachmentUnavailable
 from threadline.store.records import Event, MessageDraft, MessageRecord, ReadReceiptRecord
 
 from . import payloads
@@ -23,6 +25,7 @@ from .common import (
     validate_page_size,
     validate_skip,
 )
+from .images import attachment_error, require_own_images, validate_attachments
 
 __all__ = ["MessageService", "sanitize_html"]
 
@@ -70,23 +73,29 @@ class MessageService:
         sender_display_name: str | None,
         metadata: dict[str, str] | None,
         repeatability_id: str | None,
+        attachments: list[Attachment] | None = None,
     ) -> str:
         """Send a message and return its id; a repeated repeatability id returns the first id.
 
+        ``attachments`` name images the actor uploaded to the thread.
+
         Raises:
-            ChatServiceError: 400 bad content or type, 403, 404.
+            ChatServiceError: 400 bad content, type or attachment, 403, 404.
         """
         message_type = _USER_TYPES.get((kind or "text").lower())
         if message_type is None:
             raise invalid("type must be text or html.", "type")
         body = self._content(content, message_type)
         validate_metadata(metadata, self._limits)
+        image_ids = validate_attachments(attachments, self._limits)
         if sender_display_name is not None and len(sender_display_name) > self._limits.display_name_chars:
             raise invalid("senderDisplayName is too long.", "senderDisplayName")
         await require_member(self._store, actor, thread_id)
+        if image_ids:
+            await require_own_images(self._store, actor, thread_id, image_ids)
         draft = MessageDraft(
             message_type, sender_id=actor.user_id, sender_display_name=sender_display_name,
-            content=body, metadata=metadata,
+            content=body, metadata=metadata, attachments=image_ids or None,
         )
         scope_key = (f"send:{actor.user_id}:{thread_id}", repeatability_id) if repeatability_id else None
         effects: Effects[MessageRecord] = Effects(
@@ -95,7 +104,10 @@ class MessageService:
             events=lambda m: payloads.message_event("chatMessageReceived", m),
             reveals=_created,
         )
-        outcome = await self._store.send_message(thread_id, draft, now_ms(), effects)
+        try:
+            outcome = await self._store.send_message(thread_id, draft, now_ms(), effects)
+        except AttachmentUnavailable as exc:
+            raise attachment_error(exc, image_ids or []) from None
         if outcome.replayed is not None:
             return outcome.replayed
         await self._hub.publish(outcome.events)
@@ -161,25 +173,35 @@ class MessageService:
         *,
         content: str | None,
         metadata: dict[str, str | None] | None,
+        attachments: list[Attachment] | None = None,
     ) -> None:
         """Edit the actor's own message; metadata is merged (a null value removes a key).
+
+        ``attachments``, when given, replaces the message's images (those dropped are deleted).
 
         Raises:
             ChatServiceError: 400, 403 not the sender, 404.
         """
+        image_ids = validate_attachments(attachments, self._limits)
         message = await self._visible(actor, thread_id, message_id)
         if message.sender_id != actor.user_id:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "Only the sender may edit a message.")
         body = self._content(content, message.type) if content is not None else None
         merged = merge_metadata(message.metadata, metadata, self._limits) if metadata is not None else None
-        if body is None and merged is None:
+        if body is None and merged is None and image_ids is None:
             return
+        if image_ids:
+            await require_own_images(self._store, actor, thread_id, image_ids)
         effects: Effects[MessageRecord] = Effects(
             events=lambda m: payloads.message_event("chatMessageEdited", m), reveals=_created
         )
-        outcome = await self._store.update_message(
-            thread_id, message_id, content=body, metadata=merged, now_ms=now_ms(), effects=effects
-        )
+        try:
+            outcome = await self._store.update_message(
+                thread_id, message_id, content=body, metadata=merged, now_ms=now_ms(), effects=effects,
+                attachments=image_ids,
+            )
+        except AttachmentUnavailable as exc:
+            raise attachment_error(exc, image_ids or []) from None
         await self._hub.publish(outcome.events)
 
     async def delete(self, actor: Actor, thread_id: str, message_id: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from threadline.protocol import ids
 from threadline.protocol.times import format_ms
 from threadline.protocol.wire import encode
+from threadline.server import views
 from threadline.store.records import MessageRecord, ParticipantRecord, ReadReceiptRecord, ThreadRecord
 
 __all__ = [
@@ -73,6 +74,8 @@ def message_event(kind: str, message: MessageRecord) -> list[tuple[str, bytes]]:
         body["type"] = _MESSAGE_TYPES.get(message.type, message.type)
         body["message"] = message.content or ""
         body["metadata"] = message.metadata or {}
+        if message.attachments:
+            body["attachments"] = [views.attachment(i) for i in message.attachments]
     if kind == "chatMessageEdited" and message.edited_ms is not None:
         body["editedOn"] = format_ms(message.edited_ms)
     if kind == "chatMessageDeleted" and message.deleted_ms is not None:
