@@ -4,8 +4,6 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { all, chatClient, newUser, pages, rejectsWith, userMessages } from "./common.mjs";
 
-// The retention policy is stored and validated by the api-retention branch. Until it is merged these
-
 let alice, bob, carol, aliceChat, bobChat;
 
 before(async () => {
