@@ -50,7 +50,7 @@ def test_concurrent_writes_share_commits_and_a_failure_rolls_back_alone(tmp_path
             return run
 
         tasks = [asyncio.ensure_future(writer.run(write(k))) for k in range(50)]
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0)  # every task's first step (its queue.put) runs before this one resumes
         gate.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         await writer.stop()
@@ -123,7 +123,7 @@ def test_a_failed_commit_fails_the_whole_group(tmp_path: Path) -> None:
             return "ok"
 
         pair = [asyncio.ensure_future(writer.run(good)), asyncio.ensure_future(writer.run(bad))]
-        await asyncio.sleep(0.1)  # both queued: they form the next group
+        await asyncio.sleep(0)  # both queued (their first steps run before this resumes): the next group
         gate.set()
         first = await held
         results = await asyncio.gather(*pair, return_exceptions=True)
@@ -188,7 +188,12 @@ def test_the_loop_never_waits_for_another_process_holding_the_lock(tmp_path: Pat
     path = tmp_path / "w.db"
 
     async def main() -> tuple[int, int, Writer]:
-        writer = Writer(lambda: connect(path), inline=True)
+        def patient() -> sqlite3.Connection:
+            conn = connect(path)
+            conn.execute("PRAGMA busy_timeout=120000")  # the thread outwaits a slow machine's ticks
+            return conn
+
+        writer = Writer(patient, inline=True)
         await writer.start(setup)
         other = sqlite3.connect(str(path), isolation_level=None)  # say, a CLI command writing
         other.execute("BEGIN IMMEDIATE")
@@ -203,7 +208,7 @@ def test_the_loop_never_waits_for_another_process_holding_the_lock(tmp_path: Pat
 
         ticker = asyncio.create_task(tick())
         write = asyncio.create_task(writer.run(insert(1)))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while ticks < 10 and time.monotonic() < deadline:  # a loop blocked by the write could not tick
             await asyncio.sleep(0.01)
         assert not write.done()  # waiting for the other process, on the writer thread
@@ -238,9 +243,10 @@ def test_inline_writes_are_checkpointed_by_the_thread(tmp_path: Path) -> None:
 
     writer, checkpoints = asyncio.run(main())
     assert writer.writes == 35
-    # a write that finds a checkpoint request queued goes to the thread behind it; the rest ran inline
-    assert 25 <= writer.inline_writes < 35
-    assert checkpoints == 3  # one per 10 writes, whichever path they took
+    # The first ten find the writer idle and run inline; after that, which path a write takes
+    # depends on whether the thread is still busy with a checkpoint: scheduling, not asserted.
+    assert 10 <= writer.inline_writes <= 35
+    assert checkpoints == 3  # one per 10 writes, whichever path they took and however they were scheduled
     assert writer.checkpoints == 4  # and a last one on stop
     assert [k for k, _ in rows(path)] == list(range(35))
 

@@ -91,7 +91,6 @@ class Writer:
         #: The connection's own busy timeout, which the thread's writes keep (inline ones use 0).
         self._busy_ms = 0
         self._since_checkpoint = 0
-        self._checkpoint_queued = False
         #: Writes run and transactions committed so far (their ratio is the mean group size).
         self.writes = 0
         self.groups = 0
@@ -198,9 +197,11 @@ class Writer:
     def _count_for_checkpoint(self, writes: int) -> None:
         if not self._inline:
             return
+        # Counted when asked for, not when run: every write counts towards exactly one checkpoint,
+        # so the checkpoints asked for are writes // checkpoint_every whatever the scheduling.
         self._since_checkpoint += writes
-        if self._since_checkpoint >= self._checkpoint_every and not self._checkpoint_queued:
-            self._checkpoint_queued = True
+        while self._since_checkpoint >= self._checkpoint_every:
+            self._since_checkpoint -= self._checkpoint_every
             self._queue.put(_CHECKPOINT)
 
     # -- the thread ---------------------------------------------------------------------------------
@@ -230,19 +231,19 @@ class Writer:
             while not stopping:
                 first = self._queue.get()
                 batch: list[_Item] = []
-                checkpoint = False
+                checkpoint = 0
                 for item in self._take(first):
                     if item is None:
                         stopping = True
                     elif isinstance(item, str):
-                        checkpoint = True
+                        checkpoint += 1
                     else:
                         batch.append(item)
                 if batch:
                     with self._using:
                         self._commit(conn, batch)
                 if checkpointer is not None and (checkpoint or stopping):
-                    self._checkpoint(checkpointer)
+                    self._checkpoint(checkpointer, max(checkpoint, 1))
         finally:
             with self._using:
                 self._conn = None
@@ -263,19 +264,16 @@ class Writer:
                 break
         return items
 
-    def _checkpoint(self, checkpointer: sqlite3.Connection) -> None:
-        """Copy the WAL into the database from a connection of its own.
+    def _checkpoint(self, checkpointer: sqlite3.Connection, requests: int) -> None:
+        """Copy the WAL into the database from a connection of its own; it serves ``requests`` requests.
 
         A passive checkpoint takes no write lock, so inline writes go on while
         it copies and syncs; only queued writes wait for it, as they waited
         for SQLite's automatic checkpoint before.
         """
-        with self._using:
-            self._checkpoint_queued = False
-            self._since_checkpoint = 0
         with contextlib.suppress(sqlite3.Error):  # a busy reader only shortens it; the next one goes on
             checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        self.checkpoints += 1
+        self.checkpoints += requests
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
         results: list[tuple[_Item, Any, BaseException | None]] = []
