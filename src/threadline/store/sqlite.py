@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import migrations
-from .base import Effects, Outcome, StoreUnavailable, TooManyParticipants
+from .base import Effects, Outcome, StoreError, StoreUnavailable, TooManyParticipants
 from .blobs import FileBlobs
 from .records import (
     Event,
@@ -276,6 +276,8 @@ class SqliteStore(SqliteImages):
         row = conn.execute(
             "SELECT last_seq, last_message_id FROM threads WHERE id = ?", (thread_id,)
         ).fetchone()
+        if row is None:
+            raise StoreError(f"no thread {thread_id!r}")
         seq, last_id = row["last_seq"], row["last_message_id"]
         pairs = []
         for _ in range(count):
