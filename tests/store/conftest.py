@@ -64,7 +64,7 @@ def postgres_url() -> Iterator[str]:
 async def _empty(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY; UPDATE event_counter SET value = 0")
+        await conn.execute(f"TRUNCATE {_TABLES} RESTART IDENTITY; UPDATE event_partitions SET value = 0, pruned = id")
     finally:
         await conn.close()
 

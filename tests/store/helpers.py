@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Sequence
 
 from threadline.store.base import Effects, Outcome, Store
+from threadline.store.positions import partition_of
 from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord, ThreadRecord, UserRecord
 
 #: A fixed clock: every test passes its own times, so results are exact.
@@ -72,3 +73,24 @@ async def send(
     )
     draft = MessageDraft("text", sender_id=sender, content=content)
     return await store.send_message(tid, draft, now, effects)
+
+
+def at(store: Store, tid: str, k: int) -> int:
+    """The position of the k-th event (1-based) of the partition ``tid`` belongs to."""
+    count = store.partitions
+    return k * count + partition_of(tid, count)
+
+
+def nth(store: Store, tid: str, positions: Sequence[int]) -> list[int]:
+    """Positions of ``tid``'s partition as their rank in it (1, 2, ...): dense iff gap-free."""
+    count = store.partitions
+    part = partition_of(tid, count)
+    assert all(p % count == part for p in positions), "an event outside the thread's partition"
+    return [p // count for p in positions]
+
+
+async def bounds(store: Store, tid: str) -> tuple[int, int]:
+    """``event_bounds`` of the partition ``tid`` belongs to, as ranks (see :func:`nth`)."""
+    lows, highs = await store.event_bounds()
+    part = partition_of(tid, store.partitions)
+    return lows[part] // store.partitions, highs[part] // store.partitions

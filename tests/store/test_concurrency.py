@@ -10,7 +10,9 @@ from threadline.store.base import Effects
 from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord
 
 from .conftest import Engine
-from .helpers import T0, make_thread, make_users, optional_events, send, thread_id
+from threadline.store.positions import partition_of
+
+from .helpers import T0, at, bounds, make_thread, make_users, nth, optional_events, send, thread_id
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +30,7 @@ async def test_fifty_concurrent_sends_get_unique_ordered_sequence_ids(engine: En
     assert ids == sorted(ids) and len(set(ids)) == 50  # ids rise with sequence ids
     assert ids[0] == T0 + 1000
     positions = sorted(e.position for o in outcomes for e in o.events)
-    assert positions == list(range(2, 52))
+    assert nth(one, tid, positions) == list(range(2, 52))  # dense in the thread's partition
     listed = await one.list_messages(tid, before_seq=None, min_created_ms=0, limit=100)
     assert [m.sequence_id for m in listed] == list(range(52, 0, -1))
 
@@ -94,11 +96,12 @@ async def test_concurrent_adds_of_one_member_announce_it_once(engine: Engine) ->
 
 
 async def test_event_positions_become_visible_in_order(engine: Engine) -> None:
-    """A reader that sees position P has already seen every position below P.
+    """A reader that sees position P of a partition has already seen every position below P there.
 
     Writers on two stores append to four threads of one user while a reader on
-    a third store polls: every answer must be the gap-free prefix 1..N, and the
-    highest position reported by ``event_bounds`` must already be readable.
+    a third store polls: in every partition, every answer must be the gap-free
+    prefix 1..N, and the highest position ``event_bounds`` reports for the
+    partition must already be readable.
     """
     one, two, reader = engine.first, await engine.open(), await engine.open()
     (a,) = await make_users(one, 1)
@@ -112,13 +115,24 @@ async def test_event_positions_become_visible_in_order(engine: Engine) -> None:
 
     polls = 0
 
+    count = one.partitions
+
+    def by_partition(positions: list[int]) -> dict[int, list[int]]:
+        parts: dict[int, list[int]] = {}
+        for p in positions:
+            parts.setdefault(p % count, []).append(p // count)
+        return parts
+
     async def read() -> None:
         nonlocal polls
         while not done.is_set():
-            _, high = await reader.event_bounds()
-            seen = [e.position for e in await reader.events_since(a, 0, 100_000)]
-            assert seen == list(range(1, len(seen) + 1)), "a position became visible before a lower one"
-            assert len(seen) >= high, f"event_bounds reported {high} but only {len(seen)} are readable"
+            _, highs = await reader.event_bounds()
+            seen = by_partition([e.position for e in await reader.events_since(a, 0, 100_000)])
+            for part, ranks in seen.items():
+                assert ranks == list(range(1, len(ranks) + 1)), "a position became visible before a lower one"
+            for part, high in enumerate(highs):
+                readable = len(seen.get(part, []))
+                assert readable >= high // count, f"event_bounds reported {high} but only {readable} are readable"
             polls += 1
             await asyncio.sleep(0)
 
@@ -128,7 +142,12 @@ async def test_event_positions_become_visible_in_order(engine: Engine) -> None:
     await reading
     assert polls > 5
     final = [e.position for e in await reader.events_since(a, 0, 100_000)]
-    assert final == list(range(1, 4 + 8 * 40 + 1))
+    expected: dict[int, int] = {}
+    for tid in tids:  # a creation and 80 sends per thread
+        part = partition_of(tid, count)
+        expected[part] = expected.get(part, 0) + 81
+    assert {part: len(ranks) for part, ranks in by_partition(final).items()} == expected
+    assert all(ranks == list(range(1, len(ranks) + 1)) for ranks in by_partition(final).values())
 
 
 async def test_live_recipients_agree_with_replay_under_membership_churn(engine: Engine) -> None:
@@ -171,7 +190,7 @@ async def test_live_recipients_agree_with_replay_under_membership_churn(engine: 
     assert d not in last.events[0].recipients
     events.extend(last.events)
     positions = sorted(e.position for e in events)
-    assert positions == list(range(1, len(events) + 1))
+    assert nth(one, tid, positions) == list(range(1, len(events) + 1))
     replayed = {u: {e.position for e in await two.events_since(u, 0, 10_000)} for u in (a, b, c, d)}
     for event in events:
         hearing = {u for u in (a, b, c, d) if event.position in replayed[u]}
@@ -179,8 +198,7 @@ async def test_live_recipients_agree_with_replay_under_membership_churn(engine: 
         assert len(event.recipients) == len(hearing)
     assert replayed[a] == set(positions)
     assert last.events[0].position not in replayed[d]  # the deleted user hears nothing after
-    low, high = await one.event_bounds()
-    assert (low, high) == (0, len(events))
+    assert await bounds(one, tid) == (0, len(events))
 
 
 async def test_a_failed_write_leaves_no_gap_and_no_trace(engine: Engine) -> None:
@@ -195,9 +213,9 @@ async def test_a_failed_write_leaves_no_gap_and_no_trace(engine: Engine) -> None
     with pytest.raises(ValueError, match="factory failed"):
         await two.send_message(tid, MessageDraft("text", sender_id=a, content="lost"), T0 + 2, Effects(events=broken))
     after = await send(two, tid, a, "second", T0 + 3)
-    assert [e.position for e in after.events] == [3]
-    assert await one.event_bounds() == (0, 3)
-    assert [e.position for e in await one.events_since(a, 0, 10)] == [1, 2, 3]
+    assert [e.position for e in after.events] == [at(one, tid, 3)]
+    assert await bounds(one, tid) == (0, 3)
+    assert nth(one, tid, [e.position for e in await one.events_since(a, 0, 10)]) == [1, 2, 3]
     listed = await one.list_messages(tid, before_seq=None, min_created_ms=0, limit=10)
     assert "lost" not in [m.content for m in listed]
 

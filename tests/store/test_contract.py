@@ -17,7 +17,21 @@ from threadline.store.records import (
 )
 
 from .conftest import Engine
-from .helpers import T0, make_thread, make_users, message_events, optional_events, send, thread_id, user_id
+from threadline.store.positions import partition_of
+
+from .helpers import (
+    T0,
+    at,
+    bounds,
+    make_thread,
+    make_users,
+    message_events,
+    nth,
+    optional_events,
+    send,
+    thread_id,
+    user_id,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +84,7 @@ async def test_create_thread_allocates_ids_members_and_events(store: Store) -> N
         (2, str(T0 + 1), T0 + 1, "topicUpdated", T0),
     ]
     assert [(e.position, e.thread_id, e.type, e.payload, e.created_ms, e.recipients) for e in outcome.events] == [
-        (1, tid, "chatThreadCreated", b"{}", T0, (a, b))
+        (at(store, tid, 1), tid, "chatThreadCreated", b"{}", T0, (a, b))
     ]
 
     got = await store.get_thread(tid)
@@ -204,7 +218,7 @@ async def test_send_allocates_sequence_and_monotonic_epoch_ms_ids(store: Store) 
            for o in (first, same_ms, clock_back)]
     assert got == [(3, str(T0 + 10), T0 + 10, T0 + 10), (4, str(T0 + 11), T0 + 11, T0 + 10),
                    (5, str(T0 + 12), T0 + 12, T0 + 5)]
-    assert [e.position for o in (first, same_ms, clock_back) for e in o.events] == [2, 3, 4]
+    assert nth(store, tid, [e.position for o in (first, same_ms, clock_back) for e in o.events]) == [2, 3, 4]
     assert first.events[0].recipients == (a, b)
     assert first.events[0].payload == str(T0 + 10).encode()
 
@@ -407,21 +421,25 @@ async def test_read_receipts_keep_the_latest_per_reader(store: Store) -> None:
 
 
 async def test_event_bounds_and_pruning(store: Store) -> None:
-    assert await store.event_bounds() == (0, 0)
+    count = store.partitions
+    assert await store.event_bounds() == (list(range(count)), list(range(count)))  # every partition empty
     (a,) = await make_users(store, 1)
     tid = (await make_thread(store, a, now=T0)).value[0].thread_id  # type: ignore[index]
     await send(store, tid, a, "x", T0 + 10)
     await send(store, tid, a, "y", T0 + 20)
-    assert await store.event_bounds() == (0, 3)
+    assert await bounds(store, tid) == (0, 3)
     assert await store.prune_events(T0 + 5) == 1
-    assert await store.event_bounds() == (1, 3)
-    assert [e.position for e in await store.events_since(a, 0, 10)] == [2, 3]
+    assert await bounds(store, tid) == (1, 3)
+    assert nth(store, tid, [e.position for e in await store.events_since(a, 0, 10)]) == [2, 3]
     assert await store.prune_events(T0 + 5) == 0
     assert await store.prune_events(T0 + 100) == 2
-    assert await store.event_bounds() == (3, 3)
+    assert await bounds(store, tid) == (3, 3)
     assert await store.events_since(a, 0, 10) == []
     nxt = await send(store, tid, a, "z", T0 + 200)
-    assert [e.position for e in nxt.events] == [4]
+    assert nth(store, tid, [e.position for e in nxt.events]) == [4]
+    lows, highs = await store.event_bounds()
+    others = [k for k in range(count) if k != partition_of(tid, count)]
+    assert [(lows[k], highs[k]) for k in others] == [(k, k) for k in others]  # other partitions untouched
 
 
 async def test_ping_and_reopen_keep_data(engine: Engine, store: Store) -> None:

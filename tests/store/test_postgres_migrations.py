@@ -28,7 +28,9 @@ async def test_nodes_starting_at_once_migrate_once() -> None:
                 assert [(r["version"], r["name"]) for r in rows] == expected
                 assert expected[0] == (1, "initial")
                 assert await migrate(conn) == []  # nothing left to apply
-                assert await conn.fetchval("SELECT value FROM event_counter") == 0
+                partitions = await conn.fetch("SELECT id, value, pruned FROM event_partitions ORDER BY id")
+                assert [tuple(r) for r in partitions] == [(k, 0, k) for k in range(32)]  # 32, all empty
+                assert stores[0].partitions == 32
             finally:
                 await conn.close()
             await stores[0].ping()

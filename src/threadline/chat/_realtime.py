@@ -102,13 +102,14 @@ class ChatEvent:
     """Base of every real-time event.
 
     Attributes:
-        position: the event's place in the server's log (0 for typing indicators
-            and for the connection events).
+        position: the opaque resume token after this event (pass it as ``resume_after``
+            to continue after it); for typing indicators and connection events, the
+            token of the stream at that moment.
         raw: the event's JSON ``data`` as received (empty for connection events).
     """
 
     name: ClassVar[str] = ""
-    position: int = 0
+    position: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -345,13 +346,13 @@ class ResumeGapEvent(ChatEvent):
     the REST API (``list_messages``, ``list_participants``...).
 
     Attributes:
-        requested: the position the client asked to resume after.
-        oldest: the oldest position the server still has.
+        requested: the token (or old integer position) the client asked to resume after.
+        oldest: the token that resumes from the oldest event the server still has.
     """
 
     name: ClassVar[str] = "resumeGap"
-    requested: int = 0
-    oldest: int = 0
+    requested: str = ""
+    oldest: str = ""
 
 
 _CHAT_EVENTS: tuple[type[ChatEvent], ...] = (
@@ -478,12 +479,12 @@ def _attachments(value: Any) -> list[ChatAttachment]:
     return found
 
 
-def parse_event(name: str, position: int, data: dict[str, Any]) -> ChatEvent | None:
+def parse_event(name: str, position: str, data: dict[str, Any]) -> ChatEvent | None:
     """Build the event model of one server event frame.
 
     Args:
         name: the frame's ``type`` (``chatMessageReceived``...).
-        position: the frame's ``position``.
+        position: the frame's ``position`` (a resume token).
         data: the frame's ``data``.
 
     Returns:
@@ -558,13 +559,13 @@ def parse_event(name: str, position: int, data: dict[str, Any]) -> ChatEvent | N
 # -- resume and backoff ------------------------------------------------------------------------------
 
 
-def realtime_url(endpoint: str, api_version: str | None, after: int | None, heartbeat: float | None) -> str:
+def realtime_url(endpoint: str, api_version: str | None, after: str | None, heartbeat: float | None) -> str:
     """The WebSocket URL of the real-time endpoint behind a REST endpoint.
 
     Args:
         endpoint: the chat endpoint (``https://host[:port][/prefix]``).
         api_version: sent as ``api-version`` when given.
-        after: the position to resume after (None: from now on).
+        after: the resume token to continue after (None: from now on).
         heartbeat: the ``ping`` interval to ask for, in seconds.
 
     Returns:
@@ -576,7 +577,7 @@ def realtime_url(endpoint: str, api_version: str | None, after: int | None, hear
     if api_version:
         query["api-version"] = api_version
     if after is not None:
-        query["after"] = str(after)
+        query["after"] = after
     if heartbeat is not None:
         query["heartbeat"] = f"{heartbeat:g}"
     return urlunsplit((scheme, parts.netloc, parts.path + "/chat/realtime", urlencode(query), ""))
@@ -646,17 +647,18 @@ class CloseDecision:
 class RealtimeSession:
     """The client's side of the protocol across connections, without I/O.
 
-    It remembers the last position received, so every reconnect resumes
+    It remembers the resume token of the last frame received (opaque: the
+    server's cursor over its event partitions), so every reconnect resumes
     after it; it turns frames into events; it decides when and whether to
     reconnect.
 
     Args:
-        after: the position to start after (None: from the moment of connecting).
+        after: the resume token to start after (None: from the moment of connecting).
         backoff: the reconnect delays.
         heartbeat: the ``ping`` interval to ask the server for (None: the server's default).
     """
 
-    def __init__(self, after: int | None = None, backoff: Backoff | None = None,
+    def __init__(self, after: str | None = None, backoff: Backoff | None = None,
                  heartbeat: float | None = None) -> None:
         self.position = after
         self.backoff = backoff or Backoff()
@@ -695,7 +697,7 @@ class RealtimeSession:
             raise ValueError("a frame must be a JSON object with a type")
         kind: str = frame["type"]
         raw_position = frame.get("position")
-        position = raw_position if isinstance(raw_position, int) else 0
+        position = raw_position if isinstance(raw_position, str) else ""
         result = FrameResult()
         if kind == "ping":
             result.reply = '{"type":"pong"}'
@@ -704,15 +706,15 @@ class RealtimeSession:
             beat = frame.get("heartbeatSeconds")
             if isinstance(beat, int | float) and beat > 0:
                 self.server_heartbeat = float(beat)
-            if self.position is None:
+            if self.position is None and position:
                 self.position = position
         elif kind == "resumeGap":
             requested = frame.get("requested")
             oldest = frame.get("oldest")
-            self.position = position
+            self.position = position or self.position
             result.events.append(ResumeGapEvent(
-                position=position, requested=requested if isinstance(requested, int) else 0,
-                oldest=oldest if isinstance(oldest, int) else 0,
+                position=position, requested=requested if isinstance(requested, str) else "",
+                oldest=oldest if isinstance(oldest, str) else "",
             ))
         elif kind == "synced":
             self.backoff.reset()
@@ -727,7 +729,7 @@ class RealtimeSession:
         else:
             data = frame.get("data")
             event = parse_event(kind, position, data if isinstance(data, dict) else {})
-            if position > 0 and (self.position is None or position > self.position):
+            if position:  # the token after this frame's event: the server's cursor for this stream
                 self.position = position
             if event is not None:
                 result.events.append(event)

@@ -102,11 +102,11 @@ class SyncRealtimeNotifications:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
-    def start(self, *, resume_after: int | None = None, heartbeat: float | None = None) -> None:
+    def start(self, *, resume_after: str | None = None, heartbeat: float | None = None) -> None:
         """Start the background thread and connect; return once the stream is live.
 
         Args:
-            resume_after: a position to resume after.
+            resume_after: a resume token (opaque) to continue after.
             heartbeat: the ``ping`` interval to ask for, in seconds.
 
         Raises:
@@ -176,7 +176,7 @@ class SyncRealtimeNotifications:
             self._core.remove_sink(sink)
 
     @property
-    def position(self) -> int | None:
+    def position(self) -> str | None:
         """The position of the last event received."""
         return self._core.position
 
@@ -202,7 +202,7 @@ class SyncRealtimeMixin:
         return notifications
 
     def start_realtime_notifications(
-        self, *, resume_after: int | None = None, heartbeat: float | None = None
+        self, *, resume_after: str | None = None, heartbeat: float | None = None
     ) -> None:
         """Open the real-time event stream on a background thread; return once it is live.
 
@@ -210,7 +210,7 @@ class SyncRealtimeMixin:
         resumes after the last event received. See ``docs/realtime.md``.
 
         Args:
-            resume_after: a position to resume after (e.g. a saved :attr:`realtime_position`).
+            resume_after: a resume token (opaque) to continue after (e.g. a saved :attr:`realtime_position`).
             heartbeat: the ``ping`` interval to ask the server for, in seconds.
 
         Raises:
@@ -260,6 +260,6 @@ class SyncRealtimeMixin:
         return self._realtime().events(max_queue=max_queue)
 
     @property
-    def realtime_position(self) -> int | None:
-        """The position of the last event received (save it to resume after a restart)."""
+    def realtime_position(self) -> str | None:
+        """The opaque resume token after the last event received (save it to resume after a restart)."""
         return self._realtime_sync.position if self._realtime_sync is not None else None

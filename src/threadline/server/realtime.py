@@ -5,10 +5,11 @@ of, shaped as the ACS JS SDK's events (``docs/realtime.md`` is the protocol).
 
 How a connection never misses an event: it subscribes to the hub *first*,
 buffering live events; then it replays the event log from the store after the
-position the client asked for, page by page; then it appends the buffered
-events whose position it has not sent yet and goes live. Positions are the
-store's commit order, so an event with a position at or below the last
-replayed one was part of the replay, whether it sat in the buffer or is
+resume token the client gave (a cursor over the store's event partitions,
+:mod:`threadline.store.positions`), page by page; then it appends the buffered
+events the cursor does not cover yet and goes live. Positions are each
+partition's commit order, so an event at or below the cursor's entry for its
+partition was part of the replay, whether it sat in the buffer or is
 published only later (a write is published a moment after its commit, so the
 replay can read an event before the hub delivers it): both are skipped. Live events that pile up beyond
 :attr:`RealtimeOptions.buffer_events` during the replay are dropped and
@@ -54,7 +55,9 @@ from threadline.server.events import Hub
 from threadline.server.services.identity import IdentityService
 from threadline.server.services.payloads import identifier_kind
 from threadline.server.wsclose import fit_close_reason
+from threadline.store import positions
 from threadline.store.base import Store, StoreError
+from threadline.store.positions import Cursor
 from threadline.store.records import Event
 
 __all__ = [
@@ -235,9 +238,29 @@ class _Connection:
     """One open WebSocket: its queue, its state and its timers."""
 
     __slots__ = (
-        "claims", "close_request", "closed", "direct", "heartbeat_due", "id", "interval", "last_seen",
-        "last_sent", "manager", "pump", "queue", "queued_bytes", "replay_buffer", "replayed_through",
-        "send_started", "sending", "state", "tail", "tail_bytes", "timer", "unsubscribe", "user_id", "websocket",
+        "claims",
+        "close_request",
+        "closed",
+        "cursor",
+        "direct",
+        "heartbeat_due",
+        "id",
+        "interval",
+        "last_seen",
+        "manager",
+        "pump",
+        "queue",
+        "queued_bytes",
+        "replay_buffer",
+        "replayed",
+        "send_started",
+        "sending",
+        "state",
+        "tail",
+        "timer",
+        "unsubscribe",
+        "user_id",
+        "websocket",
     )
 
     def __init__(
@@ -249,8 +272,8 @@ class _Connection:
         self.user_id = claims.user_id
         self.id = uuid.uuid4().hex
         recipient = _json_encode(identifier_kind(claims.user_id)).decode()
-        self.tail = '"recipient":' + recipient + "}}"
-        self.tail_bytes = self.tail.encode()
+        #: What follows an event's data up to its resume token (the token differs per connection).
+        self.tail = '"recipient":' + recipient + '},"position":"'
         self.direct = _direct_protocol(websocket.scope)
         self.state = _REPLAY
         self.replay_buffer: list[Event] | None = []
@@ -260,8 +283,10 @@ class _Connection:
         self.queued_bytes = 0
         self.sending = False
         self.send_started = 0.0
-        self.last_sent = 0
-        self.replayed_through = 0
+        #: The last position sent in each partition; its token is every frame's ``position``.
+        self.cursor: Cursor | None = None
+        #: The cursor when the replay ended: live events it covers were replayed already.
+        self.replayed: Cursor | None = None
         self.last_seen = time.monotonic()
         self.close_request: tuple[int, str] | None = None
         self.closed = False
@@ -289,17 +314,28 @@ class _Connection:
                     buffer.append(event)
 
     def _enqueue_event(self, event: Event) -> None:
-        if 0 < event.position <= self.replayed_through:
+        cursor = self.cursor
+        assert cursor is not None  # set by the replay, before anything goes live
+        replayed = self.replayed
+        if replayed is not None and replayed.covers(event.position):
             return  # read from the store already; its publication just came later than the read
-        if event.position > self.last_sent:
-            self.last_sent = event.position
+        cursor.advance(event.position)
         if self._writable_now():
             head = self.manager.frame_head_bytes(event)
-            _write_text_frame(self.direct, head, self.tail_bytes)
+            _write_text_frame(self.direct, head, self._tail(cursor).encode())
             return
         if event.position == 0 and self.queued_bytes * 2 > self.manager.options.queue_bytes:
             return  # typing indicators are the first to go under pressure
-        self._enqueue(self.manager.frame_head_bytes(event) + self.tail_bytes)
+        self._enqueue(self.manager.frame_head_bytes(event) + self._tail(cursor).encode())
+
+    def _tail(self, cursor: Cursor) -> str:
+        """The end of an event frame: the recipient, and the resume token after the event."""
+        return self.tail + cursor.token() + '"}'
+
+    @property
+    def position(self) -> str | None:
+        """The token to resume after what this connection sent (None before its replay began)."""
+        return None if self.cursor is None else self.cursor.token()
 
     def _writable_now(self) -> bool:
         """Whether a frame may go straight to the socket: live, nothing queued or in flight, not paused."""
@@ -433,12 +469,12 @@ class _Connection:
         finally:
             self.sending = False
 
-    async def run_pump(self, after: int | None) -> None:
+    async def run_pump(self, after: Cursor | str | None, requested: str | None = None) -> None:
         """Replay, go live, and close when asked; the task is cancelled to interrupt a blocked send."""
-        await self._guarded(self._replay_and_drain(after))
+        await self._guarded(self._replay_and_drain(after, requested))
 
-    async def _replay_and_drain(self, after: int | None) -> None:
-        await self._replay(after)
+    async def _replay_and_drain(self, after: Cursor | str | None, requested: str | None) -> None:
+        await self._replay(after, requested)
         await self._drain()  # what arrived during the replay, and ``synced``
 
     async def _write_queue(self) -> None:
@@ -464,32 +500,34 @@ class _Connection:
         if self.close_request is not None and not self.closed:
             await self._finish()
 
-    async def _replay(self, after: int | None) -> None:
+    async def _replay(self, after: Cursor | str | None, requested: str | None = None) -> None:
         manager = self.manager
         store = manager.store
-        low, high = await store.event_bounds()
-        gap = after is not None and not low <= after <= high
+        lows, highs = await store.event_bounds()
         if after is None:
-            start = high
-        elif gap:
-            start = low if after < low else high
+            gap, start = False, Cursor(highs)
+        elif isinstance(after, str) or after.partitions != len(highs):
+            gap, start = True, Cursor(lows)  # an old integer position, or another partitioning: refetch
         else:
-            start = after
-        self.last_sent = start
+            spans = list(zip(after.after, lows, highs, strict=True))
+            gap = any(not low <= a <= high for a, low, high in spans)
+            start = Cursor([low if a < low else high if a > high else a for a, low, high in spans])
+        self.cursor = start
         expires = format_ms(self.claims.expires_at * 1000)
+        oldest = Cursor(lows).token()
         await self._send(_control(
-            "hello", connectionId=self.id, position=start, latest=high, oldest=low + 1,
+            "hello", connectionId=self.id, position=start.token(), latest=Cursor(highs).token(), oldest=oldest,
             heartbeatSeconds=self.interval, expiresOn=expires,
             user=identifier_kind(self.user_id),
         ))
         if gap:
-            await self._send(_control("resumeGap", requested=after, oldest=low + 1, position=start))
+            await self._send(_control("resumeGap", requested=requested, oldest=oldest, position=start.token()))
         page = manager.options.replay_page
         while True:
-            rows = await store.events_since(self.user_id, self.last_sent, page)
+            rows = await store.events_since(self.user_id, start.after, page)
             for event in rows:
-                await self._send(manager.frame_head(event) + self.tail)
-                self.last_sent = event.position
+                start.advance(event.position)
+                await self._send(manager.frame_head(event) + self._tail(start))
             if len(rows) < page:
                 if self.replay_buffer is None and self.state == _REPLAY:
                     self.replay_buffer = []  # it overflowed during this round: read the store again
@@ -501,10 +539,10 @@ class _Connection:
             return
         self.state = _LIVE
         self.last_seen = time.monotonic()  # the heartbeat deadline counts from here
-        self.replayed_through = self.last_sent
+        self.replayed = start.copy()
         for event in buffered:
             self._enqueue_event(event)
-        self._enqueue(_control("synced", position=self.last_sent).encode())
+        self._enqueue(_control("synced", position=start.token()).encode())
 
     async def _drain(self) -> None:
         while self.queue and self.close_request is None:
@@ -587,7 +625,7 @@ class RealtimeManager:
             return self._cached_head
         payload = event.payload.decode()
         separator = "," if len(payload) > 2 else ""
-        head = f'{{"type":"{event.type}","position":{event.position},"data":{payload[:-1]}{separator}'
+        head = f'{{"type":"{event.type}","data":{payload[:-1]}{separator}'
         self._cached_event, self._cached_head = event, head
         return head
 
@@ -597,9 +635,7 @@ class RealtimeManager:
             return self._cached_head_bytes
         payload = event.payload
         separator = b"," if len(payload) > 2 else b""
-        head = b'{"type":"%s","position":%d,"data":%s%s' % (
-            event.type.encode(), event.position, payload[:-1], separator,
-        )
+        head = b'{"type":"%s","data":%s%s' % (event.type.encode(), payload[:-1], separator)
         self._cached_bytes_event, self._cached_head_bytes = event, head
         return head
 
@@ -641,7 +677,7 @@ class RealtimeManager:
         for connection in list(self.connections):
             connection.close(
                 CLOSE_SERVICE_RESTART, "The server is restarting.", urgent=False,
-                frame=_reconnect_frame(connection.last_sent),
+                frame=_reconnect_frame(connection.position),
             )
         pending = {t for t in self._handlers if not t.done()}
         if pending:
@@ -676,7 +712,7 @@ class RealtimeManager:
 
     async def _serve(self, websocket: WebSocket) -> None:
         if self.closing:
-            await websocket.send_text(_reconnect_frame(0))
+            await websocket.send_text(_reconnect_frame(None))
             await _close(websocket, CLOSE_SERVICE_RESTART, "The server is restarting.")
             return
         query = _query(websocket)
@@ -717,7 +753,7 @@ class RealtimeManager:
         self._ensure_checker()
         connection.unsubscribe = self.hub.subscribe(connection.user_id, connection.on_event)
         connection.start_timers()
-        connection.pump = asyncio.create_task(connection.run_pump(after))
+        connection.pump = asyncio.create_task(connection.run_pump(after, query.get("after")))
         try:
             await self._read(connection)
         finally:
@@ -731,17 +767,15 @@ class RealtimeManager:
             self.user_cap.release(connection.user_id)
             metrics.connections_closed()
 
-    def _parameters(self, query: dict[str, str]) -> tuple[int | None, float]:
+    def _parameters(self, query: dict[str, str]) -> tuple[Cursor | str | None, float]:
         version = query.get("api-version")
         if version and version not in CHAT_VERSIONS:
             raise ValueError(f"api-version {version} is not supported.")
         raw_after = query.get("after")
-        after = None
+        after: Cursor | str | None = None
         if raw_after not in (None, ""):
             assert raw_after is not None
-            if not raw_after.isdigit():
-                raise ValueError("after must be a non-negative integer.")
-            after = int(raw_after)
+            after = positions.parse(raw_after)  # ValueError: neither a token nor an old position
         heartbeat = self.options.heartbeat_seconds
         raw_heartbeat = query.get("heartbeat")
         if raw_heartbeat not in (None, ""):
@@ -778,7 +812,7 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     await websocket.close(code, fit_close_reason(reason))
 
 
-def _reconnect_frame(position: int) -> str:
+def _reconnect_frame(position: str | None) -> str:
     return _control("reconnect", reason="shutdown", position=position, retryAfterMs=random.randint(250, 2000))
 
 

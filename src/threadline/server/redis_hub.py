@@ -4,13 +4,15 @@ Every node publishes the events its requests committed to one channel and
 subscribes to it; each node hands what it receives to its own subscribers
 through a :class:`~threadline.server.events.LocalHub`.
 
-Delivery is in position order. Positions come from the database, in commit
-order, but two nodes publish independently, so event 12 may arrive before
-event 11. The hub holds an early event until the ones below it have arrived;
-when a gap stays open longer than ``gap_seconds`` (its publisher crashed
-between commit and publish, or Redis dropped the message) the hub reads the
-missing positions from the database for each locally subscribed user, so
-nothing committed is lost and nothing is delivered twice.
+Delivery is in position order within each event partition
+(:mod:`threadline.store.positions`). A partition's positions come from the
+database in commit order, but two nodes publish independently, so its event 12
+may arrive before its event 11. The hub holds an early event until the ones
+below it in its partition have arrived; when a gap stays open longer than
+``gap_seconds`` (its publisher crashed between commit and publish, or Redis
+dropped the message) the hub reads the missing positions from the database for
+each locally subscribed user, so nothing committed is lost and nothing is
+delivered twice. Partitions never wait for one another.
 
 Redis is never in the way of a request: :meth:`RedisHub.publish` delivers to
 local subscribers at once and sends to Redis with a short timeout; if Redis is
@@ -38,6 +40,7 @@ from redis.exceptions import RedisError
 
 from threadline.server import metrics
 from threadline.store.base import Store, StoreError
+from threadline.store.positions import Cursor
 from threadline.store.records import Event
 
 from .events import LocalHub, Subscriber
@@ -121,9 +124,11 @@ class RedisHub:
         self._client: aioredis.Redis | None = None
         self._listener: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
-        # Ordered delivery: positions below ``_next`` are delivered; ``_pending`` holds early ones.
-        self._next = 0
-        self._pending: list[tuple[int, Event]] = []
+        # Ordered delivery per partition: positions below ``_next[p]`` are delivered in partition p;
+        # ``_pending[p]`` holds its early ones (a heap by position).
+        self._partitions = 1
+        self._next: list[int] = [0]
+        self._pending: dict[int, list[tuple[int, Event]]] = {}
         self._pending_positions: set[int] = set()
         self._gap_since: float | None = None
         self._gap_timer: asyncio.TimerHandle | None = None
@@ -142,8 +147,9 @@ class RedisHub:
         self._client = aioredis.Redis.from_url(
             self.url, socket_connect_timeout=self._publish_timeout, health_check_interval=10
         )
-        _, high = await self._store.event_bounds()
-        self._next = high + 1
+        _, highs = await self._store.event_bounds()
+        self._partitions = len(highs)
+        self._next = [high + self._partitions for high in highs]
         metrics.hub_connected(False)  # until the first subscription
         self._listener = asyncio.create_task(self._listen(), name="threadline-redis-hub")
         with contextlib.suppress(TimeoutError):  # don't hold the start up for long on a Redis outage
@@ -276,29 +282,35 @@ class RedisHub:
         ])
 
     def _receive(self, events: Sequence[Event]) -> None:
-        """Deliver in position order: ephemeral ones at once, early ones once the gap closes."""
+        """Deliver in position order per partition: ephemeral ones at once, early ones once the gap closes."""
+        count = self._partitions
         for event in events:
-            if event.position == 0:
+            position = event.position
+            if position == 0:
                 self._local.deliver([event])
-            elif event.position >= self._next and event.position not in self._pending_positions:
-                heapq.heappush(self._pending, (event.position, event))
-                self._pending_positions.add(event.position)
+            elif position >= self._next[position % count] and position not in self._pending_positions:
+                heapq.heappush(self._pending.setdefault(position % count, []), (position, event))
+                self._pending_positions.add(position)
         self._drain()
 
     def _drain(self) -> None:
         if self._fill_running:
             return  # the fill delivers what it read, then drains
         ready: list[Event] = []
-        pending = self._pending
-        while pending and pending[0][0] <= self._next:
-            position, event = heapq.heappop(pending)
-            self._pending_positions.discard(position)
-            if position == self._next:
-                ready.append(event)
-                self._next += 1
+        count, following = self._partitions, self._next
+        for part, pending in list(self._pending.items()):
+            while pending and pending[0][0] <= following[part]:
+                position, event = heapq.heappop(pending)
+                self._pending_positions.discard(position)
+                if position == following[part]:
+                    ready.append(event)
+                    following[part] += count
+            if not pending:
+                del self._pending[part]
         if ready:
+            ready.sort(key=lambda e: e.position)
             self._local.deliver(ready)
-        if pending:
+        if self._pending:
             if self._gap_since is None:
                 self._gap_since = time.monotonic()
             self._arm_gap_timer()
@@ -333,13 +345,14 @@ class RedisHub:
 
     async def _fill(self) -> None:
         try:
-            _, high = await self._store.event_bounds()
+            _, highs = await self._store.event_bounds()
         except StoreError as exc:
             log.warning("cannot fill an event gap from the database: %s; retrying", exc)
             self._gap_since = time.monotonic()
             return
-        start = self._next
-        if high < start:
+        count = self._partitions
+        delivered = [following - count for following in self._next]
+        if len(highs) != count or all(high <= done for high, done in zip(highs, delivered, strict=True)):
             self._gap_since = None if self._connected.is_set() else time.monotonic()
             return
         users = list(self._users)
@@ -347,26 +360,30 @@ class RedisHub:
         page = 500
         try:
             for user in users:
-                after = start - 1
-                while after < high:
-                    rows = await self._store.events_since(user, after, page)
-                    for event in rows:
-                        if event.position <= high:
-                            found.setdefault(event.position, []).append(event)
-                    if len(rows) < page or not rows:
+                cursor = Cursor(delivered)
+                while True:
+                    rows = await self._store.events_since(user, cursor.after, page)
+                    inside = [e for e in rows if e.position <= highs[e.position % count]]
+                    for event in inside:
+                        found.setdefault(event.position, []).append(event)
+                        cursor.advance(event.position)
+                    if len(rows) < page or not inside:
                         break
-                    after = rows[-1].position
         except StoreError as exc:
             log.warning("cannot fill an event gap from the database: %s; retrying", exc)
             self._gap_since = time.monotonic()
             return
-        # Events that arrived meanwhile at or below ``high`` are in ``found`` already (for local users).
-        while self._pending and self._pending[0][0] <= high:
-            position, _ = heapq.heappop(self._pending)
-            self._pending_positions.discard(position)
-        if high >= self._next:
-            log.info("filled event positions %d..%d from the database", self._next, high)
-            self._next = high + 1
+        # Events that arrived meanwhile at or below ``highs`` are in ``found`` already (for local users).
+        for part, pending in list(self._pending.items()):
+            while pending and pending[0][0] <= highs[part]:
+                position, _ = heapq.heappop(pending)
+                self._pending_positions.discard(position)
+            if not pending:
+                del self._pending[part]
+        for part, high in enumerate(highs):
+            if high >= self._next[part]:
+                log.info("filled partition %d's positions %d..%d from the database", part, self._next[part], high)
+                self._next[part] = high + count
         for position in sorted(found):
             self._local.deliver(found[position])
         self._gap_since = None if self._connected.is_set() else time.monotonic()

@@ -300,16 +300,25 @@ class Store(Protocol):
 
     # -- events ---------------------------------------------------------------------------------
 
-    async def events_since(self, user_id: str, after: int, limit: int) -> list[Event]:
-        """Stored events after ``after`` that the user was a recipient of, in order.
+    #: How many event partitions the store orders events in (:mod:`.positions`; SQLite: 1).
+    partitions: int
 
+    async def events_since(self, user_id: str, after: int | Sequence[int], limit: int) -> list[Event]:
+        """Stored events after ``after`` that the user was a recipient of, in position order.
+
+        ``after`` is a :class:`~threadline.store.positions.Cursor`'s ``after`` (the last
+        position delivered in each partition), or one position that bounds every partition.
         As live: the user's membership covers the position, and an event that
         reveals a message is left out when the message is older than the
         share-history time of that membership.
         """
 
-    async def event_bounds(self) -> tuple[int, int]:
-        """The lowest kept position minus one, and the highest position (0, 0 when empty)."""
+    async def event_bounds(self) -> tuple[list[int], list[int]]:
+        """Per partition: the position before the lowest kept one, and the highest committed one.
+
+        A cursor below the first list misses pruned events; one above the second names
+        events this database never had. Both equal the partition's start when it is empty.
+        """
 
     async def prune_events(self, before_ms: int) -> int:
         """Drop events created before ``before_ms``; return how many."""

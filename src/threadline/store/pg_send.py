@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 
 from .base import Effects, Outcome, StoreError
+from .positions import partition_of
 from .records import Event, MessageDraft, MessageRecord
 from .rows import drafted_message, dump_json
 
@@ -34,7 +35,7 @@ __all__ = ["send_in_one_statement", "supports"]
 
 _SQL = (
     "SELECT replayed, seq, message_id, base, recipients FROM threadline_send("
-    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 )
 
 
@@ -52,7 +53,8 @@ def _mark() -> int:
 
 
 async def send_in_one_statement(
-    conn: Any, thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[MessageRecord]
+    conn: Any, thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[MessageRecord],
+    partitions: int,
 ) -> Outcome[MessageRecord]:
     """Write a message, its idempotency key and its events in one statement and commit.
 
@@ -62,6 +64,7 @@ async def send_in_one_statement(
         draft: the message (no attachments: see :func:`supports`).
         now_ms: the write's time.
         effects: idempotency, result, events and share-history time of the write.
+        partitions: the store's event partitions (:mod:`.positions`).
 
     Returns:
         The written message with its events (positions and recipients set), or the
@@ -82,6 +85,7 @@ async def send_in_one_statement(
             _SQL, thread_id, scope, key, draft.type, draft.sender_id, draft.sender_display_name,
             draft.content, dump_json(draft.metadata), now_ms, str(id_mark), str(seq_mark), result,
             [kind for kind, _ in items], [payload for _, payload in items], reveals,
+            partition_of(thread_id, partitions), partitions,
         )
     except asyncpg.exceptions.NoDataFoundError as exc:
         raise StoreError(f"no thread {thread_id!r}") from exc
@@ -97,5 +101,5 @@ async def send_in_one_statement(
         for n, (kind, payload) in enumerate(items, 1):
             for mark, real in marks:
                 payload = payload.replace(mark, real)
-            outcome.events.append(Event(base + n, thread_id, kind, payload, now_ms, recipients, reveals))
+            outcome.events.append(Event(base + n * partitions, thread_id, kind, payload, now_ms, recipients, reveals))
     return outcome

@@ -78,6 +78,7 @@ import asyncpg
 
 from . import migrations, pg_send
 from .base import Effects, Outcome, StoreError, StoreUnavailable, TooManyParticipants
+from .positions import partition_of
 from .postgres_images import PostgresBlobs, PostgresImages
 from .records import (
     Event,
@@ -146,6 +147,9 @@ class _Finish:
     """
 
     thread_id: str = ""
+    #: the thread's partition, and how many there are (:mod:`.positions`).
+    part: int = 0
+    partitions: int = 1
     events: list[Event] = field(default_factory=list)
     slot: int = 0
     joined: list[int] = field(default_factory=list)
@@ -159,20 +163,25 @@ class _Finish:
         One statement (planned before it waits for the lock) and ``COMMIT``, sent
         together through the simple protocol. Everything inlined is an integer.
         """
+        then = f"{self.then}; " if self.then else ""
         if not self.counter:
-            return "COMMIT"
-        n = len(self.events)
-        parts = [f"c AS (UPDATE event_counter SET value = value + {n} WHERE id RETURNING value - {n} AS base)"]
+            return f"{then}COMMIT"
+        n, part, count = len(self.events), int(self.part), int(self.partitions)
+        parts = [
+            f"c AS (UPDATE event_partitions SET value = value + {n} WHERE id = {part} "
+            f"RETURNING (value - {n}) * {count} + {part} AS base)"
+        ]
         if n:
             high = int(self.slot) * _SPAN
             parts.append(
-                f"e AS (UPDATE events SET position = c.base - events.position - {high} FROM c "
+                f"e AS (UPDATE events SET position = c.base + (-events.position - {high}) * {count} FROM c "
                 f"WHERE events.position BETWEEN {-(high + n)} AND {-(high + 1)})"
             )
         if self.joined:
             ids = ", ".join(str(int(i)) for i in self.joined)
             parts.append(
-                f"j AS (UPDATE participants SET joined_pos = c.base + 1 FROM c WHERE participants.id IN ({ids}))"
+                f"j AS (UPDATE participants SET joined_pos = c.base + {count} FROM c "
+                f"WHERE participants.id IN ({ids}))"
             )
         if self.left:
             # With no event of its own, the stay ends at the last position taken: the member has
@@ -180,10 +189,9 @@ class _Finish:
             # ended the stay meanwhile: the re-check of left_pos keeps that end.
             ids = ", ".join(str(int(i)) for i in self.left)
             parts.append(
-                f"l AS (UPDATE participants SET left_pos = c.base + {1 if n else 0} FROM c "
+                f"l AS (UPDATE participants SET left_pos = c.base + {count if n else 0} FROM c "
                 f"WHERE participants.id IN ({ids}) AND participants.{_LIVE_MEMBER})"
             )
-        then = f"{self.then}; " if self.then else ""
         return (f"WITH {', '.join(parts)} SELECT set_config('{_BASE_SETTING}', c.base::text, false) FROM c; "
                 f"{then}COMMIT")
 
@@ -218,6 +226,8 @@ class PostgresStore(PostgresImages):
         self._max_size = max_size
         self._command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
+        #: event partitions (:mod:`.positions`): the rows of ``event_partitions``, read on open.
+        self.partitions = 1
         #: image bytes, in the database (see :mod:`.blobs`).
         self.blobs = PostgresBlobs(self._write, self._read)
 
@@ -233,6 +243,7 @@ class PostgresStore(PostgresImages):
             conn = await asyncpg.connect(self.url, timeout=self._command_timeout)
             try:
                 await migrate(conn)
+                self.partitions = int(await conn.fetchval("SELECT count(*) FROM event_partitions"))
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(
@@ -302,7 +313,7 @@ class PostgresStore(PostgresImages):
         """
 
         async def once(conn: Connection) -> T:
-            finish = _Finish()
+            finish = _Finish(partitions=self.partitions)
             await conn.execute("BEGIN")
             try:
                 result = await fn(conn, finish)
@@ -332,7 +343,7 @@ class PostgresStore(PostgresImages):
                 f"FROM (SELECT current_setting('{_BASE_SETTING}')::bigint AS base) b "
                 "LEFT JOIN participants p ON p.thread_id = $1 AND p.joined_pos <= b.base + $2 "
                 "AND (p.left_pos IS NULL OR p.left_pos > b.base) ORDER BY p.id",
-                finish.thread_id, len(events),
+                finish.thread_id, len(events) * finish.partitions,
             )
         except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
             log.warning("a write committed but its events could not be read back (%s); "
@@ -342,7 +353,7 @@ class PostgresStore(PostgresImages):
         base = int(rows[0]["base"])
         members = [r for r in rows if r["user_id"] is not None]
         for n, event in enumerate(events, 1):
-            p = event.position = base + n
+            p = event.position = base + n * finish.partitions
             shown = event.message_ms  # an event revealing a message reaches only those whose window holds it
             event.recipients = tuple(
                 r["user_id"] for r in members
@@ -422,6 +433,7 @@ class PostgresStore(PostgresImages):
         """
         items = effects.events(value) if effects.events is not None and value is not None else []
         finish.thread_id = thread_id
+        finish.part = partition_of(thread_id, finish.partitions)
         if items:
             reveals = effects.reveals(value) if effects.reveals is not None else None
             await self._log_events(conn, finish, thread_id, items, now_ms, reveals)
@@ -528,9 +540,11 @@ class PostgresStore(PostgresImages):
                 # can take a position between the current one and our commit. The user id reaches
                 # it through a transaction-local setting, so only integers are ever inlined.
                 await c.execute("SELECT set_config('threadline.deleted_user', $1, true)", user_id)
-                finish.counter = True
+                count = int(self.partitions)
                 finish.then = (
-                    "UPDATE participants SET left_pos = (SELECT value FROM event_counter WHERE id) "
+                    "SELECT 1 FROM event_partitions ORDER BY id FOR UPDATE; "
+                    f"UPDATE participants SET left_pos = (SELECT value * {count} + id FROM event_partitions "
+                    f"WHERE id = threadline_part(participants.thread_id, {count})) "
                     f"WHERE user_id = current_setting('threadline.deleted_user') AND {_LIVE_MEMBER}"
                 )
             return bool(done)
@@ -793,7 +807,9 @@ class PostgresStore(PostgresImages):
         One statement and its commit (:mod:`.pg_send`), unless the message links images.
         """
         if pg_send.supports(draft, effects):
-            return await self._retrying(lambda c: pg_send.send_in_one_statement(c, thread_id, draft, now_ms, effects))
+            return await self._retrying(
+                lambda c: pg_send.send_in_one_statement(c, thread_id, draft, now_ms, effects, self.partitions)
+            )
 
         async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord]:
             async def apply() -> MessageRecord:
@@ -949,17 +965,22 @@ class PostgresStore(PostgresImages):
 
     # -- events ----------------------------------------------------------------------------------------------
 
-    async def events_since(self, user_id: str, after: int, limit: int) -> list[Event]:
-        """Stored events after ``after`` that the user was a recipient of, in order."""
+    async def events_since(self, user_id: str, after: int | Sequence[int], limit: int) -> list[Event]:
+        """Stored events after ``after`` (a cursor's, or one bound for every partition) the user received, in order."""
+        count = int(self.partitions)
+        bounds = [after] * count if isinstance(after, int) else list(after)
+        if len(bounds) != count:
+            raise StoreError(f"a cursor over {len(bounds)} partitions, not {count}")
         rows = await self._read(
             lambda c: c.fetch(
                 "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms, e.message_ms FROM events e "
-                "WHERE e.position > $1 AND EXISTS (SELECT 1 FROM participants p "
+                f"WHERE e.position > $4 AND e.position > ($1::bigint[])[e.position % {count} + 1] "
+                "AND EXISTS (SELECT 1 FROM participants p "
                 "WHERE p.thread_id = e.thread_id "
                 "AND p.user_id = $2 AND p.joined_pos <= e.position "
                 "AND (p.left_pos IS NULL OR p.left_pos >= e.position) "
                 "AND (e.message_ms IS NULL OR p.share_history_ms <= e.message_ms)) ORDER BY e.position LIMIT $3",
-                after, user_id, limit,
+                bounds, user_id, limit, min(bounds),
             )
         )
         return [
@@ -968,24 +989,27 @@ class PostgresStore(PostgresImages):
             for r in rows
         ]
 
-    async def event_bounds(self) -> tuple[int, int]:
-        """The lowest kept position minus one, and the highest committed position (0, 0 when empty)."""
-
-        async def run(c: Connection) -> tuple[int, int]:
-            row = await c.fetchrow(
-                "SELECT (SELECT min(position) FROM events) AS low, "
-                "(SELECT value FROM event_counter WHERE id) AS high"
-            )
-            latest = int(row["high"])
-            if row["low"] is None:
-                return latest, latest
-            return int(row["low"]) - 1, latest
-
-        return await self._read(run)
+    async def event_bounds(self) -> tuple[list[int], list[int]]:
+        """Per partition: the highest pruned position (or the start), and the highest committed one."""
+        count = int(self.partitions)
+        rows = await self._read(
+            lambda c: c.fetch(f"SELECT id, value * {count} + id AS head, pruned FROM event_partitions ORDER BY id")
+        )
+        return [int(r["pruned"]) for r in rows], [int(r["head"]) for r in rows]
 
     async def prune_events(self, before_ms: int) -> int:
-        """Drop events created before ``before_ms``; return how many."""
-        return await self._delete_before("events", before_ms)
+        """Drop events created before ``before_ms`` and raise each partition's pruned mark; return how many."""
+        count = int(self.partitions)
+        value = await self._write(
+            lambda c: c.fetchval(
+                "WITH d AS (DELETE FROM events WHERE created_ms < $1 RETURNING position), "
+                f"m AS (SELECT position % {count} AS part, max(position) AS top FROM d WHERE position > 0 GROUP BY 1), "
+                "u AS (UPDATE event_partitions SET pruned = greatest(pruned, m.top) FROM m WHERE id = m.part) "
+                "SELECT count(*) FROM d",
+                before_ms,
+            )
+        )
+        return int(value)
 
     async def prune_idempotency(self, before_ms: int) -> int:
         """Forget repeatability ids recorded before ``before_ms``; return how many."""

@@ -80,6 +80,8 @@ class SqliteStore(SqliteImages):
     """
 
     engine = "sqlite"
+    #: One writer orders every event: one partition, whose positions are the old global ones.
+    partitions = 1
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readers: int = 3) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
@@ -745,7 +747,9 @@ class SqliteStore(SqliteImages):
 
     # -- events ----------------------------------------------------------------------------------------------
 
-    async def events_since(self, user_id: str, after: int, limit: int) -> list[Event]:
+    async def events_since(self, user_id: str, after: int | Sequence[int], limit: int) -> list[Event]:
+        if not isinstance(after, int):
+            (after,) = after  # one partition
         def run(c: sqlite3.Connection) -> list[Event]:
             rows = c.execute(
                 "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms, e.message_ms FROM events e "
@@ -763,13 +767,13 @@ class SqliteStore(SqliteImages):
 
         return await self._peek(run)
 
-    async def event_bounds(self) -> tuple[int, int]:
-        def run(c: sqlite3.Connection) -> tuple[int, int]:
+    async def event_bounds(self) -> tuple[list[int], list[int]]:
+        def run(c: sqlite3.Connection) -> tuple[list[int], list[int]]:
             row = c.execute("SELECT min(position), max(position) FROM events").fetchone()
             latest = self._current_position(c)
             if row[0] is None:
-                return latest, latest
-            return int(row[0]) - 1, latest
+                return [latest], [latest]
+            return [int(row[0]) - 1], [latest]
 
         return await self._peek(run)
 

@@ -157,17 +157,17 @@ class RealtimeNotifications:
         return self._task is not None and not self._task.done()
 
     @property
-    def position(self) -> int | None:
+    def position(self) -> str | None:
         """The position of the last event received; a restart resumes after it."""
         return self._session.position if self._session is not None else None
 
     # -- start and stop ----------------------------------------------------------------------------
 
-    async def start(self, *, resume_after: int | None = None, heartbeat: float | None = None) -> None:
+    async def start(self, *, resume_after: str | None = None, heartbeat: float | None = None) -> None:
         """Connect, and return once the stream is live (or the first attempt failed and retries go on).
 
         Args:
-            resume_after: a position to resume after (by default the last one
+            resume_after: a resume token (opaque) to continue after (by default the last one
                 received by this object, or "from now" the first time).
             heartbeat: the ``ping`` interval to ask the server for, in seconds.
 
@@ -371,7 +371,7 @@ class AsyncRealtimeMixin:
         return core
 
     async def start_realtime_notifications(
-        self, *, resume_after: int | None = None, heartbeat: float | None = None
+        self, *, resume_after: str | None = None, heartbeat: float | None = None
     ) -> None:
         """Open the real-time event stream; return once it is live.
 
@@ -379,7 +379,7 @@ class AsyncRealtimeMixin:
         received, so no event is missed or repeated. See ``docs/realtime.md``.
 
         Args:
-            resume_after: a position to resume after (e.g. :attr:`realtime_position` saved
+            resume_after: a resume token (opaque) to continue after (e.g. :attr:`realtime_position` saved
                 earlier); by default the last one received, or "from now".
             heartbeat: the ``ping`` interval to ask the server for, in seconds.
 
@@ -430,6 +430,6 @@ class AsyncRealtimeMixin:
         return self._realtime().events(max_queue=max_queue)
 
     @property
-    def realtime_position(self) -> int | None:
-        """The position of the last event received (save it to resume after a restart)."""
+    def realtime_position(self) -> str | None:
+        """The opaque resume token after the last event received (save it to resume after a restart)."""
         return self._realtime_core.position if self._realtime_core is not None else None
