@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -14,8 +15,27 @@ from azure.communication.chat import ChatParticipant, ChatThreadClient, Communic
 
 from tests.conftest import RunningServer
 from tests.support import User, official_chat
+from threadline.store import positions
 
-__all__ = ["CutProxy", "RawStream", "make_thread", "open_stream", "thread_client", "ws_url"]
+__all__ = ["CutProxy", "RawStream", "advancing", "cursor", "make_thread", "open_stream", "thread_client", "ws_url"]
+
+
+def cursor(token: str) -> list[int]:
+    """The per-partition positions a resume token names (tests look inside; clients never do)."""
+    parsed = positions.parse(token)
+    assert isinstance(parsed, positions.Cursor), token
+    return parsed.after
+
+
+def advancing(tokens: list[str]) -> bool:
+    """Whether each token moves past the one before it: no partition goes back, one goes forward.
+
+    That is "in order, no duplicates" for a stream of stored events.
+    """
+    cursors = [cursor(t) for t in tokens]
+    return all(
+        all(x <= y for x, y in zip(a, b, strict=True)) and a != b for a, b in itertools.pairwise(cursors)
+    )
 
 
 def ws_url(server: RunningServer, query: str = "") -> str:

@@ -17,7 +17,7 @@ import requests
 from azure.communication.chat import ChatParticipant
 
 from tests.conftest import RunningServer
-from tests.realtime.helpers import RawStream, make_thread, open_stream, thread_client, ws_url
+from tests.realtime.helpers import RawStream, advancing, make_thread, open_stream, thread_client, ws_url
 from tests.support import identity_client, new_user
 from threadline.identity.tokens import TokenIssuer, derive_signing_key
 
@@ -209,6 +209,13 @@ def test_stalled_consumer_does_not_delay_another_and_is_closed_4008(server: Runn
 def test_resume_gap_when_the_position_was_pruned(start_server: Callable[..., RunningServer]) -> None:
     server = start_server(env={**NO_THROTTLE, "THREADLINE_EVENT_RETENTION": "1"})
     alice, bob = new_user(server), new_user(server)
+
+    async def before() -> str:
+        stream = await open_stream(ws_url(server), bob.token)
+        await stream.close()
+        return str(stream.frames[0]["position"])
+
+    start = asyncio.run(before())  # a token from before everything below
     thread_id = make_thread(server, alice, bob)
     alice_thread = thread_client(server, alice, thread_id)
     for i in range(3):
@@ -217,7 +224,7 @@ def test_resume_gap_when_the_position_was_pruned(start_server: Callable[..., Run
     async def main() -> RawStream:
         deadline = time.monotonic() + 15
         while True:  # the pruner runs every second with a one-second retention
-            stream = await open_stream(ws_url(server, "after=1"), bob.token)
+            stream = await open_stream(ws_url(server, f"after={start}"), bob.token)
             # A gap shows once events 1-2 are pruned, but a prune round can fall between the old
             # messages (each has its own created_ms) and leave some to be replayed: wait until the
             # pruning has reached all of them, i.e. the gap comes with nothing replayed.
@@ -232,11 +239,33 @@ def test_resume_gap_when_the_position_was_pruned(start_server: Callable[..., Run
     stream = asyncio.run(main())
     hello, gap, synced = stream.frames[:3]
     assert hello["type"] == "hello" and synced["type"] == "synced"
-    assert gap == {"type": "resumeGap", "requested": 1, "oldest": hello["oldest"], "position": hello["oldest"] - 1}
-    assert hello["oldest"] > 2  # thread creation and the first messages are gone
+    assert gap == {"type": "resumeGap", "requested": start, "oldest": hello["oldest"], "position": hello["oldest"]}
+    assert advancing([start, hello["oldest"]])  # thread creation and the first messages are gone
     assert hello["position"] == gap["position"]
     (new,) = stream.events
-    assert new["data"]["message"] == "new" and new["position"] > gap["position"]
+    assert new["data"]["message"] == "new" and advancing([gap["position"], new["position"]])
+
+
+def test_an_old_integer_position_is_refused_as_resume_impossible(start_server: Callable[..., RunningServer]) -> None:
+    """Before event partitions, ``after`` was an integer: such a client is told to refetch, never misread."""
+    server = start_server(env=NO_THROTTLE)
+    alice, bob = new_user(server), new_user(server)
+    thread_id = make_thread(server, alice, bob)
+    thread_client(server, alice, thread_id).send_message("kept")
+
+    async def main() -> tuple[RawStream, RawStream]:
+        old = await open_stream(ws_url(server, "after=1"), bob.token)  # 1 named an event before
+        await old.close()
+        now = await open_stream(ws_url(server), bob.token)
+        await now.close()
+        return old, now
+
+    old, now = asyncio.run(main())
+    hello, gap, *_ = old.frames
+    assert gap == {"type": "resumeGap", "requested": "1", "oldest": hello["oldest"], "position": hello["oldest"]}
+    # it then gets what the server keeps, from the oldest, as for any resume from too far back
+    assert [f["type"] for f in old.events] == ["chatThreadCreated", "chatMessageReceived"]
+    assert old.frames[-1] == {"type": "synced", "position": now.frames[0]["position"]}
 
 
 def test_graceful_shutdown_sends_reconnect_then_1012(start_server: Callable[..., RunningServer]) -> None:

@@ -7,11 +7,10 @@ import asyncio
 import pytest
 
 from threadline.store.base import Effects
+from threadline.store.positions import partition_of
 from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord
 
 from .conftest import Engine
-from threadline.store.positions import partition_of
-
 from .helpers import T0, at, bounds, make_thread, make_users, nth, optional_events, send, thread_id
 
 pytestmark = pytest.mark.anyio
@@ -128,7 +127,7 @@ async def test_event_positions_become_visible_in_order(engine: Engine) -> None:
         while not done.is_set():
             _, highs = await reader.event_bounds()
             seen = by_partition([e.position for e in await reader.events_since(a, 0, 100_000)])
-            for part, ranks in seen.items():
+            for ranks in seen.values():
                 assert ranks == list(range(1, len(ranks) + 1)), "a position became visible before a lower one"
             for part, high in enumerate(highs):
                 readable = len(seen.get(part, []))

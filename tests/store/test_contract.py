@@ -7,6 +7,7 @@ import time
 import pytest
 
 from threadline.store.base import Effects, Store
+from threadline.store.positions import partition_of
 from threadline.store.records import (
     MessageDraft,
     MessageRecord,
@@ -17,8 +18,6 @@ from threadline.store.records import (
 )
 
 from .conftest import Engine
-from threadline.store.positions import partition_of
-
 from .helpers import (
     T0,
     at,
