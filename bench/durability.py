@@ -21,6 +21,7 @@ Usage::
     python bench/durability.py --kills 3 --json      # the CI variant (tests/reliability)
     python bench/durability.py --kills 0 --messages 250    # throughput only (8 x 250 sends)
     python bench/durability.py --kills 0 --messages 250 --throttle-scale 1000  # ... with throttling on
+    python bench/durability.py --kills 5 --database postgresql://postgres@127.0.0.1/dur   # on PostgreSQL
 
 Exit status 0 when every check holds.
 """
@@ -374,10 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throttle-scale", type=float,
                         help="serve with throttling on, ACS rates times this factor (default: --no-limits)")
     parser.add_argument("--work-dir", type=Path, help="keep the data folder and log here")
+    parser.add_argument("--database", help="a PostgreSQL URL (an empty database) instead of SQLite")
     args = parser.parse_args(argv)
     if args.kills == 0 and args.messages is None:
         parser.error("--kills 0 needs --messages")
-    extra = ["--synchronous", args.synchronous]
+    extra = ["--database", args.database] if args.database else ["--synchronous", args.synchronous]
     with tempfile.TemporaryDirectory(prefix="threadline-durability-") as tmp:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -12,20 +12,22 @@ engine gets them from row locks held until commit:
 * an idempotent write first claims its ``(scope, key)`` with ``INSERT ... ON
   CONFLICT DO NOTHING``: a concurrent duplicate waits on the unique index until
   the first commits, then finds the key taken and replays the stored result;
-* event positions come from the single row of ``event_counter``, whose row
-  lock is held until commit, so a transaction that took position P commits
-  before any that takes P+1: positions become visible in order, on every node.
-  (A ``BIGSERIAL`` would not do: its values are handed out at insert time, and
-  a lower one can commit after a higher one; nor would per-thread positions:
-  resume is per user across threads.)
+* event positions come from the row of the thread's partition in
+  ``event_partitions`` (:mod:`.positions`), whose row lock is held until
+  commit, so a transaction that took a partition's position P commits before
+  any that takes the next one: a partition's positions become visible in
+  order, on every node. (A ``BIGSERIAL`` would not do: its values are handed
+  out at insert time, and a lower one can commit after a higher one.)
+  Writes to threads of other partitions never wait for it.
 
-Every event writer queues on that one lock, so what matters is how long it is
-held. A write therefore does all its work first: it inserts its events under
+A send takes none of the path below: it is one statement (:mod:`.pg_send`).
+Every other event writer of a partition queues on its lock, so what matters is
+how long it is held. A write therefore does all its work first: it inserts its events under
 placeholder positions (negative, unique per write, from the
 ``event_placeholders`` sequence) and its membership rows with their positions
 still unset, and notes their ids. Its last message to the server is then one
 simple-protocol query (only integers are inlined), ``WITH c AS (UPDATE
-event_counter ... RETURNING ...), ... UPDATE events SET position = ...,
+event_partitions ... RETURNING ...), ... UPDATE events SET position = ...,
 UPDATE participants SET joined_pos/left_pos = ... SELECT set_config(...);
 COMMIT``: planned before it waits, it takes the counter lock, rewrites the
 placeholders and commits, with no client round trip in between. The lock is
@@ -52,10 +54,10 @@ Why this is still correct:
 * a membership change with no event (``on_position`` in SQLite) still takes
   the counter lock, with ``value + 0``: a join begins at the next position, a
   removal ends at the last one taken;
-* deleting a user ends its memberships at the current position in its own
-  final message: the counter statement (``value + 0``), then ``UPDATE
-  participants`` as a second statement, whose fresh snapshot, taken once the
-  lock is held, sees every membership committed before, then ``COMMIT``.
+* deleting a user ends its memberships at their partitions' current positions
+  in its own final message: it locks every partition row (in id order), then
+  ``UPDATE participants`` as a second statement, whose fresh snapshot, taken
+  once the locks are held, sees every membership committed before, then ``COMMIT``.
 
 If the connection fails between ``COMMIT`` and that read, the write is
 returned without its events (and a warning is logged); subscribers still get
