@@ -46,3 +46,58 @@ async def test_unreachable_database_raises_store_unavailable() -> None:
         await store.open()
     with pytest.raises(StoreUnavailable, match="closed"):
         await store.ping()
+
+
+async def test_partitions_start_above_a_database_of_global_positions() -> None:
+    """0040 on a database written with the one global counter: old stays keep their meaning, no token reads old events."""
+    require_postgres()
+    from threadline.store.base import Effects
+    from threadline.store.positions import Cursor, partition_of
+    from threadline.store.records import MessageDraft
+
+    with fresh_database("threadline_upgrade") as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_ms BIGINT NOT NULL)"
+            )
+            for m in migrations.load("postgres"):
+                if m.version < 40:  # the schema as it was before event partitions
+                    await conn.execute(m.sql)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, 0)", m.version, m.name)
+            tid = "19:upgrade@thread.v2"
+            await conn.execute("INSERT INTO users (id, created_ms) VALUES ('8:acs:a', 0), ('8:acs:b', 0)")
+            await conn.execute(
+                "INSERT INTO threads (id, topic, created_ms, created_by) VALUES ($1, 't', 0, '8:acs:a')", tid
+            )
+            # a's stay began at old position 40 and goes on; b's ended at 90; the counter stood at 1000
+            await conn.execute(
+                "INSERT INTO participants (thread_id, user_id, joined_pos, left_pos) "
+                "VALUES ($1, '8:acs:a', 40, NULL), ($1, '8:acs:b', 40, 90)", tid,
+            )
+            await conn.execute(
+                "INSERT INTO events (position, thread_id, type, payload, created_ms) VALUES (999, $1, 'old', '', 1)", tid
+            )
+            await conn.execute("UPDATE event_counter SET value = 1000")
+        finally:
+            await conn.close()
+        store = PostgresStore(url)
+        await store.open()  # applies 0040
+        try:
+            assert store.partitions == 32
+            sent = await store.send_message(
+                tid, MessageDraft("text", sender_id="8:acs:a", content="new"), 5,
+                Effects(events=lambda m: [("chatMessageReceived", b"{}")]),
+            )
+            (event,) = sent.events
+            part = partition_of(tid, 32)
+            assert event.position == (1000 // 32 + 2) * 32 + part and event.position > 1000
+            assert event.recipients == ("8:acs:a",)  # the live stay still covers it; the ended one does not
+            lows, highs = await store.event_bounds()
+            assert lows[part] == (1000 // 32 + 1) * 32 + part and highs[part] == event.position
+            # a cursor from the oldest kept reads the new event, never the old one below every partition's mark
+            replay = await store.events_since("8:acs:a", Cursor(lows).after, 10)
+            assert [e.position for e in replay] == [event.position]
+        finally:
+            await store.close()
