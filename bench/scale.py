@@ -1,51 +1,28 @@
-"""Scale-out benchmark (issue 5): SQLite vs PostgreSQL, one node vs two, in one run.
+"""Scale-out benchmark (issues 5 and 12): every deployment's send throughput and cost, in one run.
 
-Starts real ``threadline serve`` processes on 127.0.0.1 (plain HTTP, throttling off) and drives
-them from this process with aiohttp and raw HTTP (tokens come from the identity API, HMAC-signed):
+Starts real ``threadline serve`` processes on 127.0.0.1 (plain HTTP, throttling off) and loads
+them with ``wrk`` (C, one thread, a Lua script cycling through users and threads; Debian:
+``apt-get install -y wrk``), so the load generator is not the bottleneck. Tokens come from the
+identity API (HMAC-signed). In one run it reports:
 
-* ``GET /health`` on one node: the ceiling of a node on this machine;
-* ``send_message`` on one SQLite node, on one PostgreSQL node, and on two PostgreSQL nodes
-  sharing the database and a Redis hub (clients alternate between the nodes);
+* the raw-Starlette ceiling: a trivial POST -> 201 JSON app under uvicorn (httptools, uvloop);
+* ``send_message`` at C=8 and C=32, all on one thread and spread over 32 threads (32 users, each
+  its own thread), on: SQLite (one node), PostgreSQL one process, PostgreSQL ``--workers 2``, and
+  two PostgreSQL nodes sharing the database and a Redis hub (two wrk processes, one per node);
+* for each: requests/s, p50/p99 (wrk's), server CPU ms/op (the server processes and their
+  workers, from /proc) and PostgreSQL CPU ms/op (the backends connected to the bench database);
+* real-time delivery, send -> frame, same node and across nodes (Redis hub);
+* store-level contention (``bench/scale_store.py``): 32 writers on 32 threads vs on one thread,
+  with and without events, on both engines.
 
-each at 8 and 32 concurrent clients (each client its own user and thread), for ``--seconds``
-per case. It prints requests per second, p50/p99 latency and the server CPU milliseconds per
-operation (utime+stime of the server processes from /proc, before and after the case).
-
-Then, at the store level, the cost of the event counter: PostgreSQL ``send_message`` with its
-event (which takes the single-row counter lock until commit) against the same write without an
-event (no counter), at 8 and 32 concurrent writers.
-
-Figures, ``--seconds 10``, on a 2-CPU machine shared with other work (so +-30 % from run to
-run; the health ceiling moved between 2300 and 5800 req/s): two interleaved runs of the store
-before 8b0367f (the counter lock held through the recipients query and ``COMMIT``) and after
-(taken and released by one final message). Store level, writes/s (p99 ms)::
-
-    send + event, c=8     before 616, 479 (50, 58)      after 766, 802 (20, 20)
-    send + event, c=32    before 296, 269 (659, 676)    after 462, 626 (164, 112)
-    send, no event, c=8   before 1008, 925              after 1496, 1479
-    send, no event, c=32  before 977, 806               after 964, 1239
-
-Sampling ``pg_stat_activity`` during the event case, writers waiting on a lock fell from ~5 of
-8 to ~1.5, and from ~24 of 32 to ~5. HTTP sends, req/s::
-
-    PostgreSQL, 1 node, c=8    before 219, 174    after 330, 201
-    PostgreSQL, 1 node, c=32   before 301, 184    after 373, 231
-    PostgreSQL, 2 nodes, c=8   before 237, 276    after 347, 206
-    PostgreSQL, 2 nodes, c=32  before 271, 178    after 352, 310
-
-Over HTTP a PostgreSQL node now spends 2-3 ms of its own CPU per send (SQLite: ~1), and the
-client, both nodes and PostgreSQL share two CPUs, so on this machine CPU rather than the counter
-limits the HTTP figures and a second node cannot add throughput; measure scale-out on more cores.
+The machine is shared: read the figures as ratios within one run.
 
 Usage::
 
-    .venv/bin/python bench/scale.py [--seconds 10] [--database postgresql://postgres@127.0.0.1:5432/postgres]
-                                    [--redis redis://127.0.0.1:6379/0]
+    .venv/bin/python bench/scale.py [--seconds 5] [--database postgresql://postgres@127.0.0.1:5432/postgres]
+                                    [--redis redis://127.0.0.1:6379/0] [--messages 200]
 
 A database ``threadline_bench_<random>`` is created on that server and dropped at the end.
-
-In the two-node cluster it also times real-time delivery: one message at a time sent through node A,
-received on a WebSocket held on node A (same node) or node B (across nodes, through the Redis hub).
 """
 
 from __future__ import annotations
@@ -63,18 +40,18 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
+from scale_store import HEADER as STORE_HEADER
+from scale_store import contention
+from scale_wrk import Ceiling, WrkResult, pids_cpu_ms, run_wrk, tree_cpu_ms
 
 from threadline.identity import hmac as signing
-from threadline.store.base import Effects
-from threadline.store.postgres import PostgresStore
-from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord, ThreadRecord, UserRecord
 
 CHAT = "api-version=2024-03-07"
 IDENTITY = "api-version=2023-10-01"
@@ -90,27 +67,6 @@ class Node:
     def cpu_ms(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) * TICK_MS
-
-
-@dataclass
-class Result:
-    name: str
-    clients: int
-    ops: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    cpu_ms: float
-    errors: int
-
-    def row(self) -> str:
-        rps = self.ops / self.seconds
-        per_op = self.cpu_ms / self.ops if self.ops else float("nan")
-        return (f"{self.name:<28} {self.clients:>3} {rps:>9.0f} {self.p50_ms:>8.2f} {self.p99_ms:>8.2f} "
-                f"{per_op:>10.2f} {self.errors:>6}")
-
-
-HEADER = f"{'case':<28} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/op':>10} {'errors':>6}"
 
 
 def launch(data: Path, *flags: str) -> Node:
@@ -178,60 +134,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def drive(
-    name: str, nodes: list[Node], clients: int, seconds: float,
-    request: Callable[[aiohttp.ClientSession, int], Awaitable[int]],
-    session: aiohttp.ClientSession,
-) -> Result:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker(index: int) -> None:
-        nonlocal errors
-        while time.perf_counter() < deadline:
-            began = time.perf_counter()
-            status = await request(session, index)
-            if status in (200, 201):
-                latencies.append(time.perf_counter() - began)
-            else:
-                errors += 1
-
-    cpu_before = sum(n.cpu_ms() for n in nodes)
-    began = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(clients)))
-    elapsed = time.perf_counter() - began
-    cpu = sum(n.cpu_ms() for n in nodes) - cpu_before
-    return Result(name, clients, len(latencies), elapsed, percentile(latencies, 0.5) * 1000,
-                  percentile(latencies, 0.99) * 1000, cpu, errors)
-
-
-async def send_case(name: str, nodes: list[Node], clients: int, seconds: float) -> Result:
-    key = nodes[0].key
-    connector = aiohttp.TCPConnector(limit=clients * 2)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        targets = []
-        for i in range(clients):
-            node = nodes[i % len(nodes)]
-            _, token = await new_user(session, node, key)
-            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-            async with session.post(f"{node.endpoint}/chat/threads?{CHAT}", data=b'{"topic":"bench"}',
-                                    headers=headers) as r:
-                assert r.status == 201, await r.text()
-                thread_id = (await r.json())["chatThread"]["id"]
-            targets.append((f"{node.endpoint}/chat/threads/{thread_id}/messages?{CHAT}", headers))
-        body = b'{"content":"hello from the benchmark","senderDisplayName":"bench"}'
-
-        async def send(s: aiohttp.ClientSession, index: int) -> int:
-            url, headers = targets[index]
-            async with s.post(url, data=body, headers=headers) as response:
-                await response.read()
-                return response.status
-
-        await drive(name, nodes, clients, min(1.0, seconds), send, session)  # warm-up
-        return await drive(name, nodes, clients, seconds, send, session)
-
-
 async def delivery_case(nodes: list[Node], listen_on: int, messages: int) -> str:
     """Send one message at a time through node 0; time its arrival on a WebSocket held on ``listen_on``.
 
@@ -271,62 +173,6 @@ async def delivery_case(nodes: list[Node], listen_on: int, messages: int) -> str
             f"{percentile(latencies, 0.99):>8.2f}")
 
 
-async def health_case(nodes: list[Node], clients: int, seconds: float) -> Result:
-    url = f"{nodes[0].endpoint}/health"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients * 2)) as session:
-
-        async def get(s: aiohttp.ClientSession, index: int) -> int:
-            async with s.get(url) as response:
-                await response.read()
-                return response.status
-
-        await drive("GET /health (ceiling)", nodes, clients, min(1.0, seconds), get, session)
-        return await drive("GET /health (ceiling)", nodes, clients, seconds, get, session)
-
-
-async def counter_cost(url: str, seconds: float, writers: int = 32) -> list[str]:
-    """Store-level sends with and without their event: the price of the event counter."""
-    store = PostgresStore(url, max_size=writers)
-    await store.open()
-    lines = []
-    try:
-        now = int(time.time() * 1000)
-        threads = []
-        for _ in range(writers):
-            uid = f"8:acs:bench_{secrets.token_hex(6)}"
-            await store.create_user(UserRecord(uid, now))
-            tid = f"19:bench{secrets.token_hex(8)}@thread.v2"
-            await store.create_thread(ThreadRecord(tid, "bench", now, uid), [ParticipantRecord(uid)],
-                                      [MessageDraft("topicUpdated", topic="bench")], Effects())
-            threads.append((tid, uid))
-        cases = [("send_message + event (counter)", True), ("send_message, no event", False)]
-        for label, with_event in cases:
-            effects: Effects[MessageRecord] = Effects(
-                events=(lambda m: [("chatMessageReceived", b"{}")]) if with_event else None
-            )
-            latencies: list[float] = []
-            deadline = time.perf_counter() + seconds
-            began = time.perf_counter()
-            await asyncio.gather(*(_write_until(store, t, u, effects, deadline, latencies) for t, u in threads))
-            elapsed = time.perf_counter() - began
-            lines.append(f"{label:<34} {writers:>3} {len(latencies) / elapsed:>9.0f} "
-                         f"{percentile(latencies, 0.5) * 1000:>8.2f} {percentile(latencies, 0.99) * 1000:>8.2f}")
-    finally:
-        await store.close()
-    return lines
-
-
-async def _write_until(
-    store: PostgresStore, tid: str, uid: str, effects: Effects[MessageRecord], deadline: float,
-    latencies: list[float],
-) -> None:
-    while time.perf_counter() < deadline:
-        began = time.perf_counter()
-        await store.send_message(tid, MessageDraft("text", sender_id=uid, content="x"), int(time.time() * 1000),
-                                 effects)
-        latencies.append(time.perf_counter() - began)
-
-
 @contextlib.contextmanager
 def bench_database(admin_url: str) -> Iterator[str]:
     name = f"threadline_bench_{secrets.token_hex(5)}"
@@ -345,37 +191,115 @@ def bench_database(admin_url: str) -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+HEADER = (f"{'case':<36} {'c':>3} {'threads':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'srv ms/op':>9} {'pg ms/op':>8} {'errors':>6}")
+
+
+def row(name: str, c: int, threads: str, result: WrkResult, server_ms: float, pg_ms: float | None) -> str:
+    ops = max(1, result.requests)
+    pg = f"{pg_ms / ops:>8.2f}" if pg_ms is not None else f"{'-':>8}"
+    return (f"{name:<36} {c:>3} {threads:>7} {result.rps:>8.0f} {result.p50_ms:>7.2f} {result.p99_ms:>7.2f} "
+            f"{server_ms / ops:>9.2f} {pg} {result.errors:>6}")
+
+
+async def targets(nodes: list[Node], spread: int) -> list[list[tuple[str, str]]]:
+    """Per node, (path, token) of ``spread`` users each on its own thread (spread 1: one thread)."""
+    per_node: list[list[tuple[str, str]]] = [[] for _ in nodes]
+    async with aiohttp.ClientSession() as session:
+        for i in range(spread):
+            node = nodes[i % len(nodes)]
+            _, token = await new_user(session, node, node.key)
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            async with session.post(f"{node.endpoint}/chat/threads?{CHAT}", data=b'{"topic":"bench"}',
+                                    headers=headers) as r:
+                assert r.status == 201, await r.text()
+                thread_id = (await r.json())["chatThread"]["id"]
+            path = f"/chat/threads/{thread_id}/messages?{CHAT}"
+            for k, own in enumerate(per_node):
+                if k == i % len(nodes) or spread == 1:
+                    own.append((path, token))
+    return per_node
+
+
+async def backend_pids(database: str | None) -> list[int]:
+    """The PostgreSQL backends connected to the bench database (their CPU is PostgreSQL's cost)."""
+    if database is None:
+        return []
+    name = database.rpartition("/")[2]
+    conn = await asyncpg.connect(database)
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows]
+
+
+async def send_cases(label: str, nodes: list[Node], seconds: float, database: str | None) -> None:
+    for spread in (1, 32):
+        per_node = await targets(nodes, spread)
+        for c in (8, 32):
+            shares = [max(1, c // len(nodes))] * len(nodes)
+            plan = list(zip(nodes, per_node, shares, strict=True))
+            await asyncio.gather(*(asyncio.to_thread(run_wrk, n.endpoint, t, k, 1) for n, t, k in plan))  # warm-up
+            pids = await backend_pids(database)
+            server_before = sum(tree_cpu_ms(n.process.pid) for n in nodes)
+            pg_before = pids_cpu_ms(pids)
+            results = await asyncio.gather(*(asyncio.to_thread(run_wrk, n.endpoint, t, k, seconds) for n, t, k in plan))
+            server = sum(tree_cpu_ms(n.process.pid) for n in nodes) - server_before
+            pg = pids_cpu_ms(pids) - pg_before if database else None
+            total = WrkResult(sum(r.rps for r in results), max(r.p50_ms for r in results),
+                              max(r.p99_ms for r in results), sum(r.requests for r in results),
+                              sum(r.errors for r in results))
+            print(row(f"send, {label}", c, str(spread), total, server, pg), flush=True)
+
+
 async def main_async(args: argparse.Namespace, database: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="threadline-bench-"))
     redis = f"{args.redis}?channel=threadline-bench:{secrets.token_hex(4)}"
-    levels = (8, 32)
-    print(f"{os.cpu_count()} CPUs; {args.seconds:g} s per case; client and servers share this machine.\n")
+    print(f"{os.cpu_count()} CPUs; {args.seconds:g} s per case; wrk, servers and PostgreSQL share this machine.\n")
     print(HEADER)
+    ceiling = Ceiling(free_port())
+    try:
+        for c in (8, 32):
+            before = tree_cpu_ms(ceiling.process.pid)
+            result = await asyncio.to_thread(run_wrk, f"http://127.0.0.1:{ceiling.port}", [("/messages", "x")], c,
+                                             args.seconds)
+            print(row("raw Starlette POST -> 201 (ceiling)", c, "-", result,
+                      tree_cpu_ms(ceiling.process.pid) - before, None), flush=True)
+    finally:
+        ceiling.stop()
     async with cluster(root, 1) as nodes:
-        for c in levels:
-            print((await health_case(nodes, c, args.seconds)).row(), flush=True)
-        for c in levels:
-            print((await send_case("send, SQLite, 1 node", nodes, c, args.seconds)).row(), flush=True)
+        await send_cases("SQLite", nodes, args.seconds, None)
     async with cluster(root, 1, "--database", database, "--events", redis) as nodes:
-        for c in levels:
-            print((await send_case("send, PostgreSQL, 1 node", nodes, c, args.seconds)).row(), flush=True)
+        await send_cases("PostgreSQL, 1 process", nodes, args.seconds, database)
+    async with cluster(root, 1, "--database", database, "--events", redis, "--workers", "2") as nodes:
+        await send_cases("PostgreSQL, --workers 2", nodes, args.seconds, database)
     async with cluster(root, 2, "--database", database, "--events", redis) as nodes:
-        for c in levels:
-            print((await send_case("send, PostgreSQL, 2 nodes", nodes, c, args.seconds)).row(), flush=True)
+        await send_cases("PostgreSQL, 2 nodes", nodes, args.seconds, database)
         print("\nReal-time delivery, send through node A -> frame on a WebSocket (Redis hub), idle:")
         print(f"{'case':<34} {'messages':>8} {'p50 ms':>8} {'p99 ms':>8}")
         for listen_on in (0, 1):
             print(await delivery_case(nodes, listen_on, args.messages), flush=True)
-    print(f"\nEvent counter cost (store level, no HTTP), {args.seconds:g} s each:")
-    print(f"{'case':<34} {'c':>3} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for writers in levels:
-        for line in await counter_cost(database, args.seconds, writers):
-            print(line, flush=True)
+    print(f"\nStore level (no HTTP), {args.seconds:g} s each:")
+    print(STORE_HEADER)
+    for line in await contention("sqlite", str(root), args.seconds):
+        print(line, flush=True)
+    for line in await contention("postgres", database, args.seconds):
+        print(line, flush=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each case")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each case")
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a PostgreSQL server (its maintenance database) to create the bench database on")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the Redis for the event hub")
