@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from threadline.server.redis_hub import RedisHub, split_channel
+from threadline.store.positions import partition_of
 from threadline.store.postgres import PostgresStore
 from threadline.store.records import Event
 
@@ -128,6 +129,37 @@ async def test_early_events_wait_for_the_ones_below(pg_store: PostgresStore, hub
     assert inbox.positions == [start]
     await node_a.publish(first.events)
     assert await inbox.wait_for(3) == [start, first.events[0].position, second.events[0].position]
+
+
+async def test_a_gap_in_one_partition_holds_back_no_other(pg_store: PostgresStore, hubs: Hubs) -> None:
+    """Ordering is per partition: an early event waits for its own partition only."""
+    node_a, node_b = await hubs(), await hubs(gap_seconds=5.0)
+    (alice,) = await make_users(pg_store, 1)
+    inbox = Inbox()
+    node_b.subscribe(alice, inbox)
+    threads: dict[int, str] = {}
+    made = 0
+    while len(threads) < 2 and made < 50:  # two threads of two different partitions
+        created = await make_thread(pg_store, alice)
+        await node_a.publish(created.events)
+        made += 1
+        tid = created.value[0].thread_id  # type: ignore[index]
+        threads.setdefault(partition_of(tid, pg_store.partitions), tid)
+    await inbox.wait_for(made)  # every creation delivered: nothing below is pending
+    (held_tid, free_tid) = list(threads.values())
+    seen = made
+    first = await send(pg_store, held_tid, alice, "first", T0)
+    second = await send(pg_store, held_tid, alice, "second", T0 + 1)
+    other = await send(pg_store, free_tid, alice, "other partition", T0 + 2)
+    await node_a.publish(second.events)  # early in its partition: waits for ``first``
+    await node_a.publish(other.events)  # another partition: goes at once
+    assert (await inbox.wait_for(seen + 1))[seen:] == [other.events[0].position]
+    await asyncio.sleep(0.3)
+    assert inbox.positions[seen:] == [other.events[0].position]
+    await node_a.publish(first.events)
+    assert (await inbox.wait_for(seen + 3))[seen:] == [
+        other.events[0].position, first.events[0].position, second.events[0].position,
+    ]
 
 
 async def test_an_unpublished_event_is_read_from_the_database(pg_store: PostgresStore, hubs: Hubs) -> None:

@@ -6,9 +6,11 @@ import asyncio
 import json
 from typing import Any
 
+import asyncpg
 import pytest
 
 from threadline.store.base import Effects, StoreError
+from threadline.store.positions import partition_of
 from threadline.store.postgres import PostgresStore
 from threadline.store.records import MessageDraft, MessageRecord
 
@@ -92,3 +94,36 @@ async def test_concurrent_duplicate_sends_write_once_on_every_engine(engine: Eng
     assert {o.replayed for o in outcomes if o.value is None} == {written[0].value.id}
     listed = await one.list_messages(tid, before_seq=None, min_created_ms=0, limit=10)
     assert [m.content for m in listed].count("once") == 1
+
+
+async def test_a_write_never_waits_for_another_partitions_counter(postgres_url: str) -> None:
+    """The old single counter made every write of the database queue on one row; now only a partition's do.
+
+    A transaction holds one partition's counter row (as a slow writer would, until its commit): a send
+    to a thread of another partition completes meanwhile, one to a thread of the held partition waits.
+    """
+    store = PostgresStore(postgres_url)
+    await store.open()
+    holder = await asyncpg.connect(postgres_url)
+    try:
+        (a,) = await make_users(store, 1)
+        tids = [(await make_thread(store, a)).value[0].thread_id for _ in range(40)]  # type: ignore[index]
+        by_part: dict[int, list[str]] = {}
+        for tid in tids:
+            by_part.setdefault(partition_of(tid, store.partitions), []).append(tid)
+        held = next(p for p, ts in by_part.items() if ts)
+        free = next(ts[0] for p, ts in by_part.items() if p != held)
+        blocked_tid = by_part[held][0]
+        await holder.execute("BEGIN")
+        await holder.execute("UPDATE event_partitions SET value = value WHERE id = $1", held)
+        other = await asyncio.wait_for(send(store, free, a, "goes through", T0 + 1), 10)
+        assert other.value is not None and other.events[0].position % store.partitions != held
+        waiting = asyncio.ensure_future(send(store, blocked_tid, a, "waits", T0 + 2))
+        done, _ = await asyncio.wait({waiting}, timeout=0.5)
+        assert not done  # it queues on the held partition's row, as it must (commit order)
+        await holder.execute("COMMIT")
+        waited = await asyncio.wait_for(waiting, 10)
+        assert waited.value is not None and waited.events[0].position % store.partitions == held
+    finally:
+        await holder.close()
+        await store.close()
