@@ -49,7 +49,7 @@ async def test_unreachable_database_raises_store_unavailable() -> None:
 
 
 async def test_partitions_start_above_a_database_of_global_positions() -> None:
-    """0040 on a database written with the one global counter: old stays keep their meaning, no token reads old events."""
+    """0040 on a database of one global counter: old stays keep their meaning, no token reads old events."""
     require_postgres()
     from threadline.store.base import Effects
     from threadline.store.positions import Cursor, partition_of
@@ -77,7 +77,8 @@ async def test_partitions_start_above_a_database_of_global_positions() -> None:
                 "VALUES ($1, '8:acs:a', 40, NULL), ($1, '8:acs:b', 40, 90)", tid,
             )
             await conn.execute(
-                "INSERT INTO events (position, thread_id, type, payload, created_ms) VALUES (999, $1, 'old', '', 1)", tid
+                "INSERT INTO events (position, thread_id, type, payload, created_ms) "
+                "VALUES (999, $1, 'old', '', 1)", tid,
             )
             await conn.execute("UPDATE event_counter SET value = 1000")
         finally:
