@@ -274,33 +274,32 @@ class SqliteStore(SqliteImages):
 
     @staticmethod
     def _next_ids(conn: sqlite3.Connection, thread_id: str, count: int, now_ms: int) -> list[tuple[int, int]]:
-        """Allocate (sequence id, epoch-ms message id) pairs for new messages."""
+        """Allocate (sequence id, epoch-ms message id) pairs for new messages, in one statement.
+
+        Each id is ``max(now, previous + 1)``; for ``count`` ids the last is
+        ``max(now + count - 1, last + count)`` (as on PostgreSQL).
+        """
         row = conn.execute(
-            "SELECT last_seq, last_message_id FROM threads WHERE id = ?", (thread_id,)
+            "UPDATE threads SET last_seq = last_seq + ?1, "
+            "last_message_id = max(?2 + ?1 - 1, last_message_id + ?1), last_message_ms = ?2 "
+            "WHERE id = ?3 RETURNING last_seq, last_message_id",
+            (count, now_ms, thread_id),
         ).fetchone()
         if row is None:
             raise StoreError(f"no thread {thread_id!r}")
-        seq, last_id = row["last_seq"], row["last_message_id"]
-        pairs = []
-        for _ in range(count):
-            seq += 1
-            last_id = max(now_ms, last_id + 1)
-            pairs.append((seq, last_id))
-        conn.execute(
-            "UPDATE threads SET last_seq = ?, last_message_id = ?, last_message_ms = ? WHERE id = ?",
-            (seq, last_id, now_ms, thread_id),
-        )
-        return pairs
+        seq, last_id = int(row["last_seq"]), int(row["last_message_id"])
+        return [(seq - count + k, last_id - count + k) for k in range(1, count + 1)]
 
     def _insert_messages(
         self, conn: sqlite3.Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int
     ) -> list[MessageRecord]:
         pairs = self._next_ids(conn, thread_id, len(drafts), now_ms)
         records = [drafted_message(thread_id, seq, mid, d, now_ms) for (seq, mid), d in zip(pairs, drafts, strict=True)]
-        conn.executemany(
-            f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [message_values(r) for r in records],
-        )
+        sql = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        if len(records) == 1:
+            conn.execute(sql, message_values(records[0]))  # a send: no executemany machinery
+        else:
+            conn.executemany(sql, [message_values(r) for r in records])
         for record, draft in zip(records, drafts, strict=True):
             if draft.attachments:
                 self._link_images(conn, record, draft.attachments)
