@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from threadline.store.base import Effects, StoreError
+from threadline.store.base import Effects, NotAllowed, StoreError
 from threadline.store.positions import partition_of
 from threadline.store.postgres import PostgresStore
 from threadline.store.records import MessageDraft, MessageRecord
@@ -127,3 +127,28 @@ async def test_a_write_never_waits_for_another_partitions_counter(postgres_url: 
     finally:
         await holder.close()
         await store.close()
+
+
+async def test_a_send_checks_membership_inside_the_write(engine: Engine) -> None:
+    """A non-member, a removed member (even replaying its key) and a deleted thread are refused by the write."""
+    store = engine.first
+    a, b, c = await make_users(store, 3)
+    tid = (await make_thread(store, a, [b])).value[0].thread_id  # type: ignore[index]
+    with pytest.raises(NotAllowed) as outsider:
+        await send(store, tid, c, "not a member", T0 + 1)
+    assert outsider.value.thread_missing is False
+    kept = await send(store, tid, b, "while a member", T0 + 2, key="k")
+    assert kept.value is not None
+    removed = await store.remove_participant(
+        tid, b, MessageDraft("participantRemoved", initiator_id=a), T0 + 3, Effects()
+    )
+    assert removed.value is not None
+    with pytest.raises(NotAllowed) as replay:
+        await send(store, tid, b, "while a member", T0 + 4, key="k")  # the same key: no replay for a leaver
+    assert replay.value.thread_missing is False
+    await store.delete_thread(tid, T0 + 5, Effects())
+    with pytest.raises(NotAllowed) as gone:
+        await send(store, tid, a, "after deletion", T0 + 6)
+    assert gone.value.thread_missing is True
+    listed = await store.list_messages(tid, before_seq=None, min_created_ms=0, limit=10)
+    assert [m.content for m in listed if m.type == "text"] == ["while a member"]

@@ -61,6 +61,19 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached or is shutting down."""
 
 
+class NotAllowed(StoreError):
+    """A send's sender is not a live member of a live thread (checked inside the write); nothing was written.
+
+    Attributes:
+        thread_missing: True when the thread does not exist or is deleted; False when the
+            sender is not (or no longer) a member.
+    """
+
+    def __init__(self, thread_missing: bool) -> None:
+        super().__init__("no such thread" if thread_missing else "the sender is not a member of the thread")
+        self.thread_missing = thread_missing
+
+
 class TooManyParticipants(StoreError):
     """The write would leave a thread with more live members than allowed; nothing was written.
 
@@ -232,7 +245,12 @@ class Store(Protocol):
     async def send_message(
         self, thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[MessageRecord]
     ) -> Outcome[MessageRecord]:
-        """Append a message with the next sequence id and a fresh epoch-ms id."""
+        """Append a message with the next sequence id and a fresh epoch-ms id.
+
+        Raises:
+            NotAllowed: the thread is missing or deleted, or ``draft.sender_id`` is not a live
+                member of it (checked inside the write, before an idempotent replay too).
+        """
 
     async def get_message(self, thread_id: str, message_id: str) -> MessageRecord | None: ...
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import asyncpg
 
-from .base import Effects, Outcome, StoreError
+from .base import Effects, NotAllowed, Outcome
 from .positions import partition_of
 from .records import Event, MessageDraft, MessageRecord
 from .rows import drafted_message, dump_json
@@ -71,7 +71,8 @@ async def send_in_one_statement(
         stored result of an earlier write with the same key.
 
     Raises:
-        StoreError: there is no such thread.
+        NotAllowed: the thread does not exist or is deleted, or the sender is not a live member
+            (checked under the thread's row lock; a replay is refused to a non-member too).
         asyncpg.exceptions.TransactionRollbackError: a conflict to retry.
     """
     id_mark, seq_mark = _mark(), _mark()
@@ -87,8 +88,11 @@ async def send_in_one_statement(
             [kind for kind, _ in items], [payload for _, payload in items], reveals,
             partition_of(thread_id, partitions), partitions,
         )
-    except asyncpg.exceptions.NoDataFoundError as exc:
-        raise StoreError(f"no thread {thread_id!r}") from exc
+    except asyncpg.PostgresError as exc:
+        code = getattr(exc, "sqlstate", None)
+        if code in ("TL404", "TL403"):
+            raise NotAllowed(thread_missing=code == "TL404") from exc
+        raise
     if row["replayed"] is not None:
         return Outcome(replayed=row["replayed"])
     seq, message_id = int(row["seq"]), int(row["message_id"])

@@ -79,7 +79,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from . import migrations, pg_send
-from .base import Effects, Outcome, StoreError, StoreUnavailable, TooManyParticipants
+from .base import Effects, NotAllowed, Outcome, StoreError, StoreUnavailable, TooManyParticipants
 from .positions import partition_of
 from .postgres_images import PostgresBlobs, PostgresImages
 from .records import (
@@ -807,6 +807,9 @@ class PostgresStore(PostgresImages):
         """Append a message with the next sequence id and a fresh epoch-ms id.
 
         One statement and its commit (:mod:`.pg_send`), unless the message links images.
+
+        Raises:
+            NotAllowed: the thread is missing or deleted, or the sender is not a live member.
         """
         if pg_send.supports(draft, effects):
             return await self._retrying(
@@ -814,6 +817,17 @@ class PostgresStore(PostgresImages):
             )
 
         async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord]:
+            # as threadline_send: the thread row first, then the sender's membership under it
+            row = await c.fetchrow(
+                "SELECT t.deleted_ms IS NULL AS live, EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = t.id "
+                f"AND p.user_id = $2 AND p.{_LIVE_MEMBER}) AS member FROM threads t WHERE t.id = $1 FOR UPDATE OF t",
+                thread_id, draft.sender_id,
+            )
+            if row is None or not row["live"]:
+                raise NotAllowed(thread_missing=True)
+            if not row["member"]:
+                raise NotAllowed(thread_missing=False)
+
             async def apply() -> MessageRecord:
                 return (await self._insert_messages(c, thread_id, [draft], now_ms))[0]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import migrations
-from .base import Effects, Outcome, StoreError, StoreUnavailable, TooManyParticipants
+from .base import Effects, NotAllowed, Outcome, StoreError, StoreUnavailable, TooManyParticipants
 from .blobs import FileBlobs
 from .records import (
     Event,
@@ -603,6 +603,16 @@ class SqliteStore(SqliteImages):
         self, thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[MessageRecord]
     ) -> Outcome[MessageRecord]:
         def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
+            # Inside the write (the one writer): a removed member can never send, nor replay a key.
+            row = c.execute(
+                "SELECT t.deleted_ms IS NULL AS live, EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = t.id "
+                f"AND p.user_id = ? AND p.{_LIVE_MEMBER}) AS member FROM threads t WHERE t.id = ?",
+                (draft.sender_id, thread_id),
+            ).fetchone()
+            if row is None or not row["live"]:
+                raise NotAllowed(thread_missing=True)
+            if not row["member"]:
+                raise NotAllowed(thread_missing=False)
             outcome = self._effects(c, effects, lambda: self._insert_messages(c, thread_id, [draft], now_ms)[0])
             if outcome.value is not None:
                 outcome.events = self._publishable(c, thread_id, effects, outcome.value, now_ms)

@@ -9,7 +9,7 @@ from threadline.protocol.times import now_ms
 from threadline.protocol.wire import Attachment
 from threadline.server.events import Hub
 from threadline.server.limits import Limits
-from threadline.store.base import Effects, Store
+from threadline.store.base import Effects, NotAllowed, Store
 from threadline.store.blobs import AttachmentUnavailable
 from threadline.store.records import Event, MessageDraft, MessageRecord, ReadReceiptRecord
 
@@ -90,9 +90,12 @@ class MessageService:
         image_ids = validate_attachments(attachments, self._limits)
         if sender_display_name is not None and len(sender_display_name) > self._limits.display_name_chars:
             raise invalid("senderDisplayName is too long.", "senderDisplayName")
-        await require_member(self._store, actor, thread_id)
         if image_ids:
+            await require_member(self._store, actor, thread_id)
             await require_own_images(self._store, actor, thread_id, image_ids)
+        elif not actor.can_chat:
+            raise ChatServiceError(ErrorKind.FORBIDDEN, "The token has no chat scope.")
+        # Otherwise membership is checked inside the write (the store's NotAllowed): one read fewer.
         draft = MessageDraft(
             message_type, sender_id=actor.user_id, sender_display_name=sender_display_name,
             content=body, metadata=metadata, attachments=image_ids or None,
@@ -108,6 +111,10 @@ class MessageService:
             outcome = await self._store.send_message(thread_id, draft, now_ms(), effects)
         except AttachmentUnavailable as exc:
             raise attachment_error(exc, image_ids or []) from None
+        except NotAllowed as exc:
+            if exc.thread_missing:
+                raise ChatServiceError(ErrorKind.NOT_FOUND, "Thread not found.", target="chatThreadId") from None
+            raise ChatServiceError(ErrorKind.FORBIDDEN) from None
         if outcome.replayed is not None:
             return outcome.replayed
         await self._hub.publish(outcome.events)

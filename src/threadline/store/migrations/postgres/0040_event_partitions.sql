@@ -51,7 +51,8 @@ DECLARE
     v_recipients text[] := '{}';
 BEGIN
     IF p_scope IS NOT NULL THEN
-        -- A concurrent duplicate waits here until the first commits, then finds the key taken.
+        -- A concurrent duplicate waits here until the first commits, then finds the key taken
+        -- (and replays it only to a sender who is still a member).
         INSERT INTO idempotency (scope, key, result, created_ms)
         VALUES (p_scope, p_key, '', (extract(epoch from clock_timestamp()) * 1000)::bigint)
         ON CONFLICT (scope, key) DO NOTHING;
@@ -60,15 +61,28 @@ BEGIN
             IF v_stored IS NULL THEN
                 RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'idempotency key vanished; retry';
             END IF;
+            IF NOT EXISTS (SELECT 1 FROM threads t WHERE t.id = p_thread AND t.deleted_ms IS NULL) THEN
+                RAISE EXCEPTION USING ERRCODE = 'TL404', MESSAGE = format('no thread %L', p_thread);
+            END IF;
+            IF NOT EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = p_thread AND p.user_id = p_sender
+                           AND p.left_pos IS NULL) THEN
+                RAISE EXCEPTION USING ERRCODE = 'TL403', MESSAGE = 'the sender is not a member';
+            END IF;
             RETURN QUERY SELECT v_stored, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text[];
             RETURN;
         END IF;
     END IF;
     UPDATE threads SET last_seq = last_seq + 1,
         last_message_id = greatest(p_now, last_message_id + 1), last_message_ms = p_now
-    WHERE id = p_thread RETURNING last_seq, last_message_id INTO v_seq, v_id;
+    WHERE id = p_thread AND deleted_ms IS NULL RETURNING last_seq, last_message_id INTO v_seq, v_id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'P0002', MESSAGE = format('no thread %L', p_thread);
+        RAISE EXCEPTION USING ERRCODE = 'TL404', MESSAGE = format('no thread %L', p_thread);
+    END IF;
+    -- Read once the thread row is locked: a removal (which takes that lock first) has committed
+    -- or waits for this statement, so a removed member can never send.
+    IF NOT EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = p_thread AND p.user_id = p_sender
+                   AND p.left_pos IS NULL) THEN
+        RAISE EXCEPTION USING ERRCODE = 'TL403', MESSAGE = 'the sender is not a member';
     END IF;
     INSERT INTO messages (thread_id, seq, id, type, sender_id, sender_display_name, content, metadata,
                           created_ms, version)
