@@ -88,9 +88,18 @@ class WrkResult:
     errors: int
 
 
-def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+def _ms(value: str | None) -> float:
+    """A wrk duration (``812.00us``, ``1.20ms``, ``2.00s``) in ms; NaN when wrk printed none (no request done)."""
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value or "")
+    if found is None:
+        return float("nan")
+    number, unit = found.groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def _first(pattern: str, text: str) -> str | None:
+    found = re.search(pattern, text)
+    return found.group(1) if found else None
 
 
 def run_wrk(base: str, targets: list[tuple[str, str]], connections: int, seconds: float) -> WrkResult:
@@ -112,10 +121,10 @@ def run_wrk(base: str, targets: list[tuple[str, str]], connections: int, seconds
         ).stdout
     finally:
         os.unlink(script.name)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    rps = float(_first(r"Requests/sec:\s+([\d.]+)", out) or 0)
+    requests = int(_first(r"(\d+) requests in", out) or 0)
+    p50 = _ms(_first(r"50%\s+(\S+)", out))
+    p99 = _ms(_first(r"99%\s+(\S+)", out))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     failed = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in failed.groups()) if failed else 0)
