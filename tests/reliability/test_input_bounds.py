@@ -9,9 +9,11 @@ at the edge (``docs/limits.md``).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -20,6 +22,7 @@ from threadline.chat import ChatClient, ChatParticipant, CommunicationTokenCrede
 from threadline.identity.hmac import sign
 
 from ..conftest import RunningServer
+from ..realtime.helpers import open_stream, ws_url
 from .helpers import IDENTITY, Chat, ChatUser, identifier, make_user, q, server_key
 
 TOO_LATE = "9999-12-31T23:59:59-14:00"  # year 10000 in UTC: the time that broke list_participants
@@ -234,3 +237,17 @@ def test_an_hmac_date_with_huge_numbers_gives_401(acs_server: RunningServer, dat
     answer = requests.post(acs_server.http_endpoint + target, data=b"{}", headers=headers, timeout=10)
     assert answer.status_code == 401, answer.text
     assert answer.headers["x-ms-error-code"] == answer.json()["error"]["code"] == "Unauthorized"
+
+
+@pytest.mark.parametrize("after", ["99999999999999999999", "9223372036854775808", "0" * 30 + "1" + "0" * 20, "²",
+                                   "-1"])
+def test_a_realtime_resume_position_past_64_bits_is_closed_as_a_bad_request(acs_server: RunningServer,
+                                                                             people: list[ChatUser],
+                                                                             after: str) -> None:
+    async def close_of() -> tuple[int, str]:
+        stream = await open_stream(ws_url(acs_server, "after=" + quote(after)), people[0].token, synced=False)
+        code = await stream.wait_closed()
+        await stream.close()
+        return code, stream.close_reason
+
+    assert asyncio.run(close_of()) == (4000, "after must be a non-negative integer.")
