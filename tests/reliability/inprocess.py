@@ -30,7 +30,7 @@ from ..pg import fresh_database, require_postgres
 
 T = TypeVar("T")
 
-CHAT = "2024-03-07"
+CHAT = "2025-03-15"  # the latest: its bodies carry the most fields
 IDENTITY = "2023-10-01"
 HOST = "threadline.test"
 
