@@ -54,7 +54,8 @@ PAGED = ("maxPageSize", "startTime", "syncState")
 RETAIN = {"kind": "threadCreationDate", "deleteThreadAfterDays": 30}
 ROUTES = [
     Route("create_thread", "POST", "/chat/threads",
-          {"topic": "t", "participants": [_participant("{member}")], "metadata": {"k": "v"}, "retentionPolicy": RETAIN}),
+          {"topic": "t", "participants": [_participant("{member}")], "metadata": {"k": "v"},
+           "retentionPolicy": RETAIN}),
     Route("list_threads", "GET", "/chat/threads", query=PAGED),
     Route("get_thread", "GET", THREAD),
     Route("update_thread", "PATCH", THREAD,
