@@ -69,7 +69,6 @@ class Call:
             ChatServiceError: 400 when it holds a NUL character or is longer than any id.
         """
         value: str = self.request.path_params[name]
-        _refuse_nul(value, name)
         return check_text(value, name, MAX_ID_CHARS)
 
     def query_int(self, name: str) -> int | None:
@@ -92,7 +91,6 @@ class Call:
         """
         value = self.request.query_params.get(name)
         if value:
-            _refuse_nul(value, name)
             check_text(value, name, MAX_CURSOR_CHARS if name == "syncState" else MAX_QUERY_CHARS)
         return value or None
 
