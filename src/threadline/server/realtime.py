@@ -46,6 +46,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from threadline.identity.tokens import InvalidToken, TokenClaims, TokenIssuer
 from threadline.protocol.errors import ChatServiceError
+from threadline.protocol.inputs import INT64_MAX
 from threadline.protocol.times import format_ms
 from threadline.protocol.versions import CHAT_VERSIONS
 from threadline.server import metrics
@@ -739,7 +740,8 @@ class RealtimeManager:
         after = None
         if raw_after not in (None, ""):
             assert raw_after is not None
-            if not raw_after.isdigit():
+            significant = raw_after.lstrip("0")[:20] or "0"  # a position is a 64-bit integer on both engines
+            if not (raw_after.isascii() and raw_after.isdigit() and int(significant) <= INT64_MAX):
                 raise ValueError("after must be a non-negative integer.")
             after = int(raw_after)
         heartbeat = self.options.heartbeat_seconds
