@@ -20,12 +20,13 @@ from threadline.protocol.times import now_ms
 from threadline.protocol.wire import encode
 from threadline.store.base import Store, StoreError
 
-from . import metrics
+from . import explorer, metrics
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, realtime_endpoint
-from .routes import chat, identity
+from .routes import admin, chat, identity
+from .services.admin import AdminService, limits_dict
 from .services.admission import Admission
 from .services.identity import IdentityService
 from .services.messages import MessageService
@@ -104,6 +105,8 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
             *chat.routes,
             *identity.routes,
+            *admin.routes,
+            *explorer.routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
         ],
         exception_handlers={HTTPException: _http_error},
@@ -119,6 +122,9 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.throttle = make_throttle(settings.limits, issuer, settings.throttle, settings.throttle_keys)
     app.state.admission = Admission(store, app.state.throttle)
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer)
+    app.state.admin = AdminService(store, hub, {
+        "limits": limits_dict(settings.limits), "throttle": settings.throttle, "workers": settings.workers,
+    })
     return app
 
 

@@ -77,6 +77,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from . import migrations
+from .admin_queries import PostgresAdminQueries
 from .base import Effects, Outcome, StoreError, StoreUnavailable, TooManyParticipants
 from .records import (
     Event,
@@ -185,7 +186,7 @@ class _Finish:
                 f"{then}COMMIT")
 
 
-class PostgresStore:
+class PostgresStore(PostgresAdminQueries):
     """The :class:`~threadline.store.base.Store` on a PostgreSQL database.
 
     Args:
