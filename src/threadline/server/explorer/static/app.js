@@ -108,7 +108,7 @@ async function showIdentities(cursor = null, search = "") {
           if (issued) fill(tokenSlot, tokenBox(issued.token, issued.expiresOn));
         } }, "Issue token"),
         h("button", { type: "button", onclick: () => actAs(user.id) }, "Act as"),
-        h("button", { type: "button", onclick: () => showThreads(null, "", user.id) }, "Threads")),
+        h("button", { type: "button", onclick: () => showThreads(null, "", user.id) }, "Their threads")),
       tokenSlot);
   });
   view("Identities", createForm, created, searchForm,

@@ -27,7 +27,7 @@ export async function showThreads(cursor = null, topic = "", member = "") {
     event.preventDefault();
     showThreads(null, topicInput.value.trim(), memberInput.value.trim());
   });
-  const [newLabel, newInput] = field("new-topic", "Topic", { required: true, maxlength: 512 });
+  const [newLabel, newInput] = field("new-topic", "New thread topic", { required: true, maxlength: 512 });
   const create = h("form", { class: "inline" }, newLabel, newInput,
     h("button", { type: "submit" }, "Create thread as the acting user"));
   create.addEventListener("submit", async (event) => {
@@ -105,31 +105,59 @@ export async function showThread(threadId, cursor = null) {
   const messagesList = h("ol", { class: "messages", "aria-label": "Messages, newest first" });
   const more = h("div");
   const events = h("ol", { class: "events", "aria-label": "Live events", "aria-live": "polite" });
-  const refresh = () => showThread(threadId);
+  const refresh = () => reloadMessages();
+  const log = eventLog(threadId);
+  for (const line of log) events.append(h("li", { class: "event" }, line));
 
-  async function loadMessages(next) {
+  let generation = 0;
+  async function loadMessages(next, replace) {
+    const mine = replace ? ++generation : generation;
     const params = new URLSearchParams({ maxPageSize: "50" });
     if (next) params.set("continuationToken", next);
     const page = await attempt(() => admin("GET", `${base}/messages?${params}`));
-    if (!page) return;
-    for (const m of page.value) messagesList.append(messageItem(threadId, m, refresh));
-    fill(more, pager(page.nextLink, (token) => loadMessages(token)));
+    if (!page || mine !== generation) return;
+    const items = page.value.map((m) => messageItem(threadId, m, refresh));
+    if (replace) messagesList.replaceChildren(...items);
+    else messagesList.append(...items);
+    fill(more, pager(page.nextLink, (token) => loadMessages(token, false)));
   }
 
   const t = detail.thread;
-  const participants = h("ul", { class: "list", "aria-label": "Participants" }, detail.participants.map((p) => {
-    const id = who(p.communicationIdentifier);
-    return h("li", { class: "card" }, h("code", {}, id), p.displayName ? ` ${p.displayName}` : "",
-      h("span", { class: "actions" },
-        h("button", { type: "button", onclick: () => actAs(id) }, "Act as"),
-        h("button", { type: "button", onclick: async () => {
-          if (!requireActing()) return;
-          const path = `/chat/threads/${encodeURIComponent(threadId)}/participants/:remove`;
-          if (await attempt(() => chat(acting.user.token, "POST", path, identifier(id))) !== undefined) refresh();
-        } }, "Remove")));
-  }));
-  const receipts = h("ul", { class: "list", "aria-label": "Read receipts" }, detail.readReceipts.map((r) =>
-    h("li", {}, h("code", {}, who(r.senderCommunicationIdentifier)), ` read ${r.chatMessageId} at ${when(r.readOn)}`)));
+  const participants = h("ul", { class: "list", "aria-label": "Participants" });
+  const receipts = h("ul", { class: "list", "aria-label": "Read receipts" });
+  const memberCount = h("span", {}, `${t.participantCount}`);
+
+  function showDetail(d) {
+    memberCount.textContent = `${d.thread.participantCount}`;
+    fill(participants, d.participants.map((p) => {
+      const id = who(p.communicationIdentifier);
+      return h("li", { class: "card" }, h("code", {}, id), p.displayName ? ` ${p.displayName}` : "",
+        h("span", { class: "actions" },
+          h("button", { type: "button", onclick: () => actAs(id) }, "Act as"),
+          h("button", { type: "button", onclick: async () => {
+            if (!requireActing()) return;
+            const path = `/chat/threads/${encodeURIComponent(threadId)}/participants/:remove`;
+            if (await attempt(() => chat(acting.user.token, "POST", path, identifier(id))) !== undefined) reloadAll();
+          } }, "Remove")));
+    }));
+    fill(receipts, d.readReceipts.length ? d.readReceipts.map((r) =>
+      h("li", {}, h("code", {}, who(r.senderCommunicationIdentifier)), ` read ${r.chatMessageId} at ${when(r.readOn)}`))
+      : h("li", {}, "None."));
+  }
+
+  async function reloadDetail() {
+    const fresh = await attempt(() => admin("GET", base));
+    if (fresh) showDetail(fresh);
+  }
+
+  function reloadMessages() {
+    return loadMessages(null, true);
+  }
+
+  function reloadAll() {
+    reloadDetail();
+    reloadMessages();
+  }
 
   const [addLabel, addInput] = field("add-id", "User id to add", { required: true });
   const [nameLabel, nameInput] = field("add-name", "Display name");
@@ -143,7 +171,7 @@ export async function showThread(threadId, cursor = null) {
     const path = `/chat/threads/${encodeURIComponent(threadId)}/participants/:add`;
     const result = await attempt(() => chat(acting.user.token, "POST", path, body));
     if (result && result.invalidParticipants) notify(`Not added: ${JSON.stringify(result.invalidParticipants)}`);
-    else if (result) refresh();
+    else if (result) reloadAll();
   });
 
   const [sendLabel, sendInput] = field("send-text", "Message", { required: true, autocomplete: "off" });
@@ -166,20 +194,28 @@ export async function showThread(threadId, cursor = null) {
     h("h3", {}, "Send as the acting user"), sendForm,
     h("h3", {}, "Live events (acting user's stream)"), events,
     h("h3", {}, "Messages"), messagesList, more,
-    h("h3", {}, `Participants (${t.participantCount})`), participants, addForm,
-    h("h3", {}, "Read receipts"), detail.readReceipts.length ? receipts : h("p", {}, "None."));
-  await loadMessages(cursor);
+    h("h3", {}, "Participants (", memberCount, ")"), participants, addForm,
+    h("h3", {}, "Read receipts"), receipts);
+  showDetail(detail);
+  await loadMessages(cursor, true);
 
   unsubscribe = live.onEvent((frame) => {
     if (frame.data.threadId !== threadId) return;
     const data = frame.data;
     const text = data.message !== undefined ? `: ${data.type === "html" ? htmlText(data.message) : data.message}` : "";
-    events.prepend(h("li", { class: "event" }, `${frame.type} from ${who(data.sender)}${text}`));
+    const line = `${frame.type} from ${who(data.sender)}${text}`;
+    log.unshift(line);
+    log.length = Math.min(log.length, 50);
+    events.prepend(h("li", { class: "event" }, line));
     if (frame.type.startsWith("chatMessage")) reloadMessages();
+    else if (frame.type.startsWith("participants") || frame.type === "readReceiptReceived") reloadAll();
   });
+}
 
-  async function reloadMessages() {
-    messagesList.replaceChildren();
-    await loadMessages(null);
-  }
+const logs = new Map();
+
+/** The last live events seen for a thread (kept while the page lives, so a re-render keeps them). */
+function eventLog(threadId) {
+  if (!logs.has(threadId)) logs.set(threadId, []);
+  return logs.get(threadId);
 }
