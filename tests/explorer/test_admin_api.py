@@ -201,3 +201,13 @@ def test_status(server: RunningServer) -> None:
     assert body["throttle"] == "off" and body["counts"]["users"] >= 1
     assert body["metrics"]["requests"] >= 1 and body["metrics"]["eventHubConnected"] == 1
     assert body["events"]["latest"] >= body["events"]["oldestKept"]
+
+
+def test_search_text_is_literal(server: RunningServer) -> None:
+    tag = secrets.token_hex(4)
+    alice = new_user(server)
+    percent = _thread(server, alice, f"{tag} 100% _done_")
+    _thread(server, alice, f"{tag} plain")
+    assert [t["id"] for t in signed(server, "GET", "/admin/threads", topic=f"{tag} 100%").json()["value"]] == [percent]
+    assert [t["id"] for t in signed(server, "GET", "/admin/threads", topic=f"{tag} _").json()["value"]] == []
+    assert signed(server, "GET", "/admin/threads", member="%").json()["value"] == []
