@@ -121,6 +121,18 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         assert page.locator(".messages img, .events img, .messages b").count() == 0
         assert page.evaluate("window.pwned") is None
 
+        # Add a participant as the acting user, then remove it: the chat API's system messages follow.
+        third = new_user(server)
+        page.get_by_label("User id to add").fill(third.id)
+        page.get_by_label("Display name").fill("Third")
+        page.get_by_role("button", name="Add participant").click()
+        members = page.get_by_role("list", name="Participants")
+        expect(members).to_contain_text(third.id)
+        assert {p.identifier.properties["id"] for p in thread.list_participants()} >= {third.id}
+        members.locator("li", has_text=third.id).get_by_role("button", name="Remove").click()
+        expect(members).not_to_contain_text(third.id)
+        expect(messages).to_contain_text(f"Removed {third.id}")
+
         # The other client's read receipt shows through the live view; the event log survives re-renders.
         receipts = page.get_by_role("list", name="Read receipts")
         expect(receipts).to_contain_text("None.")
@@ -145,6 +157,8 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         nav.get_by_role("button", name="Server status").click()
         expect(page.get_by_role("heading", name="Server status")).to_be_visible()
         expect(page.locator("dl.pairs").first).to_contain_text(server.engine)
+        expect(page.get_by_text("participantsPerThread")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / f"explorer-status-{server.engine}.png"), full_page=True)
         page.set_viewport_size({"width": 360, "height": 800})
         nav.get_by_role("button", name="Threads").focus()
         page.keyboard.press("Enter")

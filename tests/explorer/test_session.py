@@ -30,6 +30,14 @@ def test_sign_in_sets_a_strict_http_only_cookie_for_admin_and_explorer_only(serv
     assert session.get("/admin/session").json()["csrfToken"] == session.csrf
 
 
+def test_the_cookie_is_secure_over_https(server: RunningServer) -> None:
+    url = f"{server.https_endpoint}/admin/session?api-version=2026-11-28"
+    answer = requests.post(url, json={"accessKey": server.access_key}, verify=server.cert_path, timeout=30)
+    assert answer.status_code == 200, answer.text
+    cookies = answer.raw.headers.getlist("set-cookie")
+    assert len(cookies) == 2 and all("; Secure" in c for c in cookies)
+
+
 def test_sign_in_with_a_connection_string_and_refusals(server: RunningServer) -> None:
     url = admin_url(server, "/admin/session")
     ok = requests.post(url, json={"connectionString": server.connection_string}, timeout=30)
