@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import secrets
 
+import msgspec
 import pytest
 from azure.communication.chat import ChatParticipant, ChatThreadClient
 from azure.communication.identity import CommunicationUserIdentifier
 from azure.core.exceptions import HttpResponseError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ..conftest import RunningServer
 from ..support import User, new_user, official_chat
@@ -211,3 +214,16 @@ def test_search_text_is_literal(server: RunningServer) -> None:
     assert [t["id"] for t in signed(server, "GET", "/admin/threads", topic=f"{tag} 100%").json()["value"]] == [percent]
     assert [t["id"] for t in signed(server, "GET", "/admin/threads", topic=f"{tag} _").json()["value"]] == []
     assert signed(server, "GET", "/admin/threads", member="%").json()["value"] == []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=st.one_of(
+    st.text(min_size=1, max_size=80),
+    st.binary(max_size=60).map(lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")),
+    st.lists(st.one_of(st.integers(), st.text(max_size=5), st.none(), st.floats(allow_nan=False)), max_size=4)
+    .map(lambda v: base64.urlsafe_b64encode(msgspec.json.encode(["threads", *v])).decode().rstrip("=")),
+))
+def test_any_continuation_token_is_a_page_or_a_400(server: RunningServer, token: str) -> None:
+    answer = signed(server, "GET", "/admin/threads", continuationToken=token)
+    if answer.status_code != 200:
+        assert acs_error(answer, 400)["target"] in ("continuationToken", None)

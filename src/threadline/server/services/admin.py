@@ -28,7 +28,16 @@ from threadline.store.records import MessageRecord, ParticipantRecord, ReadRecei
 
 from .common import Page, invalid
 
-__all__ = ["MAX_PAGE", "AdminService", "ThreadDetail", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "MAX_PAGE",
+    "AdminService",
+    "ThreadDetail",
+    "decode_cursor",
+    "encode_cursor",
+    "limits_dict",
+    "page_size",
+    "search_text",
+]
 
 #: Largest admin page, and the default.
 MAX_PAGE, DEFAULT_PAGE = 200, 50
