@@ -171,6 +171,55 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         context.close()
 
 
+def test_a_revoked_acting_token_is_renewed(server: RunningServer, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    from .helpers import signed
+
+    owner = new_user(server)
+    made = signed(server, "POST", "/admin/identities", {}).json()["identity"]["id"]
+    topic = f"Renewal {secrets.token_hex(4)}"
+    thread_id = official_chat(server, owner).create_chat_thread(topic, thread_participants=[
+        ChatParticipant(identifier=CommunicationUserIdentifier(made), display_name="Made"),
+    ]).chat_thread.id
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        page.goto(f"{server.http_endpoint}/explorer/")
+        page.get_by_label("Access key or connection string").fill(server.access_key)
+        page.keyboard.press("Enter")
+        page.get_by_label("Search ids").fill(made)
+        page.keyboard.press("Enter")
+        page.locator("li.card", has_text=made).get_by_role("button", name="Act as").click()
+        expect(page.locator("#live-state")).to_have_text("live view: connected")
+        page.get_by_role("navigation", name="Views").get_by_role("button", name="Threads").click()
+        page.get_by_label("Topic contains").fill(topic)
+        page.keyboard.press("Enter")
+        page.get_by_role("button", name=topic).click()
+        # The identity's tokens are revoked behind the Explorer's back: the stream closes (4003), a send gets 401.
+        from ..support import identity_client
+
+        identity_client(server).revoke_tokens(CommunicationUserIdentifier(made))
+        expect(page.locator("#live-state")).to_have_text("live view: closed (4003)")
+        page.get_by_label("Message", exact=True).fill("after revocation")
+        page.get_by_role("button", name="Send", exact=True).click()
+        expect(page.get_by_role("alert")).to_contain_text("renewed")
+        expect(page.locator("#live-state")).to_have_text("live view: connected")
+        page.get_by_role("button", name="Send", exact=True).click()
+        messages = page.get_by_role("list", name="Messages, newest first")
+        expect(messages.locator("li").first).to_contain_text("after revocation")
+        thread = official_chat(server, owner).get_chat_thread_client(thread_id, connection_verify=server.cert_path)
+        assert [m.content.message for m in thread.list_messages() if m.type == "text"] == ["after revocation"]
+        # A session that ends (here: its cookie gone) brings the sign-in form back, and stops acting.
+        page.context.clear_cookies()
+        page.get_by_role("navigation", name="Views").get_by_role("button", name="Threads").click()
+        expect(page.get_by_role("alert")).to_contain_text("The session has ended")
+        expect(page.get_by_label("Access key or connection string")).to_be_focused()
+        expect(page.locator("#acting")).to_be_hidden()
+    finally:
+        page.close()
+
+
 def test_explorer_refuses_a_wrong_key(server: RunningServer, browser: Any) -> None:
     from playwright.sync_api import expect
 

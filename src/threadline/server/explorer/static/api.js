@@ -7,10 +7,11 @@ let csrf = "";
 
 /** An error answered by the server, with its ACS code. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, source) {
     super(`${status} ${code}: ${message}`);
     this.status = status;
     this.code = code;
+    this.source = source;
   }
 }
 
@@ -27,7 +28,8 @@ async function call(method, path, { body, headers = {}, version } = {}) {
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
     const error = (data && data.error) || {};
-    throw new ApiError(response.status, error.code || "Error", error.message || response.statusText);
+    const source = url.pathname.startsWith("/admin/") ? "admin" : "chat";
+    throw new ApiError(response.status, error.code || "Error", error.message || response.statusText, source);
   }
   return data;
 }

@@ -21,7 +21,15 @@ export async function attempt(fn) {
     return await fn();
   } catch (error) {
     notify(error instanceof ApiError ? error.message : `Error: ${error.message || error}`);
-    if (error instanceof ApiError && error.status === 401 && !acting.user) showSignIn();
+    const signedIn = !$("nav").hidden;
+    if (error instanceof ApiError && error.status === 401 && error.source === "admin" && signedIn) {
+      stopActing();
+      showSignIn();
+      notify("The session has ended: sign in again.");
+    } else if (error instanceof ApiError && error.status === 401 && acting.user) {
+      await actAs(acting.user.userId);  // the acting user's token expired or was revoked: get a new one
+      notify("The acting user's token was renewed: try again.");
+    }
     return undefined;
   }
 }
@@ -162,6 +170,7 @@ async function init() {
   });
   $("stop-acting").addEventListener("click", stopActing);
   live.onStateChange((text) => { $("live-state").textContent = text; });
+  live.onTokenRefused(() => { if (acting.user) actAs(acting.user.userId); });
   const session = await attempt(currentSession);
   if (session) signedIn();
   else showSignIn();

@@ -6,6 +6,8 @@ let position = null;
 let stopped = true;
 let retries = 0;
 let onState = () => {};
+let onRefused = () => {};
+let lastRenewal = 0;
 
 /** Be told of every event frame: fn({type, position, data}). Returns an unsubscribe function. */
 export function onEvent(fn) {
@@ -16,6 +18,11 @@ export function onEvent(fn) {
 /** Be told when the connection state changes (a short text). */
 export function onStateChange(fn) {
   onState = fn;
+}
+
+/** Be told when the server refuses the token (expired 4001, revoked 4003): fn() may start anew. */
+export function onTokenRefused(fn) {
+  onRefused = fn;
 }
 
 /** Open the stream for a token (closing any earlier one). */
@@ -63,6 +70,12 @@ function connect(token) {
     if (socket !== ws) return;
     socket = null;
     // 4001/4003: the token expired or was revoked; a new one is needed.
+    if (!stopped && event.code === 4001 && Date.now() - lastRenewal > 10000) {
+      lastRenewal = Date.now();  // the token expired: ask for a new one (at most every 10 s)
+      onState("live view: renewing the token");
+      onRefused();
+      return;
+    }
     if (stopped || event.code === 4001 || event.code === 4003 || retries >= 5) {
       onState(`live view: closed (${event.code})`);
       return;
