@@ -122,10 +122,16 @@ def test_thread_detail_and_messages(server: RunningServer) -> None:
     assert by_id[ids[2]]["content"]["message"] == "m2" and by_id[ids[2]]["senderDisplayName"] == "Alice"
     assert by_id[ids[0]]["content"]["message"] == "m0 edited" and by_id[ids[0]]["editedOn"]
     assert by_id[ids[1]]["deletedOn"] and "content" not in by_id[ids[1]]
+    members = [p["communicationIdentifier"]["rawId"] for page in
+               _all_pages(server, f"/admin/threads/{thread_id}/participants", maxPageSize=1) for p in page]
+    assert members == [alice.id, bob.id]  # join order, one a page
+    receipts = _all_pages(server, f"/admin/threads/{thread_id}/readReceipts", maxPageSize=1)
+    assert [[r["chatMessageId"] for r in page] for page in receipts] == [[ids[2]]]
     system = [m for m in messages if m["type"] not in ("text", "html")]
     assert {m["type"] for m in system} >= {"participantAdded"}
     acs_error(signed(server, "GET", "/admin/threads/19:nope@thread.v2"), 404)
-    acs_error(signed(server, "GET", "/admin/threads/19:nope@thread.v2/messages"), 404)
+    for part in ("messages", "participants", "readReceipts"):
+        acs_error(signed(server, "GET", f"/admin/threads/19:nope@thread.v2/{part}"), 404)
 
 
 @pytest.mark.parametrize(
@@ -147,6 +153,9 @@ def test_thread_detail_and_messages(server: RunningServer) -> None:
         ("/admin/threads", {"member": "a\x00b"}, "member"),
         ("/admin/threads/19:x@thread.v2/messages", {"continuationToken": "WyJ0aHJlYWRzIiwxLCJ4Il0"},
          "continuationToken"),
+        ("/admin/threads/19:x@thread.v2/participants", {"continuationToken": "WyJ0aHJlYWRzIiwxLCJ4Il0"},
+         "continuationToken"),
+        ("/admin/threads/19:x@thread.v2/readReceipts", {"maxPageSize": "-1"}, "maxPageSize"),
     ],
 )
 def test_bad_paging_input_is_400(server: RunningServer, path: str, params: dict[str, str], target: str) -> None:

@@ -197,6 +197,24 @@ async def admin_list_messages(call: Call) -> Response:
     return _page(call, [views.message(m, _SHAPES) for m in page.items], page.cursor, {"maxPageSize": size})
 
 
+@admin
+async def admin_list_participants(call: Call) -> Response:
+    await _authorized(call)
+    size = call.query_int("maxPageSize")
+    page = await call.state.admin.participants(
+        call.path("thread_id"), size=size, cursor=call.query("continuationToken")
+    )
+    return _page(call, [views.participant(p, _SHAPES) for p in page.items], page.cursor, {"maxPageSize": size})
+
+
+@admin
+async def admin_list_read_receipts(call: Call) -> Response:
+    await _authorized(call)
+    size = call.query_int("maxPageSize")
+    page = await call.state.admin.receipts(call.path("thread_id"), size=size, cursor=call.query("continuationToken"))
+    return _page(call, [views.receipt(r) for r in page.items], page.cursor, {"maxPageSize": size})
+
+
 def key_metrics() -> dict[str, float]:
     """This process's headline figures from the ``/metrics`` registry."""
     totals = {"requests": 0.0, "throttledRequests": 0.0, "databaseErrors": 0.0}
@@ -231,5 +249,7 @@ routes = [
     Route("/admin/threads", admin_list_threads, methods=["GET"]),
     Route(_THREAD, admin_get_thread, methods=["GET"]),
     Route(_THREAD + "/messages", admin_list_messages, methods=["GET"]),
+    Route(_THREAD + "/participants", admin_list_participants, methods=["GET"]),
+    Route(_THREAD + "/readReceipts", admin_list_read_receipts, methods=["GET"]),
     Route("/admin/status", admin_status, methods=["GET"]),
 ]

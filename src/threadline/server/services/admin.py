@@ -200,6 +200,38 @@ class AdminService:
             return Page(rows)
         return Page(rows[:limit], encode_cursor(f"messages:{thread_id}", rows[limit - 1].sequence_id))
 
+    async def participants(
+        self, thread_id: str, *, size: int | None, cursor: str | None
+    ) -> Page[ParticipantRecord]:
+        """A page of a thread's live members in join order.
+
+        Raises:
+            ChatServiceError: 400 bad page size or token; 404 unknown thread.
+        """
+        limit = page_size(size)
+        after = decode_cursor(cursor, f"participants:{thread_id}", (int,))
+        await self._thread(thread_id)
+        skip = after[0] if after else 0
+        rows = await self._store.list_participants(thread_id, skip=skip, limit=limit + 1)
+        return Page(rows[:limit], encode_cursor(f"participants:{thread_id}", skip + limit) if len(rows) > limit
+                    else None)
+
+    async def receipts(
+        self, thread_id: str, *, size: int | None, cursor: str | None
+    ) -> Page[ReadReceiptRecord]:
+        """A page of a thread's read receipts (the latest of each reader), most recent first.
+
+        Raises:
+            ChatServiceError: 400 bad page size or token; 404 unknown thread.
+        """
+        limit = page_size(size)
+        after = decode_cursor(cursor, f"receipts:{thread_id}", (int,))
+        await self._thread(thread_id)
+        skip = after[0] if after else 0
+        rows = await self._store.list_read_receipts(thread_id, skip=skip, limit=limit + 1)
+        return Page(rows[:limit], encode_cursor(f"receipts:{thread_id}", skip + limit) if len(rows) > limit
+                    else None)
+
     async def user(self, user_id: str) -> UserRecord:
         """One identity, deleted or not.
 
