@@ -153,6 +153,13 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         expect(events).to_contain_text("chatMessageEdited")
         page.screenshot(path=str(ARTIFACTS / f"explorer-thread-{server.engine}.png"), full_page=True)
 
+        # Create a thread as the acting user: it opens, with the acting user as its only member.
+        nav.get_by_role("button", name="Threads").click()
+        page.get_by_label("New thread topic").fill(f"{topic} made here")
+        page.get_by_role("button", name="Create thread as the acting user").click()
+        expect(page.get_by_role("heading", name=f"{topic} made here")).to_be_visible()
+        expect(page.get_by_role("list", name="Participants")).to_contain_text(explorer_user)
+
         # Server status, then a narrow window.
         nav.get_by_role("button", name="Server status").click()
         expect(page.get_by_role("heading", name="Server status")).to_be_visible()
