@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.communication.chat import ChatParticipant
+from azure.communication.chat import ChatMessageType, ChatParticipant
 from azure.communication.identity import CommunicationUserIdentifier
 
 from ..conftest import ROOT, RunningServer
@@ -120,6 +120,11 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         expect(messages.locator("li").first).to_contain_text(hostile)
         assert page.locator(".messages img, .events img, .messages b").count() == 0
         assert page.evaluate("window.pwned") is None
+        # An HTML message (sanitised by the server) is shown as its text, never as markup.
+        rich = '<p>rich <a href="https://example.com">link</a></p>'
+        thread.send_message(rich, chat_message_type=ChatMessageType.HTML)
+        expect(messages.locator("li").first).to_contain_text("rich link")
+        assert messages.locator("li").first.locator("p.body a, p.body p").count() == 0
 
         # Add a participant as the acting user, then remove it: the chat API's system messages follow.
         third = new_user(server)

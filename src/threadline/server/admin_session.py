@@ -45,7 +45,9 @@ __all__ = [
     "clear_cookies",
     "new_session",
     "read_session",
+    "require_csrf",
     "session_cookies",
+    "session_of",
 ]
 
 #: The session cookie's name.
