@@ -20,9 +20,10 @@ from threadline.protocol.times import now_ms
 from threadline.protocol.wire import encode
 from threadline.store.base import Store, StoreError
 
-from . import explorer, metrics
+from . import metrics
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
+from .explorer import routes as explorer_routes
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, realtime_endpoint
 from .routes import admin, chat, identity
@@ -106,7 +107,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             *chat.routes,
             *identity.routes,
             *admin.routes,
-            *explorer.routes,
+            *explorer_routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
         ],
         exception_handlers={HTTPException: _http_error},
