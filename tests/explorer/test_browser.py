@@ -73,6 +73,7 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         created = page.locator(".new-identity")
         expect(created).to_contain_text(f"8:acs:{server.resource_id}_")
         explorer_user = created.inner_text().strip()
+        expect(page.get_by_role("list", name="Identities")).to_contain_text(explorer_user)
         expect(page.get_by_role("button", name="Copy token")).to_be_visible()
         assert page.locator("#created time").get_attribute("datetime")
 

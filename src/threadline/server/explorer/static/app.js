@@ -79,7 +79,7 @@ function tokenBox(token, expiresOn) {
     h("code", { class: "secret-text" }, token), copyButton(token, "Copy token"));
 }
 
-async function showIdentities(cursor = null, search = "") {
+async function showIdentities(cursor = null, search = "", made = null) {
   const params = new URLSearchParams({ maxPageSize: "25" });
   if (search) params.set("search", search);
   if (cursor) params.set("continuationToken", cursor);
@@ -93,10 +93,12 @@ async function showIdentities(cursor = null, search = "") {
     const result = await attempt(() => admin("POST", "/admin/identities", {
       createTokenWithScopes: ["chat"], expiresInMinutes: 60,
     }));
-    if (!result) return;
-    fill(created, h("p", {}, "Created ", h("code", { class: "new-identity" }, result.identity.id), " ",
-      copyButton(result.identity.id, "Copy id")), tokenBox(result.accessToken.token, result.accessToken.expiresOn));
+    if (result) showIdentities(null, "", result);  // the list now holds it; show its id and token above
   });
+  if (made) {
+    fill(created, h("p", {}, "Created ", h("code", { class: "new-identity" }, made.identity.id), " ",
+      copyButton(made.identity.id, "Copy id")), tokenBox(made.accessToken.token, made.accessToken.expiresOn));
+  }
   const [searchLabel, searchInput] = field("identity-search", "Search ids", { type: "search", value: search });
   const searchForm = h("form", { class: "inline", role: "search" }, searchLabel, searchInput,
     h("button", { type: "submit" }, "Search"));
@@ -122,6 +124,7 @@ async function showIdentities(cursor = null, search = "") {
   view("Identities", createForm, created, searchForm,
     rows.length ? h("ul", { class: "list", "aria-label": "Identities" }, rows) : h("p", {}, "No identities."),
     pager(page.nextLink, (next) => showIdentities(next, search)));
+  if (made) created.querySelector("button").focus();
 }
 export { showIdentities };
 
