@@ -45,6 +45,9 @@ async def _scenario(store: Store) -> None:
             members = [ParticipantRecord(_user(0)), *([ParticipantRecord(_user(1))] if n % 2 else [])]
             draft = MessageDraft("participantAdded", participants=members, initiator_id=_user(0))
             await store.create_thread(thread, members, [draft], Effects())
+        # One thread with later activity comes first, whatever its id.
+        await store.send_message("19:Ta0@thread.v2", MessageDraft("text", sender_id=_user(0), content="hi"), 9_000,
+                                 Effects())
         admin = AdminService(store, None, {})
         seen: list[str] = []
         cursor = None
@@ -67,12 +70,13 @@ async def _scenario(store: Store) -> None:
             if cursor is None:
                 break
         ids = [t for t, _ in threads]
-        assert ids == sorted(ids, reverse=True) and len(ids) == 5  # equal activity: id desc, bytewise
+        assert ids[0] == "19:Ta0@thread.v2"
+        assert ids[1:] == sorted(ids[1:], reverse=True) and len(ids) == 5  # equal activity: id desc, bytewise
         assert dict(threads) == {f"19:T{'aB'[n % 2]}{n}@thread.v2": 1 + n % 2 for n in range(5)}
         with_b1 = await admin.threads(topic=None, member=_user(1)[-6:].lower(), size=10, cursor=None)
         assert sorted(t.id for t, _ in with_b1.items) == sorted(f"19:TB{n}@thread.v2" for n in (1, 3))
         counts = await store.admin_counts()
-        assert counts == {"users": 6, "threads": 5, "messages": 5, "memberships": 7, "events": 0}
+        assert counts == {"users": 6, "threads": 5, "messages": 6, "memberships": 7, "events": 0}
     finally:
         await store.close()
 
