@@ -26,6 +26,12 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 WAIT_MS = 15_000
+#: Every form control on the page has a label, and every button a name.
+UNLABELLED = """() => [
+  ...[...document.querySelectorAll("input, textarea, select")]
+    .filter((e) => !e.labels.length && !e.getAttribute("aria-label")).map((e) => e.outerHTML),
+  ...[...document.querySelectorAll("button")].filter((b) => !b.textContent.trim()).map((b) => b.outerHTML),
+]"""
 
 
 def _unavailable(reason: str) -> None:
@@ -75,6 +81,7 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         explorer_user = created.inner_text().strip()
         expect(page.get_by_role("list", name="Identities")).to_contain_text(explorer_user)
         expect(page.get_by_role("button", name="Copy token")).to_be_visible()
+        assert page.evaluate(UNLABELLED) == []
         assert page.locator("#created time").get_attribute("datetime")
 
         # Another client (the official SDK) makes a thread with that identity and says hello.
@@ -158,6 +165,7 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         expect(events).to_contain_text("chatMessageDeleted")
         expect(events).to_contain_text("chatMessageEdited")
         page.screenshot(path=str(ARTIFACTS / f"explorer-thread-{server.engine}.png"), full_page=True)
+        assert page.evaluate(UNLABELLED) == []
 
         # Create a thread as the acting user: it opens, with the acting user as its only member.
         nav.get_by_role("button", name="Threads").click()
