@@ -62,6 +62,7 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.http_endpoint)
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -80,7 +81,10 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         expect(created).to_contain_text(f"8:acs:{server.resource_id}_")
         explorer_user = created.inner_text().strip()
         expect(page.get_by_role("list", name="Identities")).to_contain_text(explorer_user)
-        expect(page.get_by_role("button", name="Copy token")).to_be_visible()
+        page.get_by_role("button", name="Copy token").click()
+        expect(page.get_by_role("button", name="Copied")).to_be_visible()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == page.locator("#created .secret-text").inner_text() and copied.count(".") == 2
         assert page.evaluate(UNLABELLED) == []
         assert page.locator("#created time").get_attribute("datetime")
 
