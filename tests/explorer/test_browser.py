@@ -245,6 +245,30 @@ def test_a_revoked_acting_token_is_renewed(server: RunningServer, browser: Any) 
         page.close()
 
 
+def test_explorer_over_https(server: RunningServer, browser: Any) -> None:
+    """Over HTTPS the cookie is Secure and the live view runs on wss:, under the same CSP."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(ignore_https_errors=True)  # the test CA is not in Chromium's store
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        page.goto(f"{server.https_endpoint}/explorer/")
+        page.get_by_label("Access key or connection string").fill(server.connection_string)
+        page.keyboard.press("Enter")
+        page.get_by_role("button", name="Create identity with a chat token").click()
+        made = page.locator(".new-identity").inner_text().strip()
+        page.get_by_label("Search ids").fill(made)
+        page.keyboard.press("Enter")
+        page.locator("li.card", has_text=made).get_by_role("button", name="Act as").click()
+        expect(page.locator("#live-state")).to_have_text("live view: connected")
+        cookies = context.cookies()
+        assert {c["path"] for c in cookies} == {"/admin", "/explorer"}
+        assert all(c["secure"] and c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
+    finally:
+        context.close()
+
+
 def test_explorer_refuses_a_wrong_key(server: RunningServer, browser: Any) -> None:
     from playwright.sync_api import expect
 
