@@ -23,9 +23,11 @@ from threadline.store.base import Store, StoreError
 from . import metrics
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
+from .explorer import routes as explorer_routes
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, RealtimeOptions, realtime_endpoint
-from .routes import chat, identity, images
+from .routes import admin, chat, identity, images
+from .services.admin import AdminService, limits_dict
 from .services.admission import Admission
 from .services.identity import IdentityService
 from .services.images import ImageService
@@ -111,6 +113,8 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             *chat.routes,
             *identity.routes,
             *images.routes,
+            *admin.routes,
+            *explorer_routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
         ],
         exception_handlers={HTTPException: _http_error},
@@ -129,6 +133,9 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer, RealtimeOptions(
         queue_bytes=settings.realtime_queue_bytes, connections_per_user=settings.realtime_per_user,
     ))
+    app.state.admin = AdminService(store, hub, {
+        "limits": limits_dict(settings.limits), "throttle": settings.throttle, "workers": settings.workers,
+    })
     return app
 
 

@@ -316,3 +316,27 @@ class Store(Protocol):
 
     async def prune_idempotency(self, before_ms: int) -> int:
         """Forget repeatability ids recorded before ``before_ms``; return how many."""
+
+    # -- admin (the resource-wide reads of /admin and the Explorer, ``admin_queries.py``) ---------
+
+    async def admin_users(
+        self, *, search: str | None, after: tuple[int, str] | None, limit: int
+    ) -> list[UserRecord]:
+        """Every identity (deleted ones too), newest first.
+
+        Order is (created ms desc, id desc); ``after`` is that key of the last row
+        of the previous page; ``search`` keeps ids containing it (case-insensitive).
+        """
+
+    async def admin_threads(
+        self, *, topic: str | None, member: str | None, after: tuple[int, str] | None, limit: int
+    ) -> list[tuple[ThreadRecord, int]]:
+        """Every thread (deleted ones too) with its live member count, latest activity first.
+
+        Order is (last message ms, else created ms, desc; id desc); ``after`` is that
+        key of the last row of the previous page. ``topic`` keeps topics containing it,
+        ``member`` threads with a live member whose id contains it (both case-insensitive).
+        """
+
+    async def admin_counts(self) -> dict[str, int]:
+        """Counts for the status page: ``users``, ``threads`` (live), ``messages``, ``memberships``, ``events``."""

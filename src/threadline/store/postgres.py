@@ -77,6 +77,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from . import migrations
+from .admin_queries import PostgresAdminQueries
 from .base import Effects, Outcome, StoreError, StoreUnavailable, TooManyParticipants
 from .postgres_images import PostgresBlobs, PostgresImages
 from .records import (
@@ -188,7 +189,7 @@ class _Finish:
                 f"{then}COMMIT")
 
 
-class PostgresStore(PostgresImages):
+class PostgresStore(PostgresImages, PostgresAdminQueries):
     """The :class:`~threadline.store.base.Store` on a PostgreSQL database.
 
     Args:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import migrations
+from .admin_queries import SqliteAdminQueries
 from .base import Effects, Outcome, StoreUnavailable, TooManyParticipants
 from .blobs import FileBlobs
 from .records import (
@@ -70,7 +71,7 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-class SqliteStore(SqliteImages):
+class SqliteStore(SqliteImages, SqliteAdminQueries):
     """The :class:`~threadline.store.base.Store` on one SQLite file.
 
     Args:
