@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import uvicorn
 
 from .app import running
+from .preflight import bind_error, clear_runtime, serve_lock, write_runtime
 from .settings import Settings
 from .tls import TlsFiles, ensure_certificate
 
@@ -58,14 +59,23 @@ _CONFIG: dict[str, Any] = {
 }
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, flag: str = "--http-port") -> socket.socket:
+    """A listening socket (inherited from a ``--workers`` parent when it bound one).
+
+    Raises:
+        SetupError: the address is taken, not this machine's, or not allowed.
+    """
     inherited = _INHERITED.pop((host, port), None)
     if inherited is not None:
         return inherited
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise bind_error(flag, host, port, exc) from exc
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -107,6 +117,13 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
         out: where the banner goes.
     """
     settings = settings.prepared()
+    with serve_lock(settings):
+        await _serve(settings, out)
+    print("Threadline stopped.", file=out, flush=True)
+
+
+async def _serve(settings: Settings, out: TextIO) -> None:
+    worker = bool(_INHERITED)  # a --workers child: its parent notes the endpoints
     tls = ensure_certificate(settings.data_dir.resolve() / "tls") if settings.https_port >= 0 else None
     servers: list[tuple[_Server, socket.socket]] = []
     async with running(settings) as app:
@@ -122,7 +139,7 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
             config = uvicorn.Config(app, **_CONFIG)
             servers.append((_Server(config), sock))
         if tls is not None:
-            sock = _bind(settings.host, settings.https_port)
+            sock = _bind(settings.host, settings.https_port, "--https-port")
             https_url = _url("https", settings.host, sock.getsockname()[1])
             config = uvicorn.Config(app, **_CONFIG, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
             servers.append((_Server(config), sock))
@@ -151,13 +168,16 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
+        if not worker:
+            write_runtime(settings, http_url, https_url)
         print(banner(settings, http_url, https_url, tls), file=out, flush=True)
         try:
             await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))
         finally:
+            if not worker:
+                clear_runtime(settings)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-    print("Threadline stopped.", file=out, flush=True)
 
 
 def run(settings: Settings) -> None:
@@ -211,7 +231,7 @@ def run_workers(settings: Settings, out: TextIO = sys.stdout) -> int:
         inherited[(settings.host, settings.http_port)] = sock
         http_url = _url("http", settings.host, settings.http_port)
     if tls is not None:
-        sock = _bind(settings.host, settings.https_port)
+        sock = _bind(settings.host, settings.https_port, "--https-port")
         settings = replace(settings, https_port=sock.getsockname()[1])
         inherited[(settings.host, settings.https_port)] = sock
         https_url = _url("https", settings.host, settings.https_port)
@@ -247,6 +267,7 @@ def run_workers(settings: Settings, out: TextIO = sys.stdout) -> int:
         spawn(index)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    write_runtime(settings, http_url, https_url)
     print(banner(settings, http_url, https_url, tls), file=out, flush=True)
     print(f"  Workers:        {settings.workers} processes ({', '.join(map(str, children))})", file=out, flush=True)
     while children:
@@ -261,5 +282,6 @@ def run_workers(settings: Settings, out: TextIO = sys.stdout) -> int:
             time.sleep(1.0)
             if not stopping:
                 spawn(index)
+    clear_runtime(settings)
     print("Threadline stopped.", file=out, flush=True)
     return 0

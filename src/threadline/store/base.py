@@ -35,7 +35,7 @@ from .records import (
     UserRecord,
 )
 
-__all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreUnavailable"]
+__all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreReadOnly", "StoreUnavailable"]
 
 T = TypeVar("T")
 
@@ -49,6 +49,10 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached or is shutting down."""
+
+
+class StoreReadOnly(StoreUnavailable):
+    """The database answers but refuses writes (a read-only file, a standby, a read-only transaction)."""
 
 
 @dataclass(slots=True)
@@ -85,7 +89,10 @@ class Store(Protocol):
         """Finish pending writes and release every connection."""
 
     async def ping(self) -> None:
-        """Raise :class:`StoreUnavailable` unless the database answers."""
+        """Raise :class:`StoreUnavailable` unless the database answers (:class:`StoreReadOnly`: but refuses writes)."""
+
+    async def resource_identity(self, resource_id: str, key_fingerprint: str) -> tuple[str, str]:
+        """Record the resource id and key fingerprint when none is recorded; return the recorded pair."""
 
     # -- users -------------------------------------------------------------------------------
 
