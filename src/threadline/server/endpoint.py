@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.protocol.wire import decode, encode
-from threadline.store.base import StoreError, StoreUnavailable
+from threadline.store.base import StoreError, StoreReadOnly, StoreUnavailable
 
 from . import metrics
 from .errors import JSON, error_response, from_decode_error
@@ -212,9 +212,10 @@ def endpoint(
                 if exc.status == 429:
                     metrics.throttled(operation)
                 response = error_response(exc, headers)
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 metrics.database_error("unavailable")
-                response = error_response(ChatServiceError(ErrorKind.UNAVAILABLE, retry_after=1), headers)
+                why = "The database is read-only; writes are refused." if isinstance(exc, StoreReadOnly) else None
+                response = error_response(ChatServiceError(ErrorKind.UNAVAILABLE, why, retry_after=1), headers)
             except Exception as exc:  # a bug: answer in the ACS shape and log it
                 if isinstance(exc, StoreError) or type(exc).__module__.partition(".")[0] in _DRIVER_MODULES:
                     metrics.database_error("error")
