@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--scopes", default="chat,voip", help=scopes_help)
     token.add_argument("--minutes", type=int, default=1440, help=minutes_help)
 
+    seed = commands.add_parser("seed", help="demo identities and a thread, with tokens and code snippets "
+                               "(idempotent)")
+    _common(seed)
+    seed.add_argument("--json", action="store_true", help="print JSON for scripts")
+    seed.add_argument("--minutes", type=int, default=1440, help=minutes_help)
+
     migrate = commands.add_parser("migrate", help="apply pending schema migrations")
     _common(migrate)
 
@@ -226,6 +232,14 @@ def _run(args: argparse.Namespace, level: str) -> int:
         return 0
     if args.command in ("user", "token"):
         return asyncio.run(_with_identity(settings, args.command, args))
+    if args.command == "seed":
+        from threadline.seed import render, render_json, seed
+
+        if not 60 <= args.minutes <= 1440:
+            raise SetupError(f"--minutes {args.minutes}: out of range; use a lifetime from 60 to 1440 minutes")
+        done = asyncio.run(seed(settings, args.minutes))
+        print(render_json(done) if args.json else render(done))
+        return 0
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "backup":

@@ -1,0 +1,79 @@
+"""``threadline seed``: demo identities and a thread, idempotent, whose printed tokens, connection strings
+and Python snippet work as printed (both engines)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.communication.chat import ChatClient as OfficialChatClient
+from azure.communication.chat import CommunicationTokenCredential as OfficialCredential
+
+from threadline.chat import ChatClient, CommunicationTokenCredential
+
+from .conftest import launch
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    if request.param == "sqlite":
+        yield []
+        return
+    from .pg import fresh_database, require_postgres
+
+    require_postgres()
+    with fresh_database("threadline_seed") as url:
+        yield ["--database", url]
+
+
+def seed(data: Path, database: list[str], *extra: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "threadline", "seed", "--data", str(data), *database, *extra],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_seed_is_idempotent_and_what_it_prints_works(tmp_path: Path, database: list[str]) -> None:
+    data = tmp_path / "data"
+    server = launch(data, *database, env={"THREADLINE_THROTTLE": "off"})
+    try:
+        first: dict[str, Any] = json.loads(seed(data, database, "--json").stdout)
+        again: dict[str, Any] = json.loads(seed(data, database, "--json").stdout)
+        assert [u["name"] for u in again["users"]] == ["Alice", "Bob"]
+        assert [u["id"] for u in again["users"]] == [u["id"] for u in first["users"]]
+        assert again["thread"] == {**first["thread"], "created": False} and first["thread"]["created"] is True
+        # the running server's actual endpoints, not the defaults
+        assert again["endpoints"] == {"http": server.http_endpoint, "https": server.https_endpoint}
+        assert again["connectionStrings"]["https"] == server.connection_string
+        assert again["caCertificate"] == str(Path(server.cert_path).resolve())
+
+        alice, bob = again["users"]
+        thread_id = again["thread"]["id"]
+        with ChatClient(server.http_endpoint, CommunicationTokenCredential(alice["token"])) as chat:
+            thread = chat.get_chat_thread_client(thread_id)
+            texts = [(m.sender_display_name, m.content.message) for m in thread.list_messages() if m.type == "text"]
+        assert texts[::-1] == [  # seeded once, not twice
+            ("Alice", "Hi Bob! This thread was made by `threadline seed`."),
+            ("Bob", "Hi Alice. Real-time events arrive on /chat/realtime."),
+            ("Alice", "Open samples/realtime_chat.py to chat from two terminals."),
+        ]
+        official = OfficialChatClient(server.https_endpoint, OfficialCredential(bob["token"]),
+                                      connection_verify=again["caCertificate"])
+        assert thread_id in [t.id for t in official.list_chat_threads()]
+
+        # the text form: the Python snippet runs as printed
+        text = seed(data, database).stdout
+        assert "Demo data in place (thread already there" in text
+        assert f"endpoint={server.http_endpoint}/;accesskey={server.access_key}" in text
+        snippet = text.split("(run with .venv/bin/python):\n\n", 1)[1].split("\n\nJavaScript", 1)[0]
+        ran = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        assert "Alice Hi Bob! This thread was made by `threadline seed`." in ran.stdout.splitlines()
+        assert 'import { ChatClient } from "@azure/communication-chat";' in text
+    finally:
+        server.stop()
