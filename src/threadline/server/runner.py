@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import uvicorn
 
 from .app import running
+from .limits import Limits
 from .preflight import bind_error, clear_runtime, serve_lock, write_runtime
 from .settings import Settings
 from .tls import TlsFiles, ensure_certificate
@@ -96,6 +97,8 @@ def banner(settings: Settings, http_url: str | None, https_url: str | None, tls:
     lines.append(f"  Database:       {settings.database_url if not settings.is_postgres else 'PostgreSQL'}")
     main = https_url or http_url or ""
     lines.append(f"  Connection string: {settings.connection_string(main)}")
+    if https_url and http_url:
+        lines.append(f"  HTTP connection string (threadline.chat on loopback): {settings.connection_string(http_url)}")
     if tls is not None and https_url:
         lines += [
             "  Trust the certificate in the official SDKs with one of:",
@@ -105,8 +108,31 @@ def banner(settings: Settings, http_url: str | None, https_url: str | None, tls:
         ]
     if http_url:
         lines.append("  threadline.chat and threadline.identity also accept the plain HTTP endpoint.")
-    lines.append("Press Ctrl+C to stop.")
+    lines += [f"  {line}" for line in limits_summary(settings)]
+    lines += [
+        "  Next: `threadline seed` makes demo users, a thread, tokens and ready-to-paste code;",
+        "        samples/*.py in the source tree; docs/sdk.md and docs/realtime.md.",
+        "Press Ctrl+C to stop.",
+    ]
     return "\n".join(lines)
+
+
+def limits_summary(settings: Settings) -> list[str]:
+    """What the banner says of the limits in force and how to change them."""
+    limits = settings.limits
+    if limits == Limits.unlimited():
+        return ["Limits:         none (--no-limits): sizes and rates lifted; drop the flag for ACS's limits"]
+    sizes = (f"ACS sizes (message {limits.message_bytes // 1024} KB, {limits.participants_per_thread} participants "
+             f"per thread, page size <= {limits.page_size_max}); lift with --no-limits")
+    value = settings.throttle.strip().lower()
+    if value in ("off", "0", "false", "no"):
+        rates = "Rates:          not throttled (--throttle off)"
+    elif value in ("", "on", "acs", "1", "true", "yes"):
+        rates = ("Rates:          ACS's (e.g. 10 sends per thread per 10 s, 429 + Retry-After beyond); "
+                 "--throttle off, or a factor such as 2")
+    else:
+        rates = f"Rates:          ACS's x {value} (--throttle {value}); --throttle on for ACS's, off to lift"
+    return [f"Limits:         {sizes}", rates, "                see docs/limits.md"]
 
 
 async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:

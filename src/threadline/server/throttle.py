@@ -24,6 +24,7 @@ alone and ``THREADLINE_THROTTLE=<factor>`` scales every rate (``2`` doubles them
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections import deque
@@ -39,6 +40,8 @@ from threadline.protocol.errors import ChatServiceError, ErrorKind
 from .limits import Limits
 
 __all__ = ["ACS_RULES", "REFUND_STATUSES", "Rule", "Throttle", "Ticket", "make_throttle"]
+
+_log = logging.getLogger("threadline.throttle")
 
 Scope = Literal["user", "thread", "user_thread", "resource"]
 
@@ -135,6 +138,7 @@ class Throttle:
         self._clock = clock
         self._logs: dict[_Key, deque[float]] = {}
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._explained: dict[tuple[str, int], float] = {}
         self._next_sweep = clock() + self.SWEEP_SECONDS
         self._longest = max((r.seconds for rs in self._rules.values() for r in rs), default=0.0)
 
@@ -246,10 +250,25 @@ class Throttle:
             keys.append(key)
             logs.append(log)
         if wait > 0:
-            raise ChatServiceError(ErrorKind.THROTTLED, retry_after=max(1, math.ceil(wait)))
+            retry = max(1, math.ceil(wait))
+            self._explain(operation, rules, logs, retry, now)
+            raise ChatServiceError(ErrorKind.THROTTLED, retry_after=retry)
         for log in logs:
             log.append(now)
         return Ticket(keys, now)
+
+    def _explain(self, operation: str, rules: tuple[Rule, ...], logs: list[deque[float]], retry: int,
+                 now: float) -> None:
+        """Log which rule refused a request (at most once a second per rule), so a developer whose SDK
+        silently waits on ``Retry-After`` can see why."""
+        for index, (rule, window) in enumerate(zip(rules, logs, strict=True)):
+            if len(window) < rule.count or now - self._explained.get((operation, index), -1.0) < 1.0:
+                continue
+            self._explained[(operation, index)] = now  # bounded: one entry per rule
+            _log.warning("throttled %s: at most %d per %g s per %s (--throttle off, or a factor, "
+                         "changes it); Retry-After %d s", operation, rule.count, rule.seconds,
+                         rule.scope.replace("_", " in a "), retry,
+                         extra={"operation": operation, "rule": f"{rule.count}/{rule.seconds:g}s/{rule.scope}"})
 
     def refund(self, ticket: Ticket) -> None:
         """Give back the slots of a request that turned out not to be the caller's to spend."""
