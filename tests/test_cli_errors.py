@@ -204,3 +204,8 @@ def test_connection_string_reports_the_running_servers_ports(start_server: Calla
     assert not (server.data_dir / "runtime.json").exists()
     stopped = threadline("connection-string", "--data", data, "--http", env={"THREADLINE_HTTP_PORT": "9999"})
     assert stopped.stdout.strip() == f"endpoint=http://127.0.0.1:9999/;accesskey={server.access_key}"
+
+
+def test_a_malformed_resource_id_is_refused(tmp_path: Path) -> None:
+    line = one_line_error(threadline("user", "--data", str(tmp_path), "--resource-id", "my_resource:1"), "user")
+    assert "--resource-id my_resource:1: not a resource id (THREADLINE_RESOURCE_ID); use a GUID such as " in line

@@ -58,7 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="threadline", description="Self-hosted ACS-compatible chat.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    serve = commands.add_parser("serve", help="run the server")
+    serve = commands.add_parser(
+        "serve", help="run the server", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="variables without a flag:\n"
+        "  THREADLINE_EVENT_RETENTION        seconds events stay resumable (default 86400)\n"
+        "  THREADLINE_IDEMPOTENCY_RETENTION  seconds a repeatability-request-id is remembered (default 86400)\n"
+        "see docs/limits.md and docs/operations.md",
+    )
     _common(serve)
     serve.add_argument("--host", help="listen address (THREADLINE_HOST, default 127.0.0.1)")
     serve.add_argument("--http-port", type=int, help="HTTP port, -1 to disable (THREADLINE_HTTP_PORT, 8080)")

@@ -16,8 +16,10 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -82,6 +84,10 @@ def check(settings: Settings, *, serving: bool = True) -> None:
         scheme = url.split("://", 1)[0]
         raise SetupError(f"--database {masked(url)}: unsupported scheme '{scheme}://' (THREADLINE_DATABASE); "
                          "use postgresql://user@host:5432/name, or a SQLite file path")
+    resource = settings.resource_id
+    if resource is not None and not re.fullmatch(r"[0-9A-Za-z-]{1,64}", resource):
+        raise SetupError(f"--resource-id {resource}: not a resource id (THREADLINE_RESOURCE_ID); use a GUID such as "
+                         f"{uuid.uuid4()}, or leave it out to use the data folder's")
     data = settings.data_dir
     if data.exists() and not data.is_dir():
         raise SetupError(f"--data {data}: is a file, not a folder; pass a folder with --data (THREADLINE_DATA)")
