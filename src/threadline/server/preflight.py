@@ -102,6 +102,9 @@ def check(settings: Settings, *, serving: bool = True) -> None:
     if not settings.is_postgres and Path(settings.database_url).is_dir():
         raise SetupError(f"--database {settings.database_url}: is a folder; name a SQLite file, "
                          "or leave --database out to use <data>/threadline.db")
+    if settings.events and not settings.events.startswith(("redis://", "rediss://", "unix://")):
+        raise SetupError(f"--events {masked(settings.events)}: not a Redis URL (THREADLINE_EVENTS); use "
+                         "redis://host:6379/0 (rediss:// for TLS), or leave it out on a single node")
     if settings.sqlite_synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
         raise SetupError(f"THREADLINE_SQLITE_SYNCHRONOUS={settings.sqlite_synchronous}: unknown level; "
                          "use NORMAL or FULL (--synchronous)")

@@ -19,7 +19,7 @@ import uvicorn
 
 from .app import running
 from .limits import Limits
-from .preflight import bind_error, clear_runtime, serve_lock, write_runtime
+from .preflight import SetupError, bind_error, clear_runtime, serve_lock, write_runtime
 from .settings import Settings
 from .tls import TlsFiles, ensure_certificate
 
@@ -238,15 +238,18 @@ def run_workers(settings: Settings, out: TextIO = sys.stdout) -> int:
         out: where the banner goes.
 
     Returns:
-        The exit code: 0 after a requested stop, 2 when workers cannot be used.
+        The exit code: 0 after a requested stop.
+
+    Raises:
+        SetupError: workers cannot be used (SQLite, or no ``fork``), or a port cannot be bound.
     """
     if not settings.is_postgres:
-        print("error: --workers needs PostgreSQL (--database postgresql://...): an SQLite file has "
-              "one writing process. Run one process, or several nodes on PostgreSQL.", file=sys.stderr)
-        return 2
+        raise SetupError(f"--workers needs PostgreSQL (--database postgresql://...), not the SQLite file "
+                         f"{settings.database_url} (one writing process); run one process, or several nodes on "
+                         "PostgreSQL")
     if not hasattr(os, "fork"):  # pragma: no cover - Windows
-        print("error: --workers needs fork(); run one process per port behind a load balancer.", file=sys.stderr)
-        return 2
+        raise SetupError(f"--workers {settings.workers}: needs fork(); run one process per port behind a load "
+                         "balancer")
     settings = settings.prepared()
     tls = ensure_certificate(settings.data_dir.resolve() / "tls") if settings.https_port >= 0 else None
     inherited: dict[tuple[str, int], socket.socket] = {}
