@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import RunningServer
+from .conftest import RunningServer, launch
 
 RUN = [sys.executable, "-m", "threadline"]
 
@@ -189,12 +189,17 @@ def test_user_and_token_refuse_a_database_of_another_key_or_resource(tmp_path: P
     assert good.returncode == 0 and good.stdout.count(".") == 2, good.stderr
 
 
-def test_serve_refuses_a_database_of_another_key(tmp_path: Path, database: list[str]) -> None:
+def test_serve_warns_of_a_database_of_another_key(tmp_path: Path, database: list[str]) -> None:
+    # One database may serve several resources (each with its own nodes and key): serve only warns.
     assert threadline("migrate", "--data", str(tmp_path / "a"), *database).returncode == 0
     resource = (tmp_path / "a" / "resource-id").read_text().strip()
-    line = one_line_error(threadline("serve", "--data", str(tmp_path / "b"), *database, "--resource-id", resource,
-                                     "--http-port", "0", "--https-port", "0"))
-    assert "--access-key: not the key the database" in line
+    server = launch(tmp_path / "b", *database, "--resource-id", resource, "--log-format", "text")
+    try:
+        banner = "\n".join(server.output)
+        assert "WARNING threadline.server this database was first opened with another key or resource" in banner
+        assert "--access-key: not the key the database" in banner
+    finally:
+        server.stop()
 
 
 def test_connection_string_reports_the_running_servers_ports(start_server: Callable[..., RunningServer]) -> None:

@@ -157,7 +157,7 @@ async def _with_identity(settings: Settings, work: str, args: argparse.Namespace
 async def _migrate(settings: Settings) -> int:
     from threadline.server.preflight import open_checked
 
-    store = await open_checked(settings.prepared())  # opening applies pending migrations
+    store = await open_checked(settings.prepared(), refuse_others=False)  # opening applies pending migrations
     await store.close()
     print("migrations applied")
     return 0

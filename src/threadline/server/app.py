@@ -128,7 +128,7 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
     """Open the store and hub, yield the app, and close both afterwards."""
     from .preflight import open_checked
 
-    store = await open_checked(settings)
+    store = await open_checked(settings, refuse_others=False)
     hub = open_hub(settings, store)
     try:
         await hub.start()

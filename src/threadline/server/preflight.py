@@ -15,6 +15,7 @@ import errno
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import socket
@@ -41,6 +42,9 @@ __all__ = [
     "serve_lock",
     "write_runtime",
 ]
+
+
+log = logging.getLogger("threadline.server")
 
 
 class SetupError(Exception):
@@ -170,21 +174,24 @@ def _open_error(settings: Settings, exc: BaseException) -> SetupError | None:
     return None
 
 
-async def open_checked(settings: Settings) -> Store:
+async def open_checked(settings: Settings, *, refuse_others: bool = True) -> Store:
     """Open the store the settings name, and check it belongs to this key and resource.
 
     The first opening records the resource id and the key's fingerprint in
-    the database; every later one must bring the same, or tokens would be
-    minted (or checked) with a key the other side does not share.
+    the database; the commands that mint tokens (``user``, ``token``,
+    ``seed``) then refuse another key or resource, whose tokens the server
+    would reject. A server (``refuse_others=False``) only warns: one database
+    may serve several resources, each with its own nodes and key.
 
     Args:
         settings: prepared settings.
+        refuse_others: refuse a database recorded for another key or resource (else log a warning).
 
     Returns:
         The opened store.
 
     Raises:
-        SetupError: the database cannot be opened, or was made for another key or resource.
+        SetupError: the database cannot be opened, or (``refuse_others``) was made for another key or resource.
     """
     from .app import open_store
 
@@ -211,9 +218,12 @@ async def open_checked(settings: Settings) -> Store:
         given = key_fingerprint(settings.key_bytes)
         problem = (f"--access-key: not the key the database {where} was made with (its fingerprint {fingerprint}, "
                    f"this key's {given}); pass that key (THREADLINE_ACCESS_KEY), or the data folder it was made with")
-    if problem is not None:
+    if problem is not None and refuse_others:
         await store.close()
         raise SetupError(problem)
+    if problem is not None:
+        log.warning("this database was first opened with another key or resource; tokens minted for it "
+                    "(threadline user/token/seed) will not verify here: %s", problem)
     return store
 
 
