@@ -218,3 +218,10 @@ def test_connection_string_reports_the_running_servers_ports(start_server: Calla
 def test_a_malformed_resource_id_is_refused(tmp_path: Path) -> None:
     line = one_line_error(threadline("user", "--data", str(tmp_path), "--resource-id", "my_resource:1"), "user")
     assert "--resource-id my_resource:1: not a resource id (THREADLINE_RESOURCE_ID); use a GUID such as " in line
+
+
+def test_connection_string_of_a_server_on_every_address(start_server: Callable[..., RunningServer]) -> None:
+    server = start_server("--host", "0.0.0.0")
+    port = server.http_endpoint.rsplit(":", 1)[1]
+    plain = threadline("connection-string", "--data", str(server.data_dir), "--http")
+    assert plain.stdout.strip() == f"endpoint=http://127.0.0.1:{port}/;accesskey={server.access_key}"

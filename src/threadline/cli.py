@@ -190,15 +190,10 @@ async def _backup(settings: Settings, path: Path) -> int:
 
 def _connection_string(settings: Settings, args: argparse.Namespace) -> str:
     """The running server's endpoint (from its runtime file) or the configured one, with the key."""
-    from threadline.server.preflight import read_runtime
+    from threadline.server.preflight import endpoints
 
-    endpoint = args.endpoint
-    if endpoint is None:
-        scheme, port = ("http", settings.http_port) if args.http else ("https", settings.https_port)
-        found = read_runtime(settings).get(scheme)
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-        endpoint = str(found) if found else f"{scheme}://{host}:{port}"
-    return settings.connection_string(endpoint)
+    http, https = endpoints(settings)
+    return settings.connection_string(args.endpoint or (http if args.http else https))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from threadline.identity.tokens import TokenIssuer, derive_signing_key
 from threadline.protocol.times import now_ms
 from threadline.protocol.wire import CommunicationUser, Identifier, Participant
 from threadline.server.events import LocalHub
-from threadline.server.preflight import open_checked, read_runtime
+from threadline.server.preflight import endpoints, open_checked
 from threadline.server.services.actor import Actor
 from threadline.server.services.identity import IdentityService
 from threadline.server.services.messages import MessageService
@@ -70,14 +70,6 @@ def _demo_id(resource_id: str, name: str) -> str:
     return f"8:acs:{resource_id}_{uuid.uuid5(_NAMESPACE, f'{resource_id}/{name}')}"
 
 
-def _endpoints(settings: Settings) -> tuple[str, str]:
-    running = read_runtime(settings)
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    http = str(running.get("http") or f"http://{host}:{settings.http_port}")
-    https = str(running.get("https") or f"https://{host}:{settings.https_port}")
-    return http, https
-
-
 async def seed(settings: Settings, minutes: int = 1440) -> Seeded:
     """Make (or find) the demo identities and thread, and issue their tokens.
 
@@ -102,7 +94,7 @@ async def seed(settings: Settings, minutes: int = 1440) -> Seeded:
         threads = ThreadService(store, hub, settings.limits, resource)
         messages = MessageService(store, hub, settings.limits)
         done = Seeded(access_key=settings.access_key or "", ca=str((settings.data_dir / "tls" / "ca.pem").resolve()))
-        done.http, done.https = _endpoints(settings)
+        done.http, done.https = endpoints(settings)
         ids: dict[str, str] = {}
         for name in _PEOPLE:
             user_id = ids[name] = _demo_id(resource, name)

@@ -34,6 +34,8 @@ __all__ = [
     "bind_error",
     "check",
     "clear_runtime",
+    "client_url",
+    "endpoints",
     "key_fingerprint",
     "masked",
     "open_checked",
@@ -277,6 +279,22 @@ def clear_runtime(settings: Settings) -> None:
     with contextlib.suppress(OSError, ValueError):
         if read_runtime(settings, alive=False).get("pid") == os.getpid():
             runtime_file(settings).unlink()
+
+
+def client_url(url: str) -> str:
+    """A URL clients can connect to: a wildcard listen address (``0.0.0.0``, ``[::]``) becomes loopback."""
+    for wildcard in ("://0.0.0.0:", "://[::]:"):
+        url = url.replace(wildcard, "://127.0.0.1:")
+    return url
+
+
+def endpoints(settings: Settings) -> tuple[str, str]:
+    """The (http, https) endpoints of the server running on the data folder, else those the settings name."""
+    running = read_runtime(settings)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    http = str(running.get("http") or f"http://{host}:{settings.http_port}")
+    https = str(running.get("https") or f"https://{host}:{settings.https_port}")
+    return client_url(http), client_url(https)
 
 
 def read_runtime(settings: Settings, *, alive: bool = True) -> dict[str, object]:
