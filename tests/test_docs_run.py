@@ -45,15 +45,18 @@ def test_the_docs_mark_their_examples() -> None:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server started as the README says, in a folder of its own with ``.venv`` beside its data."""
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningServer, dict[str, str]]]:
+    """A server started as the README says, in a folder of its own with ``.venv`` beside its data, and the
+    environment the CLI needs to reach its database."""
     work = tmp_path_factory.mktemp(f"docs-{request.param}")
     (work / ".venv").symlink_to(ROOT / ".venv")
     env = {"THREADLINE_THROTTLE": "off"}
     if request.param == "sqlite":
         server = launch(work / "threadline-data", env=env)
         try:
-            yield server
+            yield server, {}
         finally:
             server.stop()
         return
@@ -62,28 +65,29 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     require_postgres()
     with fresh_database("threadline_docs") as url:
         server = launch(work / "threadline-data", "--database", url, env=env)
-        server.engine = url  # the CLI in the snippets must reach the same database
         try:
-            yield server
+            yield server, {"THREADLINE_DATABASE": url}  # the CLI in the snippets must reach the same database
         finally:
             server.stop()
 
 
 @pytest.mark.parametrize(("path", "number", "language", "code"), SNIPPETS,
                          ids=[f"{p.name}-{n}" for p, n, _, _ in SNIPPETS])
-def test_snippet_runs_as_written(live: RunningServer, path: Path, number: int, language: str, code: str) -> None:
-    http_port = live.http_endpoint.rsplit(":", 1)[1]
-    https_port = live.https_endpoint.rsplit(":", 1)[1]
+def test_snippet_runs_as_written(
+    live: tuple[RunningServer, dict[str, str]], path: Path, number: int, language: str, code: str
+) -> None:
+    server, database = live
+    http_port = server.http_endpoint.rsplit(":", 1)[1]
+    https_port = server.https_endpoint.rsplit(":", 1)[1]
     code = code.replace("127.0.0.1:8080", f"127.0.0.1:{http_port}").replace("127.0.0.1:8443", f"127.0.0.1:{https_port}")
     env = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")}
     env.update({
-        "THREADLINE_CONNECTION_STRING": live.connection_string,
-        "THREADLINE_HTTP_CONNECTION_STRING": f"endpoint={live.http_endpoint}/;accesskey={live.access_key}",
+        "THREADLINE_CONNECTION_STRING": server.connection_string,
+        "THREADLINE_HTTP_CONNECTION_STRING": f"endpoint={server.http_endpoint}/;accesskey={server.access_key}",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     })
-    if live.engine != "sqlite":
-        env["THREADLINE_DATABASE"] = live.engine
+    env.update(database)
     command = ["bash", "-euo", "pipefail", "-c", code] if language == "sh" else [sys.executable, "-c", code]
-    done = subprocess.run(command, cwd=live.data_dir.parent, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, cwd=server.data_dir.parent, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"{path.name} snippet {number} failed:\n{code}\n--- stderr:\n{done.stderr}"
     assert "Traceback" not in done.stderr
