@@ -66,8 +66,9 @@ def test_seed_is_idempotent_and_what_it_prints_works(tmp_path: Path, database: l
                                       connection_verify=again["caCertificate"])
         assert thread_id in [t.id for t in official.list_chat_threads()]
 
-        # the text form: the Python snippet runs as printed
-        text = seed(data, database).stdout
+        # the text form: the Python snippet runs as printed; with the server running, --data is enough
+        # (the CLI takes the running server's database from its runtime file)
+        text = seed(data, []).stdout
         assert "Demo data in place (thread already there" in text
         assert f"endpoint={server.http_endpoint}/;accesskey={server.access_key}" in text
         snippet = text.split("(run with .venv/bin/python):\n\n", 1)[1].split("\n\nJavaScript", 1)[0]

@@ -51,7 +51,15 @@ def _settings(args: argparse.Namespace) -> Settings:
             changes[attr] = value
     if getattr(args, "no_limits", False):
         changes["limits"] = Limits.unlimited()
-    return replace(settings, **changes)  # type: ignore[arg-type]
+    settings = replace(settings, **changes)  # type: ignore[arg-type]
+    if args.command != "serve" and settings.database is None:
+        # The other commands use the database of the server running on this data folder, if one runs.
+        from threadline.server.preflight import read_runtime
+
+        running = read_runtime(settings).get("database")
+        if isinstance(running, str):
+            settings = replace(settings, database=running)
+    return settings
 
 
 def _parser() -> argparse.ArgumentParser:

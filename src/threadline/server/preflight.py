@@ -266,11 +266,16 @@ def runtime_file(settings: Settings) -> Path:
 
 
 def write_runtime(settings: Settings, http_url: str | None, https_url: str | None) -> None:
-    """Note the endpoints this process serves, for ``threadline connection-string``."""
-    body = {"pid": os.getpid(), "http": http_url, "https": https_url}
+    """Note the endpoints and database this process serves, for the CLI run on the same data folder.
+
+    Readable by the owner only: the database URL may hold a password (as the folder's ``access-key`` does).
+    """
+    body = {"pid": os.getpid(), "http": http_url, "https": https_url, "database": settings.database}
     path = runtime_file(settings)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(body) + "\n", "utf-8")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(body) + "\n")
     partial.replace(path)
 
 
