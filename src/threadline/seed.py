@@ -142,8 +142,9 @@ def render(done: Seeded) -> str:
         "",
         f"chat = ChatClient(\"{done.http}\", CommunicationTokenCredential(\"{alice['token']}\"))",
         f"thread = chat.get_chat_thread_client(\"{done.thread_id}\")",
-        "for message in thread.list_messages():",
-        "    print(message.sender_display_name, message.content.message)",
+        "for message in thread.list_messages():          # newest first",
+        "    if message.type == \"text\":",
+        "        print(message.sender_display_name, message.content.message)",
         "",
         f"JavaScript, @azure/communication-chat over HTTPS (run with NODE_EXTRA_CA_CERTS={done.ca}):",
         "",
@@ -152,8 +153,8 @@ def render(done: Seeded) -> str:
         "",
         f"const chat = new ChatClient(\"{done.https}\", new AzureCommunicationTokenCredential(\"{alice['token']}\"));",
         f"const thread = chat.getChatThreadClient(\"{done.thread_id}\");",
-        "for await (const message of thread.listMessages()) {",
-        "  console.log(message.senderDisplayName, message.content?.message);",
+        "for await (const message of thread.listMessages()) {   // newest first",
+        "  if (message.type === \"text\") console.log(message.senderDisplayName, message.content?.message);",
         "}",
     ]
     return "\n".join(lines)
