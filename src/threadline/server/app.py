@@ -24,6 +24,7 @@ from . import metrics
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
 from .explorer import routes as explorer_routes
+from .readiness import ready
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, RealtimeOptions, realtime_endpoint
 from .routes import admin, chat, identity, images
@@ -66,16 +67,6 @@ def open_hub(settings: Settings, store: Store) -> Hub:
 async def health(request: Request) -> Response:
     """Liveness: the process answers."""
     return Response(b'{"status":"ok"}', media_type=JSON)
-
-
-async def ready(request: Request) -> Response:
-    """Readiness: the database answers."""
-    try:
-        await request.app.state.store.ping()
-    except (StoreError, OSError) as exc:
-        log.warning("readiness check failed: %s", exc)
-        return error_response(ChatServiceError(ErrorKind.UNAVAILABLE, "The database is not reachable."))
-    return Response(b'{"status":"ready"}', media_type=JSON)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -154,8 +145,9 @@ async def _prune(store: Store, settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Starlette]:
     """Open the store and hub, yield the app, and close both afterwards."""
-    store = open_store(settings)
-    await store.open()
+    from .preflight import open_checked
+
+    store = await open_checked(settings, refuse_others=False)
     hub = open_hub(settings, store)
     try:
         await hub.start()

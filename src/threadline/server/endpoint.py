@@ -29,7 +29,7 @@ from threadline.protocol.inputs import (
     parse_int_text,
 )
 from threadline.protocol.wire import decode, encode
-from threadline.store.base import StoreError, StoreUnavailable
+from threadline.store.base import StoreError, StoreReadOnly, StoreUnavailable
 
 from . import metrics
 from .errors import JSON, error_response, from_decode_error
@@ -272,9 +272,10 @@ def endpoint(
                 if gone is None:
                     return Response(b"", status_code=400)  # nobody reads it: the connection is gone
                 response = gone
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 metrics.database_error("unavailable")
-                response = error_response(ChatServiceError(ErrorKind.UNAVAILABLE, retry_after=1), headers)
+                why = "The database is read-only; writes are refused." if isinstance(exc, StoreReadOnly) else None
+                response = error_response(ChatServiceError(ErrorKind.UNAVAILABLE, why, retry_after=1), headers)
             except Exception as exc:  # a bug: answer in the ACS shape and log it
                 if isinstance(exc, StoreError) or type(exc).__module__.partition(".")[0] in _DRIVER_MODULES:
                     metrics.database_error("error")

@@ -17,12 +17,22 @@ from pathlib import Path
 from threadline.identity.hmac import decode_key
 from threadline.server.limits import Limits
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting whose value cannot be used; the message names the value, where it came from and the fix."""
 
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number; set it to one (default {default}) "
+                            "or unset it") from None
 
 
 def _env_float(name: str, default: float) -> float:
@@ -135,13 +145,19 @@ class Settings:
         """Return a copy with the key and resource id filled in from (or saved to) the data folder.
 
         Raises:
-            ValueError: the access key is not base64.
+            SettingsError: the access key is not base64.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         key = self.access_key or _read_or_create(
             self.data_dir / "access-key", base64.b64encode(secrets.token_bytes(32)).decode()
         )
-        decode_key(key)
+        try:
+            decode_key(key)
+        except ValueError:
+            where = "--access-key" if self.access_key else f"{self.data_dir / 'access-key'}"
+            raise SettingsError(f"the access key from {where} is not base64; pass the key "
+                                "from the connection string (accesskey=...), or omit it to use the data "
+                                "folder's") from None
         resource = self.resource_id or _read_or_create(self.data_dir / "resource-id", str(uuid.uuid4()))
         return replace(self, access_key=key, resource_id=resource)
 

@@ -45,7 +45,7 @@ from .records import (
     UserRecord,
 )
 
-__all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreUnavailable", "TooManyParticipants"]
+__all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreReadOnly", "StoreUnavailable", "TooManyParticipants"]
 
 T = TypeVar("T")
 
@@ -71,6 +71,10 @@ class TooManyParticipants(StoreError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"a thread holds at most {limit} participants")
         self.limit = limit
+
+
+class StoreReadOnly(StoreUnavailable):
+    """The database answers but refuses writes (a read-only file, a standby, a read-only transaction)."""
 
 
 @dataclass(slots=True)
@@ -111,7 +115,10 @@ class Store(Protocol):
         """Finish pending writes and release every connection."""
 
     async def ping(self) -> None:
-        """Raise :class:`StoreUnavailable` unless the database answers."""
+        """Raise :class:`StoreUnavailable` unless the database answers (:class:`StoreReadOnly`: but refuses writes)."""
+
+    async def resource_identity(self, resource_id: str, key_fingerprint: str) -> tuple[str, str]:
+        """Record the resource id and key fingerprint when none is recorded; return the recorded pair."""
 
     # -- users -------------------------------------------------------------------------------
 

@@ -78,7 +78,7 @@ import asyncpg
 
 from . import migrations
 from .admin_queries import PostgresAdminQueries
-from .base import Effects, Outcome, StoreError, StoreUnavailable, TooManyParticipants
+from .base import Effects, Outcome, StoreError, StoreReadOnly, StoreUnavailable, TooManyParticipants
 from .postgres_images import PostgresBlobs, PostgresImages
 from .records import (
     Event,
@@ -242,8 +242,30 @@ class PostgresStore(PostgresImages, PostgresAdminQueries):
             await pool.close()
 
     async def ping(self) -> None:
-        """Raise :class:`StoreUnavailable` unless the database answers ``SELECT 1``."""
-        await self._read(lambda c: c.fetchval("SELECT 1"))
+        """Raise :class:`StoreUnavailable` unless the database answers, :class:`StoreReadOnly` unless it takes writes.
+
+        A standby (in recovery) or ``default_transaction_read_only`` refuses writes.
+        """
+        row = await self._read(lambda c: c.fetchrow(
+            "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS ro"
+        ))
+        if row["standby"] or row["ro"] == "on":
+            raise StoreReadOnly("PostgreSQL is read-only" + (" (a standby)" if row["standby"] else ""))
+
+    async def resource_identity(self, resource_id: str, key_fingerprint: str) -> tuple[str, str]:
+        async def run(c: Connection) -> tuple[str, str]:
+            query = "SELECT resource_id, key_fingerprint FROM resource_identity"
+            row = await c.fetchrow(query)
+            if row is None:  # only the first opening writes; concurrent first openings agree on one row
+                await c.execute(
+                    f"INSERT INTO resource_identity (resource_id, key_fingerprint, created_ms) "
+                    f"VALUES ($1, $2, {_NOW_MS}) ON CONFLICT (id) DO NOTHING",
+                    resource_id, key_fingerprint,
+                )
+                row = await c.fetchrow(query)
+            return str(row["resource_id"]), str(row["key_fingerprint"])
+
+        return await self._write(run)
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -275,6 +297,8 @@ class PostgresStore(PostgresImages, PostgresAdminQueries):
                 await asyncio.sleep(0.005 * (attempt + 1))
             except _UNAVAILABLE as exc:
                 raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
+            except asyncpg.exceptions.ReadOnlySQLTransactionError as exc:
+                raise StoreReadOnly(f"PostgreSQL refused the write: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:

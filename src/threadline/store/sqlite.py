@@ -15,6 +15,7 @@ default) keeps every committed transaction through a crash of the process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -71,6 +72,10 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
+class _ProbeDone(Exception):
+    """Ends the write probe of :meth:`SqliteStore.ping`, rolling it back."""
+
+
 class SqliteStore(SqliteImages, SqliteAdminQueries):
     """The :class:`~threadline.store.base.Store` on one SQLite file.
 
@@ -122,7 +127,33 @@ class SqliteStore(SqliteImages, SqliteAdminQueries):
             self._loop_conn = None
 
     async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless a read answers, :class:`StoreReadOnly` unless a write can begin."""
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+        def probe(c: sqlite3.Connection) -> None:
+            # BEGIN IMMEDIATE succeeds even on a read-only file: only changing a page tells. The change
+            # is rolled back (the raise), so the probe leaves nothing behind.
+            c.execute("UPDATE schema_migrations SET applied_ms = applied_ms "
+                      "WHERE version = (SELECT max(version) FROM schema_migrations)")
+            raise _ProbeDone
+
+        with contextlib.suppress(_ProbeDone):
+            await self._write(probe)
+
+    async def resource_identity(self, resource_id: str, key_fingerprint: str) -> tuple[str, str]:
+        def run(c: sqlite3.Connection) -> tuple[str, str]:
+            query = "SELECT resource_id, key_fingerprint FROM resource_identity WHERE id = 1"
+            row = c.execute(query).fetchone()
+            if row is None:  # only the first opening writes, so a read-only database still opens
+                c.execute(
+                    "INSERT INTO resource_identity (id, resource_id, key_fingerprint, created_ms) "
+                    "VALUES (1, ?, ?, strftime('%s')*1000)",
+                    (resource_id, key_fingerprint),
+                )
+                row = c.execute(query).fetchone()
+            return str(row[0]), str(row[1])
+
+        return await self._write(run)
 
     async def backup(self, path: str | Path) -> int:
         """Write a consistent copy of the database to ``path`` while the server keeps running.

@@ -231,10 +231,12 @@ class MessageService:
             raise invalid("chatMessageId must not be empty.", "chatMessageId")
         check_text(message_id, "chatMessageId", MAX_ID_CHARS)
         message = await self._visible(actor, thread_id, message_id)
+        _, member = await self._store.get_access(thread_id, actor.user_id)  # the reader's name in the thread
+        name = member.display_name if member is not None else None
         receipt = ReadReceiptRecord(thread_id, actor.user_id, message_id, now_ms())
         scope_key = (f"receipt:{actor.user_id}:{thread_id}", repeatability_id) if repeatability_id else None
         effects: Effects[ReadReceiptRecord] = Effects(
-            idempotency=scope_key, result=lambda r: r.message_id, events=payloads.receipt_event,
+            idempotency=scope_key, result=lambda r: r.message_id, events=lambda r: payloads.receipt_event(r, name),
             reveals=lambda _: message.created_ms,  # it names the message: only for those who may see it
         )
         outcome = await self._store.send_read_receipt(receipt, effects)
