@@ -30,7 +30,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     for name, attr in (("data", "data_dir"), ("database", "database"), ("access_key", "access_key"),
                        ("resource_id", "resource_id"), ("host", "host"), ("http_port", "http_port"),
                        ("https_port", "https_port"), ("events", "events"), ("workers", "workers"),
-                       ("synchronous", "sqlite_synchronous"), ("throttle", "throttle")):
+                       ("synchronous", "sqlite_synchronous"), ("throttle", "throttle"),
+                       ("cors_origins", "cors_origins")):
         value = getattr(args, name, None)
         if value is not None:
             changes[attr] = value
@@ -52,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="server processes on this machine (PostgreSQL only)")
     serve.add_argument("--synchronous", choices=["NORMAL", "FULL"], help="SQLite durability level")
     serve.add_argument("--throttle", help="on (ACS rates), off, or a factor scaling them (THREADLINE_THROTTLE)")
+    serve.add_argument("--cors-origins",
+                       help="origins web pages may call from, comma-separated (THREADLINE_CORS_ORIGINS, default *)")
     serve.add_argument("--no-limits", action="store_true",
                        help="lift ACS size limits and throttling (THREADLINE_NO_LIMITS=1)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"],

@@ -21,6 +21,7 @@ from threadline.protocol.wire import encode
 from threadline.store.base import Store, StoreError
 
 from . import metrics
+from .cors import SlashCollapse, cors_middleware, parse_origins
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
 from .realtime import PATH as REALTIME_PATH
@@ -106,7 +107,11 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
         ],
         exception_handlers={HTTPException: _http_error},
-        middleware=[Middleware(RawSendCapture)],
+        middleware=[
+            cors_middleware(parse_origins(settings.cors_origins)),
+            Middleware(SlashCollapse),
+            Middleware(RawSendCapture),
+        ],
     )
     app.state.settings = settings
     app.state.store = store

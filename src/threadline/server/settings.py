@@ -54,6 +54,7 @@ class Settings:
         idempotency_retention_seconds: how long a repeatability-request-id is remembered.
         throttle: ``on`` (ACS rates), ``off``, or a factor scaling the ACS rates.
         workers: server processes on this machine (PostgreSQL only).
+        cors_origins: origins allowed to call from a web page, comma-separated; ``*`` = any.
     """
 
     data_dir: Path = Path("threadline-data")
@@ -70,6 +71,7 @@ class Settings:
     idempotency_retention_seconds: int = 24 * 3600
     throttle: str = "on"
     workers: int = 1
+    cors_origins: str = "*"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -91,6 +93,7 @@ class Settings:
             idempotency_retention_seconds=_env_int("THREADLINE_IDEMPOTENCY_RETENTION", 24 * 3600),
             throttle=env("THREADLINE_THROTTLE", "on"),
             workers=_env_int("THREADLINE_WORKERS", 1),
+            cors_origins=env("THREADLINE_CORS_ORIGINS", "*"),
         )
 
     def prepared(self) -> Settings:
