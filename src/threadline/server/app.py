@@ -20,7 +20,7 @@ from threadline.protocol.times import now_ms
 from threadline.protocol.wire import encode
 from threadline.store.base import Store, StoreError
 
-from . import metrics
+from . import browser_rt, metrics
 from .cors import SlashCollapse, cors_middleware, parse_origins
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
@@ -105,6 +105,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             *chat.routes,
             *identity.routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
+            *browser_rt.routes,
         ],
         exception_handlers={HTTPException: _http_error},
         middleware=[
@@ -122,6 +123,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.messages = MessageService(store, hub, settings.limits)
     app.state.throttle = make_throttle(settings.limits, issuer, settings.throttle)
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer)
+    app.state.browser_rt = browser_rt.BrowserRealtime(store, hub, app.state.identity, issuer)
     return app
 
 
