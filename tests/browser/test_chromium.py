@@ -1,0 +1,192 @@
+"""The unmodified browser build of ``@azure/communication-chat`` 1.6.0 in headless Chromium.
+
+The page lives on an origin of its own and reaches Threadline over HTTPS (the
+SDK refuses plain HTTP) with the endpoint written with a trailing ``/``, as
+users write it: discovery, CORS, allocation, socket.io and every event kind
+go through what a real web app would use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.communication.chat import ChatParticipant
+
+from tests.conftest import ENGINES, RunningServer, launch
+from tests.realtime.helpers import thread_client
+from tests.support import new_user, official_chat
+
+from .chromium import BrowserPage
+
+
+@contextlib.contextmanager
+def opened(chromium: Any, page_url: str) -> Iterator[BrowserPage]:
+    """A fresh page (own context, trusting the server's self-signed certificate) at the test page."""
+    context = chromium.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        page.goto(page_url)
+        yield BrowserPage(page)
+    finally:
+        context.close()
+
+
+def _kind(user_id: str) -> dict[str, str]:
+    return {"kind": "communicationUser", "communicationUserId": user_id}
+
+
+def test_sdk_receives_all_ten_event_kinds(server: RunningServer, chromium: Any, page_url: str) -> None:
+    alice, bob, carol = new_user(server), new_user(server), new_user(server)
+    with opened(chromium, page_url) as page:
+        page.start(server.https_endpoint + "/", alice.token)
+        page.wait("window.threadline.connected >= 1")
+        topic = "Ünïcode ☃ 😀 %41 \"quoted\""
+        created = official_chat(server, bob).create_chat_thread(topic, thread_participants=[
+            ChatParticipant(identifier=alice.identifier, display_name="Alice"),
+            ChatParticipant(identifier=bob.identifier, display_name="Bob")])
+        thread_id = str(created.chat_thread.id)
+        bobs = thread_client(server, bob, thread_id)
+        message_id = bobs.send_message("hi Alice 😀", sender_display_name="Bob", metadata={"k": "v"}).id
+        page.wait("window.threadline.events.some(e => e.name === 'chatMessageReceived')")
+        bobs.send_typing_notification(sender_display_name="Bob")
+        bobs.update_message(message_id, content="hi Alice (edited)", metadata={"k": "v2"})
+        bobs.send_read_receipt(message_id)
+        bobs.update_topic("new topic")
+        bobs.add_participants([ChatParticipant(identifier=carol.identifier, display_name="Carol")])
+        bobs.remove_participant(carol.identifier)
+        bobs.delete_message(message_id)
+        official_chat(server, bob).delete_chat_thread(thread_id)
+        page.wait("window.threadline.events.some(e => e.name === 'chatThreadDeleted')")
+
+        everything = page.events()
+        assert {e["threadId"] for e in everything} == {thread_id}
+        thread = page.events("chatThreadCreated")[0]
+        assert thread["properties"]["topic"] == topic
+        assert thread["createdBy"]["id"] == _kind(bob.id)
+        assert thread["createdBy"]["displayName"] == "Bob"
+        assert {(p["id"]["communicationUserId"], p["displayName"]) for p in thread["participants"]} == {
+            (alice.id, "Alice"), (bob.id, "Bob")}
+        assert thread["retentionPolicy"] == {"kind": "none"}
+        assert thread["createdOn"].endswith("Z")
+
+        received = page.events("chatMessageReceived")[0]
+        assert received["id"] == message_id
+        assert received["message"] == "hi Alice 😀"
+        assert received["type"] == "Text"
+        assert received["sender"] == _kind(bob.id)
+        assert received["recipient"] == _kind(alice.id)
+        assert received["senderDisplayName"] == "Bob"
+        assert received["metadata"] == {"k": "v"}
+        assert received["attachments"] == []
+        assert received["version"] == message_id
+
+        typing = page.events("typingIndicatorReceived")[0]
+        assert typing["sender"] == _kind(bob.id)
+        assert typing["senderDisplayName"] == "Bob"
+        assert typing["recipient"] == _kind(alice.id)
+
+        edited = page.events("chatMessageEdited")[0]
+        assert edited["id"] == message_id
+        assert edited["message"] == "hi Alice (edited)"
+        assert edited["metadata"] == {"k": "v2"}
+        assert edited["editedOn"] >= received["createdOn"]
+
+        receipt = page.events("readReceiptReceived")[0]
+        assert receipt["chatMessageId"] == message_id
+        assert receipt["sender"] == _kind(bob.id)
+        read_on = next(iter(bobs.list_read_receipts())).read_on
+        assert receipt["readOn"][:19] == read_on.strftime("%Y-%m-%dT%H:%M:%S")
+
+        updated = page.events("chatThreadPropertiesUpdated")[0]
+        assert updated["properties"]["topic"] == "new topic"
+        assert updated["updatedBy"]["id"] == _kind(bob.id)
+
+        added = page.events("participantsAdded")[0]
+        assert [(p["id"]["communicationUserId"], p["displayName"]) for p in added["participantsAdded"]] == [
+            (carol.id, "Carol")]
+        assert added["addedBy"]["id"] == _kind(bob.id)
+        removed = page.events("participantsRemoved")[0]
+        assert [p["id"]["communicationUserId"] for p in removed["participantsRemoved"]] == [carol.id]
+        assert removed["removedBy"]["id"] == _kind(bob.id)
+
+        deleted = page.events("chatMessageDeleted")[0]
+        assert deleted["id"] == message_id
+        assert deleted["type"] == "Text"
+        assert deleted["deletedOn"] >= received["createdOn"]
+
+        gone = page.events("chatThreadDeleted")[0]
+        assert gone["deletedBy"]["id"] == _kind(bob.id)
+        kinds = [name for name in ("chatThreadCreated", "chatMessageReceived", "typingIndicatorReceived",
+                                   "chatMessageEdited", "readReceiptReceived", "chatThreadPropertiesUpdated",
+                                   "participantsAdded", "participantsRemoved", "chatMessageDeleted",
+                                   "chatThreadDeleted") if page.events(name)]
+        assert len(kinds) == 10
+        assert page.value("window.threadline.disconnected") == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _restartable(engine: str, data: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """Arguments (fixed ports) and environment for a server that can be killed and started again."""
+    args = ["--https-port", str(_free_port()), "--http-port", str(_free_port())]
+    env = {"THREADLINE_THROTTLE": "off"}
+    if engine == "sqlite":
+        yield args, env
+        return
+    from tests.pg import REDIS_URL, fresh_database, require_postgres, require_redis
+
+    require_postgres()
+    require_redis()
+    with fresh_database("threadline_browser") as url:
+        yield [*args, "--database", url, "--events", f"{REDIS_URL}?channel=threadline-test:{secrets.token_hex(6)}"], env
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_page_survives_server_sigkill_and_misses_nothing(
+    engine: str, tmp_path: Path, chromium: Any, page_url: str,
+) -> None:
+    data = tmp_path / "data"
+    with _restartable(engine, data) as (args, env):
+        running: RunningServer = launch(data, *args, env=env)
+        try:
+            alice, bob = new_user(running), new_user(running)
+            with opened(chromium, page_url) as page:
+                page.start(running.https_endpoint + "/", alice.token)
+                page.wait("window.threadline.connected >= 1")
+                chat = official_chat(running, bob).create_chat_thread("restart", thread_participants=[
+                    ChatParticipant(identifier=alice.identifier, display_name="Alice")])
+                thread_id = str(chat.chat_thread.id)
+                thread_client(running, bob, thread_id).send_message("before the crash")
+                page.wait("window.threadline.arrivals['before the crash']")
+
+                running.stop(signal.SIGKILL)
+                page.wait("window.threadline.disconnected >= 1")
+                running = launch(data, *args, env=env)
+                bobs = thread_client(running, bob, thread_id)
+                for text in ("while away 1", "while away 2"):
+                    bobs.send_message(text)
+                page.wait("window.threadline.connected >= 2", timeout=60)
+                bobs.send_message("after the reconnect")
+                page.wait("window.threadline.arrivals['after the reconnect']")
+
+                texts = [e["message"] for e in page.events("chatMessageReceived")]
+                first_seen = list(dict.fromkeys(texts))
+                assert first_seen == ["before the crash", "while away 1", "while away 2", "after the reconnect"]
+                # After a crash the session resumes from its last allocation: at most "before the crash" again.
+                assert texts.count("while away 1") == texts.count("while away 2") == 1
+                assert texts.count("after the reconnect") == 1
+        finally:
+            running.stop(signal.SIGKILL)
