@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from pathlib import Path
 from urllib.parse import unquote
 
 import aiohttp
@@ -20,6 +21,7 @@ from tests.support import identity_client, new_user
 from threadline.server.browser_rt.encoding import js_escape
 from threadline.server.browser_rt.frames import decode, decode_payload, encode_payload
 
+from .nodes import two_nodes
 from .trouter import connect, handshake
 
 CONFIG = "/chat/config/realTimeNotifications?api-version=2024-09-01"
@@ -244,3 +246,29 @@ def test_preflight_of_the_channel(server: RunningServer, path: str) -> None:
         "Access-Control-Request-Headers": "x-skypetoken,content-type"}, timeout=10)
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_sessions_on_two_nodes_hear_each_other_and_resume_elsewhere(tmp_path: Path) -> None:
+    with two_nodes(tmp_path) as (one, two):
+        alice, bob = new_user(one), new_user(two)
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as http:
+                a = await connect(http, one, alice.token)
+                b = await connect(http, two, bob.token)
+                thread_id = await asyncio.to_thread(make_thread, two, bob, alice, topic="nodes")
+                await asyncio.to_thread(thread_client(two, bob, thread_id).send_message, "from node 2")
+                await asyncio.to_thread(thread_client(one, alice, thread_id).send_message, "from node 1")
+                for client in (a, b):
+                    await client.wait_for(lambda cl: len(cl.bodies(200)) >= 2)
+                    assert [n["messageBody"] for n in client.bodies(200)] == ["from node 2", "from node 1"]
+                params = {k: str(v) for k, v in a.allocation["connectparams"].items()}
+                await a.close()
+                await asyncio.to_thread(thread_client(two, bob, thread_id).send_message, "while away")
+                moved = await connect(http, two, alice.token, params)  # node 2 never saw this session
+                await moved.wait_for(lambda cl: any(n.get("messageBody") == "while away" for n in cl.bodies(200)))
+                assert [n["messageBody"] for n in moved.bodies(200)][-1] == "while away"
+                await moved.close()
+                await b.close()
+
+        asyncio.run(scenario())
