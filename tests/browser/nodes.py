@@ -31,7 +31,8 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[RunningServer, RunningServer]]:
         started: list[RunningServer] = []
         try:
             for name in ("node1", "node2"):
-                started.append(launch(tmp_path / name, "--database", url, "--events", channel, env={"THREADLINE_THROTTLE": "off"}))
+                started.append(launch(tmp_path / name, "--database", url, "--events", channel,
+                                      env={"THREADLINE_THROTTLE": "off"}))
             yield started[0], started[1]
         finally:
             for node in started:
