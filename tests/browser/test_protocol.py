@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import requests
 
-from tests.conftest import RunningServer
+from tests.conftest import ENGINES, RunningServer, serving
 from tests.realtime.helpers import make_thread, thread_client
 from tests.support import identity_client, new_user
 from threadline.server.browser_rt.encoding import js_escape
@@ -270,5 +270,34 @@ def test_sessions_on_two_nodes_hear_each_other_and_resume_elsewhere(tmp_path: Pa
                 assert [n["messageBody"] for n in moved.bodies(200)][-1] == "while away"
                 await moved.close()
                 await b.close()
+
+        asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_client_that_stops_answering_is_bounded_then_resumes(engine: str, tmp_path: Path) -> None:
+    env = {"THREADLINE_THROTTLE": "off", "THREADLINE_BROWSER_QUEUE": "5", "THREADLINE_BROWSER_HEARTBEAT": "0.5"}
+    with serving(engine, tmp_path / "data", env=env) as running:
+        alice, bob = new_user(running), new_user(running)
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as http:
+                a = await connect(http, running, alice.token)
+                await a.wait_for(lambda cl: "2::" in cl.packets)  # the server's heartbeat
+                a.answer = False
+                thread_id = await asyncio.to_thread(make_thread, running, bob, alice, topic="bounded")
+                client = thread_client(running, bob, thread_id)
+                texts = [f"m{i}" for i in range(6)]
+                for text in texts:
+                    await asyncio.to_thread(client.send_message, text)
+                await a.wait_for(lambda cl: cl.closed)
+                assert a.packets[-1] == "0::"
+                assert len(a.notifications) <= 6
+                params = {k: str(v) for k, v in a.allocation["connectparams"].items()}
+                again = await connect(http, running, alice.token, params)
+                await again.wait_for(lambda cl: len(cl.bodies(200)) >= len(texts))
+                assert [n["messageBody"] for n in again.bodies(200)] == texts  # nothing was answered: all again
+                assert again.bodies(257)[0]["threadId"] == thread_id
+                await again.close()
 
         asyncio.run(scenario())

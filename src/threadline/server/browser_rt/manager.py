@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -70,6 +71,25 @@ class BrowserOptions:
     resume_entries: int = 10000
     ttl_seconds: int = 3600
 
+    @classmethod
+    def from_env(cls) -> BrowserOptions:
+        """Defaults, with ``THREADLINE_BROWSER_HEARTBEAT`` (seconds) and ``THREADLINE_BROWSER_QUEUE``
+        (packets a session may have queued or unanswered) applied when set.
+
+        Raises:
+            ValueError: a value is not a positive number.
+        """
+        options = cls()
+        heartbeat = os.environ.get("THREADLINE_BROWSER_HEARTBEAT")
+        queue = os.environ.get("THREADLINE_BROWSER_QUEUE")
+        if heartbeat:
+            options = replace(options, heartbeat_seconds=float(heartbeat))
+        if queue:
+            options = replace(options, queue_frames=int(queue))
+        if options.heartbeat_seconds <= 0 or options.queue_frames <= 0:
+            raise ValueError("THREADLINE_BROWSER_HEARTBEAT and THREADLINE_BROWSER_QUEUE must be positive")
+        return options
+
 
 class Refused(Exception):
     """An HTTP request of the channel is refused.
@@ -111,7 +131,7 @@ class BrowserRealtime:
         self.hub = hub
         self.identity = identity
         self.issuer = issuer
-        self.options = options or BrowserOptions()
+        self.options = options or BrowserOptions.from_env()
         self.sessions: dict[str, Session] = {}
         self._resume: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._checker: asyncio.Task[None] | None = None
@@ -141,17 +161,22 @@ class BrowserRealtime:
     # -- allocation and handshake -----------------------------------------------------------------------
 
     async def _position(self, user_id: str, sr: str | None, pos: str | None) -> int | None:
-        """Where a client session resumes: this node's record, the client's cached ``pos``, or now."""
+        """Where a client session resumes: the furthest of this node's record and the client's ``pos``.
+
+        Both are positions up to which the client has answered every notification (``pos`` is
+        refreshed at each allocation), so the furthest loses nothing; None means "from now".
+        """
+        known: list[int] = []
         if sr is not None:
-            known = self._resume.get(sr)
-            if known is not None and known[0] == user_id:
-                return known[1]
-            live = [s for s in self.sessions.values() if s.sr == sr and s.user_id == user_id]
-            if live:
-                return live[-1].resume_position
+            live = [s.resume_position for s in self.sessions.values() if s.sr == sr and s.user_id == user_id]
+            record = self._resume.get(sr)
+            if live and live[-1] is not None:
+                known.append(live[-1])
+            elif record is not None and record[0] == user_id:
+                known.append(record[1])
         if pos is not None and pos.isdigit() and len(pos) < 19:
-            return int(pos)
-        return None
+            known.append(int(pos))
+        return max(known) if known else None
 
     async def allocate(self, token: str | None, query: dict[str, str], base: str) -> dict[str, Any]:
         """Answer ``POST /v4/a``: the session's URLs and the ``connectparams`` to connect with.
@@ -268,8 +293,8 @@ class BrowserRealtime:
         for session in sessions:
             if session.state == 0 and clock - session.created > self.options.pending_seconds:
                 session.close(None)  # handshaken, never connected
-            elif session.polling and clock - session.last_seen > self.options.advertised_timeout + 5:
-                session.close(None)  # a polling client that stopped polling
+            elif session.state != 0 and clock - session.last_seen > self.options.advertised_timeout + 5:
+                session.close(frames.disconnect())  # silent: no heartbeat echo, ping or poll for too long
         users = await self.store.get_users(sorted({s.user_id for s in sessions if not s.closed}))
         for session in sessions:
             if session.closed:

@@ -68,6 +68,10 @@ class Session:
         self.outbox: deque[str] = deque()
         self.outbox_chars = 0
         self.wake = asyncio.Event()
+        #: Set once the session has ended (the transport then flushes the last packet and closes).
+        self.ended = asyncio.Event()
+        #: Set when the outbox drains or the client answers: the replay waits on it under pressure.
+        self.relief = asyncio.Event()
         self.buffer: list[Event] | None = []
         self.replayed_through = 0
         self.last_sent = 0
@@ -122,6 +126,9 @@ class Session:
             while self.state == _REPLAY:
                 rows = await store.events_since(self.user_id, self.last_sent, page)
                 for row in rows:
+                    await self._room()
+                    if self.state != _REPLAY:
+                        return
                     self._notify(row)
                 if len(rows) < page:
                     if self.buffer is None:
@@ -140,6 +147,16 @@ class Session:
         for event in buffered:
             self._live(event)
 
+    async def _room(self) -> None:
+        """Flow control of the replay: wait while half the queue or half the answer window is used."""
+        options = self.manager.options
+        while self.state == _REPLAY and (
+            len(self.outbox) * 2 >= options.queue_frames or self.outbox_chars * 2 >= options.queue_chars
+            or len(self.unacked) * 2 >= options.queue_frames
+        ):
+            self.relief.clear()
+            await self.relief.wait()
+
     # -- events -----------------------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
@@ -147,7 +164,8 @@ class Session:
         if self.state == _LIVE:
             self._live(event)
         elif self.state == _REPLAY and self.buffer is not None:
-            if len(self.buffer) >= self.manager.options.buffer_events:
+            options = self.manager.options
+            if len(self.buffer) >= min(options.buffer_events, options.queue_frames // 2):
                 self.buffer = None  # too many: the replay reads them from the store instead
             else:
                 self.buffer.append(event)
@@ -215,6 +233,7 @@ class Session:
                 break
             del self.unacked[first_id]
             self.acked = max(self.acked, position)
+        self.relief.set()
 
     @property
     def resume_position(self) -> int | None:
@@ -243,6 +262,7 @@ class Session:
         self.outbox.clear()
         self.outbox_chars = 0
         self.wake.clear()
+        self.relief.set()
         return packets
 
     def close(self, packet: str | None) -> None:
@@ -259,6 +279,8 @@ class Session:
             self.task.cancel()
         self.manager.ended(self)
         self.wake.set()
+        self.ended.set()
+        self.relief.set()
 
     def describe(self) -> dict[str, Any]:
         """A summary for logs and tests."""

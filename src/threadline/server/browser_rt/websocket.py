@@ -21,6 +21,9 @@ from .session import Session
 
 __all__ = ["routes", "serve_websocket"]
 
+#: How long a closing session's last packet and close frame may take before the transport is left.
+_FLUSH_SECONDS = 5.0
+
 
 async def _write(websocket: WebSocket, session: Session, heartbeat: float) -> None:
     """Send what the session queues, and a heartbeat when idle; close after the session ends."""
@@ -51,10 +54,11 @@ async def serve_websocket(websocket: WebSocket) -> None:
     await websocket.accept()
     session.attach(polling=False)
     writer = asyncio.create_task(_write(websocket, session, manager.options.heartbeat_seconds))
+    ended = asyncio.create_task(session.ended.wait())
     try:
-        while not writer.done():
+        while not writer.done() and not ended.done():
             receiving = asyncio.ensure_future(websocket.receive())
-            done, _ = await asyncio.wait({receiving, writer}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({receiving, writer, ended}, return_when=asyncio.FIRST_COMPLETED)
             if receiving not in done:
                 receiving.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -70,13 +74,21 @@ async def serve_websocket(websocket: WebSocket) -> None:
         pass
     finally:
         session.close(None)
-        if not writer.done():
-            writer.cancel()
+        ended.cancel()
+        await _finish(websocket, writer)
+
+
+async def _finish(websocket: WebSocket, writer: asyncio.Task[None]) -> None:
+    """Let the writer flush the last packet (``0::``...) for a moment, then close; never hang on a stalled peer."""
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError, WebSocketDisconnect, OSError, RuntimeError):
+        await asyncio.wait_for(asyncio.shield(writer), _FLUSH_SECONDS)
+    if not writer.done():
+        writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, OSError, RuntimeError):
             await writer
-        if websocket.application_state != WebSocketState.DISCONNECTED:
-            with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
-                await websocket.close(1000)
+    if websocket.application_state != WebSocketState.DISCONNECTED:
+        with contextlib.suppress(TimeoutError, WebSocketDisconnect, OSError, RuntimeError):
+            await asyncio.wait_for(websocket.close(1000), _FLUSH_SECONDS)
 
 
 routes = [WebSocketRoute("/socket.io/1/websocket/{sid}", serve_websocket)]
