@@ -6,6 +6,7 @@ import base64
 import contextlib
 import secrets
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from tests.conftest import RunningServer, launch
 from tests.pg import REDIS_URL, fresh_database, require_postgres, require_redis
 
-__all__ = ["two_nodes"]
+__all__ = ["restartable", "two_nodes"]
 
 
 @contextlib.contextmanager
@@ -37,3 +38,26 @@ def two_nodes(tmp_path: Path) -> Iterator[tuple[RunningServer, RunningServer]]:
         finally:
             for node in started:
                 node.stop(signal.SIGKILL)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def restartable(engine: str, data: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """Arguments (fixed ports) and environment for a server that can be killed and started again."""
+    args = ["--https-port", str(_free_port()), "--http-port", str(_free_port())]
+    env = {"THREADLINE_THROTTLE": "off"}
+    if engine == "sqlite":
+        yield args, env
+        return
+    from tests.pg import REDIS_URL, fresh_database, require_postgres, require_redis
+
+    require_postgres()
+    require_redis()
+    with fresh_database("threadline_browser") as url:
+        yield [*args, "--database", url, "--events", f"{REDIS_URL}?channel=threadline-test:{secrets.token_hex(6)}"], env

@@ -9,9 +9,7 @@ go through what a real web app would use.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from tests.realtime.helpers import thread_client
 from tests.support import new_user, official_chat
 
 from .chromium import BrowserPage
+from .nodes import restartable
 
 
 @contextlib.contextmanager
@@ -131,35 +130,12 @@ def test_sdk_receives_all_ten_event_kinds(server: RunningServer, chromium: Any, 
         assert page.value("window.threadline.disconnected") == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def _restartable(engine: str, data: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
-    """Arguments (fixed ports) and environment for a server that can be killed and started again."""
-    args = ["--https-port", str(_free_port()), "--http-port", str(_free_port())]
-    env = {"THREADLINE_THROTTLE": "off"}
-    if engine == "sqlite":
-        yield args, env
-        return
-    from tests.pg import REDIS_URL, fresh_database, require_postgres, require_redis
-
-    require_postgres()
-    require_redis()
-    with fresh_database("threadline_browser") as url:
-        yield [*args, "--database", url, "--events", f"{REDIS_URL}?channel=threadline-test:{secrets.token_hex(6)}"], env
-
-
 @pytest.mark.parametrize("engine", ENGINES)
 def test_page_survives_server_sigkill_and_misses_nothing(
     engine: str, tmp_path: Path, chromium: Any, page_url: str,
 ) -> None:
     data = tmp_path / "data"
-    with _restartable(engine, data) as (args, env):
+    with restartable(engine, data) as (args, env):
         running: RunningServer = launch(data, *args, env=env)
         try:
             alice, bob = new_user(running), new_user(running)

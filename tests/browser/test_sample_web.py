@@ -8,6 +8,7 @@ box, and the other page renders the message without a reload.
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,10 +18,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from tests.conftest import ROOT, RunningServer
+from tests.conftest import ENGINES, ROOT, RunningServer, launch
 
 from .chromium import require_browser
-from .nodes import two_nodes
+from .nodes import restartable, two_nodes
 
 SAMPLE = ROOT / "samples" / "web"
 
@@ -88,6 +89,13 @@ def two_pages(chromium: Any, urls: dict[str, str]) -> Iterator[tuple[Any, Any]]:
             context.close()
 
 
+def expect(locator: Any) -> Any:
+    """Playwright's retrying assertions (imported late: Playwright may be missing, then the tests skip)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 def _bubble(page: Any, text: str) -> Any:
     """The message bubble holding ``text`` (not the screen-reader announcement of it)."""
     return page.locator('[role="text"]', has_text=text)
@@ -101,9 +109,11 @@ def _converse(alice: Any, bob: Any) -> None:
     bob.locator("textarea").fill(reply)
     bob.locator("textarea").press("Enter")
     _bubble(alice, reply).wait_for(timeout=30000)
+    # The sender's page may show its own message twice for a moment: the event can arrive before the send's
+    # HTTP answer, which then merges the local copy into it. Wait for the settled state.
     for page in (alice, bob):
-        assert _bubble(page, hello).count() == 1
-        assert _bubble(page, reply).count() == 1
+        expect(_bubble(page, hello)).to_have_count(1)
+        expect(_bubble(page, reply)).to_have_count(1)
     assert alice.get_by_text("Threadline sample").count() >= 1  # the thread's topic in the header
 
 
@@ -120,3 +130,29 @@ def test_chat_composite_pages_on_two_nodes(tmp_path: Path, chromium: Any, sample
         urls["Bob"] = f"{base}#{urlencode(params)}"
         with two_pages(chromium, urls) as (alice, bob):
             _converse(alice, bob)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_chat_composite_pages_survive_sigkill(
+    engine: str, tmp_path: Path, chromium: Any, sample_built: Path,
+) -> None:
+    data = tmp_path / "data"
+    with restartable(engine, data) as (args, env):
+        running = launch(data, *args, env=env)
+        try:
+            with run_sample(running) as urls, two_pages(chromium, urls) as (alice, bob):
+                _converse(alice, bob)
+                running.stop(signal.SIGKILL)
+                running = launch(data, *args, env=env)
+                bob.locator("textarea").fill("Sent after the restart")
+                bob.locator("textarea").press("Enter")  # the SDK retries the send until the server is back
+                _bubble(alice, "Sent after the restart").wait_for(timeout=60000)
+                alice.locator("textarea").fill("Alice after the restart")
+                alice.locator("textarea").press("Enter")
+                _bubble(bob, "Alice after the restart").wait_for(timeout=60000)
+                for page in (alice, bob):
+                    for text in ("Hello Bob, from Alice's page", "Hi Alice, Bob here", "Sent after the restart",
+                                 "Alice after the restart"):
+                        expect(_bubble(page, text)).to_have_count(1)
+        finally:
+            running.stop(signal.SIGKILL)
