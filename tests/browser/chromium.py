@@ -22,7 +22,8 @@ from typing import Any
 
 from tests.pg import _unavailable
 
-__all__ = ["CHROMIUM", "FLAGS", "BrowserPage", "build_bundle", "page_origin", "require_browser"]
+__all__ = ["CHROMIUM", "FLAGS", "BrowserPage", "build_bundle", "build_decoder", "page_origin", "require_browser",
+           "require_node"]
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
@@ -45,18 +46,35 @@ def require_browser() -> None:
         _unavailable("browser tests need " + ", ".join(missing))
 
 
-def build_bundle(entry: str = "page/entry.js", out: str = "chat.js") -> Path:
-    """``npm ci`` when needed, then bundle ``entry`` with esbuild into ``build/``; returns the build folder."""
+def require_node() -> None:
+    """Skip (or fail under THREADLINE_REQUIRE_SERVICES=1) unless Node.js and npm are here."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        _unavailable("these tests need Node.js and npm (apt-get install -y nodejs npm)")
+
+
+def _esbuild(entry: str, out: str, platform: str) -> Path:
     build = HERE / "build"
     if not (HERE / "node_modules" / ".bin" / "esbuild").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, timeout=600,
                        capture_output=True)
     build.mkdir(exist_ok=True)
-    subprocess.run([str(HERE / "node_modules" / ".bin" / "esbuild"), entry, "--bundle", "--format=iife",
-                    "--platform=browser", "--target=es2020", f"--outfile=build/{out}", "--log-level=warning"],
+    subprocess.run([str(HERE / "node_modules" / ".bin" / "esbuild"), entry, "--bundle",
+                    "--format=iife" if platform == "browser" else "--format=cjs", f"--platform={platform}",
+                    "--target=es2020", f"--outfile=build/{out}", "--log-level=warning"],
                    cwd=HERE, check=True, timeout=120)
-    shutil.copy(HERE / "page" / "index.html", build / "index.html")
-    return build
+    return build / out
+
+
+def build_bundle() -> Path:
+    """``npm ci`` when needed, then bundle the test page with esbuild into ``build/``; returns the folder."""
+    bundle = _esbuild("page/entry.js", "chat.js", "browser")
+    shutil.copy(HERE / "page" / "index.html", bundle.parent / "index.html")
+    return bundle.parent
+
+
+def build_decoder() -> Path:
+    """Bundle ``page/decode.js`` (the SDK's own ``TrouterUtils`` decoding) for Node.js; returns the script."""
+    return _esbuild("page/decode.js", "decode.js", "node")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

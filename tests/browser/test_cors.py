@@ -91,3 +91,19 @@ def test_allowed_origins_can_be_restricted(start_server) -> None:  # type: ignor
     plain = requests.get(f"{running.http_endpoint}/health", headers={"Origin": "https://evil.example"}, timeout=10)
     assert plain.status_code == 200
     assert "access-control-allow-origin" not in plain.headers
+
+
+def test_double_slash_identity_request_keeps_its_signature(server: RunningServer) -> None:
+    import time
+
+    from threadline.identity.hmac import decode_key, sign
+
+    target = "//identities?api-version=2023-10-01"
+    host = server.http_endpoint.removeprefix("http://")
+    body = b'{"createTokenWithScopes":["chat"]}'
+    headers = sign(decode_key(server.access_key), "POST", target, host, body, time.time())
+    response = requests.post(f"{server.http_endpoint}{target}", data=body, timeout=10,
+                             headers={**headers, "Content-Type": "application/json", "Origin": PAGE})
+    assert response.status_code == 201, response.text
+    assert response.json()["identity"]["id"].startswith("8:acs:")
+    assert response.headers["access-control-allow-origin"] == "*"

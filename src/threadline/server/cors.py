@@ -95,9 +95,8 @@ class SlashCollapse:
         if scope["type"] in ("http", "websocket"):
             path: str = scope["path"]
             if path.startswith("//"):
+                # Only the routed path changes: ``raw_path`` stays as sent, since an HMAC-signed request
+                # signed the target it sent.
                 scope = dict(scope)
                 scope["path"] = "/" + path.lstrip("/")
-                raw = scope.get("raw_path")
-                if isinstance(raw, bytes):
-                    scope["raw_path"] = b"/" + raw.lstrip(b"/")
         await self.app(scope, receive, send)
