@@ -18,9 +18,13 @@ def page_url() -> Iterator[str]:
         yield f"{origin}/index.html"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Headless Debian Chromium through Playwright (no browser download)."""
+    """Headless Debian Chromium through Playwright (no browser download).
+
+    Module-scoped: Playwright's sync API keeps an event loop marked running in this thread while it is
+    open, which ``asyncio.run`` in later test modules would refuse.
+    """
     require_browser()
     from playwright.sync_api import sync_playwright
 

@@ -57,6 +57,7 @@ def test_sdk_receives_all_ten_event_kinds(server: RunningServer, chromium: Any, 
         bobs.send_typing_notification(sender_display_name="Bob")
         bobs.update_message(message_id, content="hi Alice (edited)", metadata={"k": "v2"})
         bobs.send_read_receipt(message_id)
+        read_on = next(iter(bobs.list_read_receipts())).read_on
         bobs.update_topic("new topic")
         bobs.add_participants([ChatParticipant(identifier=carol.identifier, display_name="Carol")])
         bobs.remove_participant(carol.identifier)
@@ -100,7 +101,6 @@ def test_sdk_receives_all_ten_event_kinds(server: RunningServer, chromium: Any, 
         receipt = page.events("readReceiptReceived")[0]
         assert receipt["chatMessageId"] == message_id
         assert receipt["sender"] == _kind(bob.id)
-        read_on = next(iter(bobs.list_read_receipts())).read_on
         assert receipt["readOn"][:19] == read_on.strftime("%Y-%m-%dT%H:%M:%S")
 
         updated = page.events("chatThreadPropertiesUpdated")[0]
