@@ -6,8 +6,10 @@ A Python Trouter client plays the SDK's part; the Chromium tests run the real SD
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -18,6 +20,7 @@ import requests
 from tests.conftest import ENGINES, RunningServer, serving
 from tests.realtime.helpers import make_thread, thread_client
 from tests.support import identity_client, new_user
+from threadline.identity.tokens import TokenIssuer, derive_signing_key
 from threadline.server.browser_rt.encoding import js_escape
 from threadline.server.browser_rt.frames import decode, decode_payload, encode_payload
 
@@ -299,5 +302,37 @@ def test_a_client_that_stops_answering_is_bounded_then_resumes(engine: str, tmp_
                 assert [n["messageBody"] for n in again.bodies(200)] == texts  # nothing was answered: all again
                 assert again.bodies(257)[0]["threadId"] == thread_id
                 await again.close()
+
+        asyncio.run(scenario())
+
+
+def test_an_expiring_token_ends_the_session(server: RunningServer) -> None:
+    user = new_user(server)
+    issuer = TokenIssuer(derive_signing_key(base64.b64decode(server.access_key)), server.resource_id)
+    token, expires = issuer.issue(user.id, ["chat"], 60, 0, now=time.time() - 3600 + 4)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as http:
+            session = await connect(http, server, token)
+            await session.wait_for(lambda cl: cl.closed, timeout=15)
+            assert time.time() >= expires
+            assert session.packets[-1] == '0:::{"reason":"unauthorized"}'
+            async with http.post(f"{server.http_endpoint}/trouter/v4/a", headers={"X-Skypetoken": token}) as again:
+                assert again.status == 401
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sigterm_tells_browser_sessions_to_reconnect(engine: str, tmp_path: Path) -> None:
+    with serving(engine, tmp_path / "data", env={"THREADLINE_THROTTLE": "off"}) as running:
+        user = new_user(running)
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as http:
+                session = await connect(http, running, user.token)
+                await asyncio.to_thread(running.stop)
+                await session.wait_for(lambda cl: cl.closed, timeout=15)
+                assert session.packets[-1] == "0::"
 
         asyncio.run(scenario())
