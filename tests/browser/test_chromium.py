@@ -166,3 +166,32 @@ def test_page_survives_server_sigkill_and_misses_nothing(
                 assert texts.count("after the reconnect") == 1
         finally:
             running.stop(signal.SIGKILL)
+
+
+def test_sdk_falls_back_to_long_polling_when_websockets_fail(
+    server: RunningServer, chromium: Any, page_url: str,
+) -> None:
+    alice, bob = new_user(server), new_user(server)
+    refused: list[str] = []
+    with opened(chromium, page_url) as page:
+
+        def refuse(socket_route: Any) -> None:
+            # A WebSocket that opens but never speaks (a proxy that swallows upgrades): after its
+            # 10 s connect timeout, socket.io tries its next transport.
+            refused.append(socket_route.url)
+
+        page.page.route_web_socket("**/socket.io/1/websocket/**", refuse)
+        polls: list[str] = []
+        page.page.on("request", lambda request: polls.append(request.url) if "/xhr-polling/" in request.url else None)
+        page.start(server.https_endpoint + "/", alice.token)
+        page.wait("window.threadline.connected >= 1", timeout=60)
+        chat = official_chat(server, bob).create_chat_thread("polling", thread_participants=[
+            ChatParticipant(identifier=alice.identifier, display_name="Alice")])
+        bobs = thread_client(server, bob, str(chat.chat_thread.id))
+        for text in ("over polling 1", "over polling 2"):
+            bobs.send_message(text, sender_display_name="Bob")
+        page.wait("window.threadline.arrivals['over polling 2']", timeout=60)
+        assert [e["message"] for e in page.events("chatMessageReceived")] == ["over polling 1", "over polling 2"]
+        assert page.events("chatThreadCreated")[0]["properties"]["topic"] == "polling"
+        assert refused, "the page never tried a WebSocket"
+        assert polls, "the page never polled"
