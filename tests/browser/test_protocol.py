@@ -30,6 +30,14 @@ from .trouter import connect, handshake
 CONFIG = "/chat/config/realTimeNotifications?api-version=2024-09-01"
 
 
+def _metric(server: RunningServer, name: str) -> float:
+    """One sample of the server's ``/metrics`` (0 when absent)."""
+    for line in requests.get(f"{server.http_endpoint}/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_config_points_back_at_the_server_as_reached(server: RunningServer) -> None:
     user = new_user(server)
     auth = {"Authorization": f"Bearer {user.token}"}
@@ -295,12 +303,15 @@ def test_a_client_that_stops_answering_is_bounded_then_resumes(engine: str, tmp_
                     await asyncio.to_thread(client.send_message, text)
                 await a.wait_for(lambda cl: cl.closed)
                 assert a.packets[-1] == "0::"
+                assert _metric(running, 'threadline_browser_session_ends_total{reason="overflow"}') == 1
+                assert _metric(running, "threadline_browser_sessions") == 0
                 assert len(a.notifications) <= 6
                 params = {k: str(v) for k, v in a.allocation["connectparams"].items()}
                 again = await connect(http, running, alice.token, params)
                 await again.wait_for(lambda cl: len(cl.bodies(200)) >= len(texts))
                 assert [n["messageBody"] for n in again.bodies(200)] == texts  # nothing was answered: all again
                 assert again.bodies(257)[0]["threadId"] == thread_id
+                assert _metric(running, "threadline_browser_sessions") == 1
                 await again.close()
 
         asyncio.run(scenario())

@@ -22,10 +22,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
+from prometheus_client import Counter, Gauge
 
 from threadline.identity.tokens import InvalidToken, TokenClaims, TokenIssuer
 from threadline.protocol.errors import ChatServiceError
 from threadline.server.events import Hub
+from threadline.server.metrics import REGISTRY
 from threadline.server.services.identity import IdentityService
 from threadline.store.base import Store, StoreError
 from threadline.store.records import Event
@@ -33,9 +35,20 @@ from threadline.store.records import Event
 from . import frames
 from .session import Session
 
-__all__ = ["BrowserOptions", "BrowserRealtime", "Refused"]
+__all__ = ["SESSIONS", "SESSION_ENDS", "BrowserOptions", "BrowserRealtime", "Refused"]
 
 log = logging.getLogger("threadline.server.browser_rt")
+
+#: Browser notification sessions this process holds (handshaken, connected or polling).
+SESSIONS = Gauge("threadline_browser_sessions", "Browser (Trouter) notification sessions open now.",
+                 registry=REGISTRY)
+#: Sessions ended, by why.
+SESSION_ENDS = Counter(
+    "threadline_browser_session_ends_total",
+    "Browser notification sessions ended, by reason (client, replaced, unauthorized, overflow, silent, "
+    "never_connected, shutdown, store_error).",
+    ["reason"], registry=REGISTRY,
+)
 _decode = msgspec.json.Decoder().decode
 
 
@@ -231,9 +244,10 @@ class BrowserRealtime:
         sr = _token_id(query.get("sr")) or secrets.token_hex(16)
         start = await self._position(claims.user_id, sr, query.get("pos"))
         for other in [s for s in self.sessions.values() if s.sr == sr and s.user_id == claims.user_id]:
-            other.close(frames.disconnect("dup"))  # the client replaced that connection
+            other.close(frames.disconnect("dup"), reason="replaced")  # the client replaced that connection
         session = Session(self, secrets.token_hex(16), claims, sr, start, base)
         self.sessions[session.sid] = session
+        SESSIONS.inc()
         self._ensure_checker()
         timeout = self.options.advertised_timeout
         return f"{session.sid}:{timeout}:{timeout}:websocket,xhr-polling"
@@ -245,9 +259,11 @@ class BrowserRealtime:
             return None
         return session
 
-    def ended(self, session: Session) -> None:
+    def ended(self, session: Session, reason: str) -> None:
         """Forget a closed session; remember where its client should resume."""
-        self.sessions.pop(session.sid, None)
+        if self.sessions.pop(session.sid, None) is not None:
+            SESSIONS.dec()
+            SESSION_ENDS.labels(reason).inc()
         position = session.resume_position
         if position is not None:
             self._resume[session.sr] = (session.user_id, position)
@@ -292,9 +308,9 @@ class BrowserRealtime:
         now, clock = time.time(), time.monotonic()
         for session in sessions:
             if session.state == 0 and clock - session.created > self.options.pending_seconds:
-                session.close(None)  # handshaken, never connected
+                session.close(None, reason="never_connected")
             elif session.state != 0 and clock - session.last_seen > self.options.advertised_timeout + 5:
-                session.close(frames.disconnect())  # silent: no heartbeat echo, ping or poll for too long
+                session.close(frames.disconnect(), reason="silent")  # no heartbeat echo, ping or poll for too long
         users = await self.store.get_users(sorted({s.user_id for s in sessions if not s.closed}))
         for session in sessions:
             if session.closed:
@@ -302,12 +318,12 @@ class BrowserRealtime:
             user = users.get(session.user_id)
             revoked = user is None or user.deleted_ms is not None or user.token_generation != session.claims.generation
             if revoked or session.claims.expires_at <= now:
-                session.close(frames.disconnect({"reason": "unauthorized"}))
+                session.close(frames.disconnect({"reason": "unauthorized"}), reason="unauthorized")
 
     async def shutdown(self) -> None:
         """Close every session (clients reconnect and resume) and stop the checker."""
         for session in list(self.sessions.values()):
-            session.close(frames.disconnect())
+            session.close(frames.disconnect(), reason="shutdown")
         if self._checker is not None:
             self._checker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

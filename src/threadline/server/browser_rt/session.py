@@ -137,7 +137,7 @@ class Session:
                     break
         except StoreError as exc:
             log.warning("browser session replay failed: %s", exc)
-            self.close(frames.disconnect())
+            self.close(frames.disconnect(), reason="store_error")
             return
         if self.state != _REPLAY:
             return
@@ -189,7 +189,7 @@ class Session:
         if event.position:
             self.unacked[request_id] = [event.position, 0]
             if len(self.unacked) > self.manager.options.queue_frames:
-                self.close(frames.disconnect())  # the client stopped answering
+                self.close(frames.disconnect(), reason="overflow")  # the client stopped answering
                 return
         self.push(frames.message({
             "id": request_id, "method": "POST", "url": f"{self.surl}/chat",
@@ -250,7 +250,7 @@ class Session:
             return
         options = self.manager.options
         if len(self.outbox) >= options.queue_frames or self.outbox_chars + len(packet) > options.queue_chars:
-            self.close(frames.disconnect())
+            self.close(frames.disconnect(), reason="overflow")
             return
         self.outbox.append(packet)
         self.outbox_chars += len(packet)
@@ -265,8 +265,13 @@ class Session:
         self.relief.set()
         return packets
 
-    def close(self, packet: str | None) -> None:
-        """End the session: leave the hub, keep the resume position, queue a last packet (idempotent)."""
+    def close(self, packet: str | None, reason: str = "client") -> None:
+        """End the session: leave the hub, keep the resume position, queue a last packet (idempotent).
+
+        Args:
+            packet: a last packet for the client (``0::``...), or None.
+            reason: why, for the ``threadline_browser_session_ends_total`` metric.
+        """
         if self.state == _CLOSED:
             return
         if packet is not None:
@@ -277,7 +282,7 @@ class Session:
             self.unsubscribe = None
         if self.task is not None and not self.task.done():
             self.task.cancel()
-        self.manager.ended(self)
+        self.manager.ended(self, reason)
         self.wake.set()
         self.ended.set()
         self.relief.set()
