@@ -347,3 +347,33 @@ def test_sigterm_tells_browser_sessions_to_reconnect(engine: str, tmp_path: Path
                 assert session.packets[-1] == "0::"
 
         asyncio.run(scenario())
+
+
+def test_a_removed_member_hears_its_removal_and_nothing_after(server: RunningServer) -> None:
+    alice, bob = new_user(server), new_user(server)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as http:
+            a = await connect(http, server, alice.token)
+            thread_id = await asyncio.to_thread(make_thread, server, bob, alice, topic="members")
+            client = thread_client(server, bob, thread_id)
+            await asyncio.to_thread(client.send_message, "while a member")
+            await asyncio.to_thread(client.remove_participant, alice.identifier)
+            await asyncio.to_thread(client.send_message, "after the removal")
+            await asyncio.to_thread(client.update_topic, "renamed after the removal")
+            barrier = await asyncio.to_thread(make_thread, server, bob, alice, topic="barrier")
+            await a.wait_for(lambda cl: any(n.get("threadId") == barrier for n in cl.bodies(257)))
+            seen = [(n["eventId"], n.get("messageBody")) for n in a.notifications
+                    if n.get("groupId", n.get("threadId")) == thread_id]
+            assert seen == [(257, None), (200, "while a member"), (261, None)]
+            removed = json.loads(unquote(a.bodies(261)[0]["participantsRemoved"]))
+            assert [p["participantId"] for p in removed] == [alice.id]
+            params = {k: str(v) for k, v in a.allocation["connectparams"].items()}
+            await a.close()
+            replay = await connect(http, server, alice.token, {**params, "sr": "e" * 32})  # a replay from the log
+            await replay.wait_for(lambda cl: any(n.get("threadId") == barrier for n in cl.bodies(257)))
+            assert [n["eventId"] for n in replay.notifications
+                    if n.get("groupId", n.get("threadId")) == thread_id] == [257, 200, 261]
+            await replay.close()
+
+    asyncio.run(scenario())
