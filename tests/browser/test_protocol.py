@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -375,5 +376,36 @@ def test_a_removed_member_hears_its_removal_and_nothing_after(server: RunningSer
             assert [n["eventId"] for n in replay.notifications
                     if n.get("groupId", n.get("threadId")) == thread_id] == [257, 200, 261]
             await replay.close()
+
+    asyncio.run(scenario())
+
+
+def test_resuming_before_the_kept_log_reports_message_loss(start_server) -> None:  # type: ignore[no-untyped-def]
+    running: RunningServer = start_server(env={"THREADLINE_THROTTLE": "off", "THREADLINE_EVENT_RETENTION": "1"})
+    alice, bob = new_user(running), new_user(running)
+    thread_id = make_thread(running, alice, bob)
+    alices = thread_client(running, alice, thread_id)
+    for i in range(3):
+        alices.send_message(f"old {i}")
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 15
+            while True:  # the pruner runs every second with a one-second retention: wait until it took all
+                fresh = secrets.token_hex(16)  # a session this node never saw, resuming from position 1
+                b = await connect(http, running, bob.token, {"sr": fresh, "pos": "1"})
+                await b.wait_for(lambda cl: any("trouter.message_loss" in p for p in cl.packets) or
+                                 len(cl.notifications) >= 3, timeout=10)
+                if (any("trouter.message_loss" in p for p in b.packets) and not b.notifications) \
+                        or time.monotonic() > deadline:
+                    break
+                await b.close()
+            loss = next(p for p in b.packets if "trouter.message_loss" in p)
+            assert json.loads(loss[4:])["args"][0]["droppedIndicators"][0]["etag"] == "1"
+            assert b.notifications == []
+            await asyncio.to_thread(alices.send_message, "new")
+            await b.wait_for(lambda cl: bool(cl.bodies(200)))
+            assert [n["messageBody"] for n in b.bodies(200)] == ["new"]
+            await b.close()
 
     asyncio.run(scenario())
