@@ -160,7 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings(args)
     if args.command == "serve":
+        from threadline.server.cors import parse_origins
         from threadline.server.metrics import configure_logging
+
+        try:
+            parse_origins(settings.cors_origins)
+        except ValueError as exc:
+            print(f"error: --cors-origins: {exc}", file=sys.stderr)
+            return 2
         from threadline.server.runner import run
 
         configure_logging(

@@ -107,3 +107,14 @@ def test_double_slash_identity_request_keeps_its_signature(server: RunningServer
     assert response.status_code == 201, response.text
     assert response.json()["identity"]["id"].startswith("8:acs:")
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_a_bad_origin_setting_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "threadline", "serve", "--data", str(tmp_path / "d"),
+                           "--http-port", "0", "--https-port", "-1", "--cors-origins", "ftp://x"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: --cors-origins: not an origin (scheme://host[:port]): 'ftp://x'"
