@@ -31,6 +31,12 @@ from .trouter import connect, handshake
 CONFIG = "/chat/config/realTimeNotifications?api-version=2024-09-01"
 
 
+def _connected(client: object) -> list[dict[str, object]]:
+    """The arguments of every ``trouter.connected`` the client received."""
+    packets: list[str] = client.packets  # type: ignore[attr-defined]
+    return [json.loads(p[4:])["args"][0] for p in packets if p.startswith('5:::{"name":"trouter.connected"')]
+
+
 def _metric(server: RunningServer, name: str) -> float:
     """One sample of the server's ``/metrics`` (0 when absent)."""
     for line in requests.get(f"{server.http_endpoint}/metrics", timeout=10).text.splitlines():
@@ -133,6 +139,11 @@ def test_reconnect_resumes_after_the_last_answered_notification(server: RunningS
             await asyncio.to_thread(client.send_message, "before")
             await a.wait_for(lambda cl: [n.get("messageBody") for n in cl.bodies(200)] == ["before"])
             params = {k: str(v) for k, v in a.allocation["connectparams"].items()}
+            # Once "before" is answered, a second trouter.connected moves the client's cached ``pos`` past it.
+            await a.wait_for(lambda cl: len(_connected(cl)) >= 2)
+            refresh = _connected(a)[-1]["connectparams"]
+            assert refresh["sr"] == params["sr"]
+            assert int(refresh["pos"]) > int(params["pos"])
             await a.close()
             for text in ("gone 1", "gone 2"):
                 await asyncio.to_thread(client.send_message, text)

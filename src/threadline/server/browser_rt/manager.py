@@ -69,6 +69,8 @@ class BrowserOptions:
         sessions_per_user: open sessions one user may have on this node.
         resume_entries: resume positions remembered for sessions that ended.
         ttl_seconds: the connection ``ttl`` given to clients.
+        refresh_seconds: the least time between two ``trouter.connected`` refreshing the client's
+            cached resume position (WebSocket sessions only).
     """
 
     heartbeat_seconds: float = 25.0
@@ -83,6 +85,7 @@ class BrowserOptions:
     sessions_per_user: int = 32
     resume_entries: int = 10000
     ttl_seconds: int = 3600
+    refresh_seconds: float = 1.0
 
     @classmethod
     def from_env(cls) -> BrowserOptions:
@@ -224,9 +227,10 @@ class BrowserRealtime:
             "surl": f"{base}/trouter/s/{sr}", "ttl": str(self.options.ttl_seconds), "connectparams": params,
         }
 
-    def connected_args(self, session: Session) -> dict[str, Any]:
-        """The argument of ``trouter.connected`` (it refreshes the client's cached allocation)."""
-        return self._allocation(session.sr, session.start, session.base) | {"ccid": session.sr[:8]}
+    def connected_args(self, session: Session, position: int | None) -> dict[str, Any]:
+        """The argument of ``trouter.connected``: it replaces the client's cached allocation, so its
+        ``connectparams.pos`` is where a reconnect to any node resumes."""
+        return self._allocation(session.sr, position, session.base)
 
     async def handshake(self, token: str | None, query: dict[str, str], base: str) -> str:
         """Answer the socket.io handshake: create a session bound to the token's user.

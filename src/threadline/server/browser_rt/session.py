@@ -84,6 +84,10 @@ class Session:
         self.unsubscribe: Callable[[], None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.polling = False
+        #: The resume position the client last got in ``trouter.connected``, when, and the pending refresh.
+        self.announced: int | None = None
+        self.announced_at = 0.0
+        self.refresh: asyncio.TimerHandle | None = None
 
     @property
     def closed(self) -> bool:
@@ -104,7 +108,9 @@ class Session:
         self.polling = polling
         self.state = _REPLAY
         self.push(frames.CONNECT)
-        self.push(frames.event("trouter.connected", self.manager.connected_args(self)))
+        self.push(frames.event("trouter.connected", self.manager.connected_args(self, self.start)))
+        self.announced = self.start
+        self.announced_at = time.monotonic()
         self.unsubscribe = self.manager.hub.subscribe(self.user_id, self.on_event)
         self.task = asyncio.create_task(self._replay())
 
@@ -234,6 +240,30 @@ class Session:
             del self.unacked[first_id]
             self.acked = max(self.acked, position)
         self.relief.set()
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        """Soon tell the client its new resume position (at most every ``refresh_seconds``).
+
+        The client caches the ``connectparams`` of the last ``trouter.connected`` and sends them on
+        every reconnect, so after a crash (or on another node) it resumes from here instead of from its
+        last connection. Not for xhr-polling: each ``trouter.connected`` lengthens its poll URL.
+        """
+        if self.polling or self.refresh is not None or self.state == _CLOSED:
+            return
+        if self.resume_position == self.announced:
+            return
+        delay = max(0.0, self.announced_at + self.manager.options.refresh_seconds - time.monotonic())
+        self.refresh = asyncio.get_running_loop().call_later(delay, self._refresh)
+
+    def _refresh(self) -> None:
+        self.refresh = None
+        position = self.resume_position
+        if self.state == _CLOSED or position is None or position == self.announced:
+            return
+        self.push(frames.event("trouter.connected", self.manager.connected_args(self, position)))
+        self.announced = position
+        self.announced_at = time.monotonic()
 
     @property
     def resume_position(self) -> int | None:
@@ -282,6 +312,9 @@ class Session:
             self.unsubscribe = None
         if self.task is not None and not self.task.done():
             self.task.cancel()
+        if self.refresh is not None:
+            self.refresh.cancel()
+            self.refresh = None
         self.manager.ended(self, reason)
         self.wake.set()
         self.ended.set()
