@@ -18,7 +18,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -319,7 +319,3 @@ class Session:
         self.wake.set()
         self.ended.set()
         self.relief.set()
-
-    def describe(self) -> dict[str, Any]:
-        """A summary for logs and tests."""
-        return {"sid": self.sid, "sr": self.sr, "user": self.user_id, "acked": self.acked, "state": self.state}
