@@ -420,3 +420,26 @@ def test_resuming_before_the_kept_log_reports_message_loss(start_server) -> None
             await b.close()
 
     asyncio.run(scenario())
+
+
+def test_sessions_per_user_are_capped_and_a_replaced_session_is_told(server: RunningServer) -> None:
+    user, other = new_user(server), new_user(server)
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as http:
+            first = await connect(http, server, user.token)
+            params = {k: str(v) for k, v in first.allocation["connectparams"].items()}
+            second = await connect(http, server, user.token, params)  # the same client session, reconnecting
+            await first.wait_for(lambda cl: cl.closed)
+            assert first.packets[-1] == "0:::dup"
+            assert not second.closed
+            for _ in range(31):  # 32 in all with ``second``
+                await handshake(http, server, user.token, {})
+            async with http.get(f"{server.http_endpoint}/socket.io/1/?v=v4",
+                                headers={"X-Skypetoken": user.token}) as refused:
+                assert refused.status == 429
+            await handshake(http, server, other.token, {})  # other users are not affected
+            await second.close()
+            await handshake(http, server, user.token, {})  # a closed session frees its place
+
+    asyncio.run(scenario())
