@@ -180,7 +180,8 @@ class BrowserRealtime:
         """Where a client session resumes: the furthest of this node's record and the client's ``pos``.
 
         Both are positions up to which the client has answered every notification (``pos`` is
-        refreshed at each allocation), so the furthest loses nothing; None means "from now".
+        refreshed at each allocation and by repeated ``trouter.connected``), so the furthest loses
+        nothing; None means "from now".
         """
         known: list[int] = []
         if sr is not None:
@@ -242,13 +243,13 @@ class BrowserRealtime:
             Refused: see :meth:`authenticate`; 429 when the user has too many sessions here.
         """
         claims = await self.authenticate(token)
-        mine = sum(1 for s in self.sessions.values() if s.user_id == claims.user_id)
-        if mine >= self.options.sessions_per_user:
-            raise Refused(429, "too many sessions")
         sr = _token_id(query.get("sr")) or secrets.token_hex(16)
         start = await self._position(claims.user_id, sr, query.get("pos"))
         for other in [s for s in self.sessions.values() if s.sr == sr and s.user_id == claims.user_id]:
             other.close(frames.disconnect("dup"), reason="replaced")  # the client replaced that connection
+        mine = sum(1 for s in self.sessions.values() if s.user_id == claims.user_id)
+        if mine >= self.options.sessions_per_user:
+            raise Refused(429, "too many sessions")
         session = Session(self, secrets.token_hex(16), claims, sr, start, base)
         self.sessions[session.sid] = session
         SESSIONS.inc()
