@@ -8,6 +8,7 @@ go through what a real web app would use.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import signal
 import time
@@ -21,6 +22,7 @@ from azure.communication.chat import ChatParticipant
 from tests.conftest import ENGINES, RunningServer, launch
 from tests.realtime.helpers import thread_client
 from tests.support import new_user, official_chat
+from threadline.identity.tokens import TokenIssuer, derive_signing_key
 
 from .chromium import BrowserPage
 from .nodes import restartable
@@ -201,3 +203,15 @@ def test_sdk_falls_back_to_long_polling_when_websockets_fail(
         assert page.events("chatThreadCreated")[0]["properties"]["topic"] == "polling"
         assert refused, "the page never tried a WebSocket"
         assert polls, "the page never polled"
+
+
+def test_token_expiry_disconnects_the_page(server: RunningServer, chromium: Any, page_url: str) -> None:
+    alice = new_user(server)
+    issuer = TokenIssuer(derive_signing_key(base64.b64decode(server.access_key)), server.resource_id)
+    token, expires = issuer.issue(alice.id, ["chat"], 60, 0, now=time.time() - 3600 + 8)
+    with opened(chromium, page_url) as page:
+        page.start(server.https_endpoint + "/", token)
+        page.wait("window.threadline.connected >= 1")
+        assert page.value("window.threadline.disconnected") == 0
+        page.wait("window.threadline.disconnected >= 1", timeout=30)
+        assert time.time() >= expires  # not before the token's expiry
