@@ -411,6 +411,11 @@ def test_resuming_before_the_kept_log_reports_message_loss(start_server) -> None
                         or time.monotonic() > deadline:
                     break
                 await b.close()
+                # The server drops the session when it reads the client's ``0::``, a moment after the close
+                # handshake: wait for that, or the loop would outrun the per-user session cap.
+                while await asyncio.to_thread(_metric, running, "threadline_browser_sessions") > 0:
+                    assert time.monotonic() < deadline + 10, "a closed session was never dropped"
+                    await asyncio.sleep(0.02)
             loss = next(p for p in b.packets if "trouter.message_loss" in p)
             assert json.loads(loss[4:])["args"][0]["droppedIndicators"][0]["etag"] == "1"
             assert b.notifications == []
@@ -440,6 +445,14 @@ def test_sessions_per_user_are_capped_and_a_replaced_session_is_told(server: Run
                 assert refused.status == 429
             await handshake(http, server, other.token, {})  # other users are not affected
             await second.close()
-            await handshake(http, server, user.token, {})  # a closed session frees its place
+            # A closed session frees its place once the server has read the client's ``0::``.
+            deadline = time.monotonic() + 10
+            while True:
+                async with http.get(f"{server.http_endpoint}/socket.io/1/?v=v4",
+                                    headers={"X-Skypetoken": user.token}) as again:
+                    if again.status == 200 or time.monotonic() > deadline:
+                        assert again.status == 200
+                        break
+                await asyncio.sleep(0.02)
 
     asyncio.run(scenario())
