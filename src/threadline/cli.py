@@ -50,7 +50,8 @@ def _settings(args: argparse.Namespace) -> Settings:
                        ("header_timeout", "header_timeout"), ("body_timeout", "body_timeout"),
                        ("max_connections", "max_connections"), ("max_request_line", "max_request_line"),
                        ("max_header_bytes", "max_header_bytes"), ("realtime_per_user", "realtime_per_user"),
-                       ("realtime_queue_bytes", "realtime_queue_bytes")):
+                       ("realtime_queue_bytes", "realtime_queue_bytes"),
+                       ("cors_origins", "cors_origins")):
         value = getattr(args, name, None)
         if value is not None:
             changes[attr] = value
@@ -108,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--throttle", help="on (ACS rates), off, or a factor scaling them (THREADLINE_THROTTLE)")
     serve.add_argument("--throttle-keys", type=int,
                        help="most rate-limit windows held in memory (THREADLINE_THROTTLE_KEYS, 100000)")
+    serve.add_argument("--cors-origins",
+                       help="origins web pages may call from, comma-separated (THREADLINE_CORS_ORIGINS, default *)")
     serve.add_argument("--no-limits", action="store_true",
                        help="lift ACS size limits and throttling (THREADLINE_NO_LIMITS=1)")
     _connection_flags(serve)
@@ -259,7 +262,14 @@ def _run(args: argparse.Namespace, level: str) -> int:
     settings = _settings(args)
     check(settings, serving=args.command == "serve")
     if args.command == "serve":
+        from threadline.server.cors import parse_origins
         from threadline.server.metrics import configure_logging
+
+        try:
+            parse_origins(settings.cors_origins)
+        except ValueError as exc:
+            raise SetupError(f"--cors-origins: {exc}; use * or comma-separated origins such as "
+                             "https://app.example") from exc
         from threadline.server.runner import run
 
         configure_logging(level, args.log_format or os.environ.get("THREADLINE_LOG_FORMAT") or "json")

@@ -20,7 +20,8 @@ from threadline.protocol.times import now_ms
 from threadline.protocol.wire import encode
 from threadline.store.base import Store, StoreError
 
-from . import metrics
+from . import browser_rt, metrics
+from .cors import SlashCollapse, cors_middleware, parse_origins
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
 from .explorer import routes as explorer_routes
@@ -107,9 +108,14 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             *admin.routes,
             *explorer_routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
+            *browser_rt.routes,
         ],
         exception_handlers={HTTPException: _http_error},
-        middleware=[Middleware(RawSendCapture)],
+        middleware=[
+            cors_middleware(parse_origins(settings.cors_origins)),
+            Middleware(SlashCollapse),
+            Middleware(RawSendCapture),
+        ],
     )
     app.state.settings = settings
     app.state.store = store
@@ -127,6 +133,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.admin = AdminService(store, hub, {
         "limits": limits_dict(settings.limits), "throttle": settings.throttle, "workers": settings.workers,
     })
+    app.state.browser_rt = browser_rt.BrowserRealtime(store, hub, app.state.identity, issuer)
     return app
 
 

@@ -218,6 +218,8 @@ async def _serve(settings: Settings, out: TextIO) -> None:
             # Real-time clients get a ``reconnect`` frame and close 1012 before uvicorn drops them.
             with contextlib.suppress(Exception):
                 await app.state.realtime.shutdown()
+            with contextlib.suppress(Exception):
+                await app.state.browser_rt.shutdown()  # browser clients reconnect and resume
             for server, _ in servers:
                 server.should_exit = True
             # uvicorn closes idle keep-alives politely, but a TLS close waits for a peer that may never

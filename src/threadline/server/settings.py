@@ -80,6 +80,7 @@ class Settings:
         max_header_bytes: the largest request head (request line and headers), in bytes.
         realtime_per_user: real-time connections one user may hold per process.
         realtime_queue_bytes: UTF-8 bytes a real-time connection may have waiting before it is too slow.
+        cors_origins: origins allowed to call from a web page, comma-separated; ``*`` = any.
     """
 
     data_dir: Path = Path("threadline-data")
@@ -106,6 +107,7 @@ class Settings:
     max_header_bytes: int = 64 * 1024
     realtime_per_user: int = 20
     realtime_queue_bytes: int = 2 * 1024 * 1024
+    cors_origins: str = "*"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -139,6 +141,7 @@ class Settings:
             max_header_bytes=_env_int("THREADLINE_MAX_HEADER_BYTES", 64 * 1024),
             realtime_per_user=_env_int("THREADLINE_REALTIME_PER_USER", 20),
             realtime_queue_bytes=_env_int("THREADLINE_REALTIME_QUEUE_BYTES", 2 * 1024 * 1024),
+            cors_origins=env("THREADLINE_CORS_ORIGINS", "*"),
         )
 
     def prepared(self) -> Settings:

@@ -1,0 +1,321 @@
+"""One browser notification session: the subscription, replay, live queue and acknowledgements.
+
+The session is independent of its transport (WebSocket or xhr-polling): it
+fills an outbox of socket.io packets and reads the client's packets. It uses
+the same core as ``/chat/realtime``: subscribe to the hub *first* (buffering
+live events), replay the user's events from the store after the resume
+position, then go live, skipping what the replay already covered.
+
+Delivery is acknowledged: every notification is a Trouter request the client
+answers; the session's resume position is the last event whose request, and
+all before it, were answered. A reconnect resumes from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from threadline.identity.tokens import TokenClaims
+from threadline.store.base import StoreError
+from threadline.store.records import Event
+
+from . import frames
+from .encoding import notification_body
+
+if TYPE_CHECKING:
+    from .manager import BrowserRealtime
+
+__all__ = ["Session"]
+
+log = logging.getLogger("threadline.server.browser_rt")
+
+_NEW, _REPLAY, _LIVE, _CLOSED = 0, 1, 2, 3
+_decode = msgspec.json.Decoder().decode
+
+
+class Session:
+    """A socket.io session of one user, from the handshake to the close.
+
+    Args:
+        manager: the owner.
+        sid: the socket.io session id (secret; it authenticates the WebSocket).
+        claims: the verified token's claims.
+        sr: the Trouter session id the client keeps across reconnects.
+        start: the position to resume after, or None for "from now".
+        base: the public base URL (for ``url``/``surl``).
+    """
+
+    def __init__(
+        self, manager: BrowserRealtime, sid: str, claims: TokenClaims, sr: str, start: int | None, base: str
+    ) -> None:
+        self.manager = manager
+        self.sid = sid
+        self.claims = claims
+        self.user_id = claims.user_id
+        self.sr = sr
+        self.start = start
+        self.base = base
+        self.created = time.monotonic()
+        self.last_seen = self.created
+        self.state = _NEW
+        self.outbox: deque[str] = deque()
+        self.outbox_chars = 0
+        self.wake = asyncio.Event()
+        #: Set once the session has ended (the transport then flushes the last packet and closes).
+        self.ended = asyncio.Event()
+        #: Set when the outbox drains or the client answers: the replay waits on it under pressure.
+        self.relief = asyncio.Event()
+        self.buffer: list[Event] | None = []
+        self.replayed_through = 0
+        self.last_sent = 0
+        self.acked = 0
+        #: Whether the replay has fixed ``last_sent``/``acked`` (until then ``start`` is the position).
+        self.positioned = False
+        self.next_request = 1
+        #: Request id -> [position, answered] of notifications not yet answered, in send order.
+        self.unacked: OrderedDict[int, list[int]] = OrderedDict()
+        self.unsubscribe: Callable[[], None] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.polling = False
+        #: The resume position the client last got in ``trouter.connected``, when, and the pending refresh.
+        self.announced: int | None = None
+        self.announced_at = 0.0
+        self.refresh: asyncio.TimerHandle | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the session has ended (its last packets may still be in the outbox)."""
+        return self.state == _CLOSED
+
+    @property
+    def surl(self) -> str:
+        """The session's service URL (registered at the registrar)."""
+        return f"{self.base}/trouter/s/{self.sr}"
+
+    # -- start ------------------------------------------------------------------------------------------
+
+    def attach(self, *, polling: bool) -> None:
+        """Start the stream once a transport is there: ``1::``, ``trouter.connected``, replay, live."""
+        if self.state != _NEW:
+            return
+        self.polling = polling
+        self.state = _REPLAY
+        self.push(frames.CONNECT)
+        self.push(frames.event("trouter.connected", self.manager.connected_args(self, self.start)))
+        self.announced = self.start
+        self.announced_at = time.monotonic()
+        self.unsubscribe = self.manager.hub.subscribe(self.user_id, self.on_event)
+        self.task = asyncio.create_task(self._replay())
+
+    async def _replay(self) -> None:
+        store = self.manager.store
+        try:
+            low, high = await store.event_bounds()
+            after = high if self.start is None else self.start
+            if after < low:
+                log.info("browser session %s resumes after %d, older than kept %d: message loss", self.sr, after, low)
+                self.push(frames.event("trouter.message_loss", {"droppedIndicators": [
+                    {"tag": "chat", "etag": str(after)}]}))
+                after = low
+            elif after > high:
+                after = high
+            self.last_sent = self.acked = after
+            self.positioned = True
+            page = self.manager.options.replay_page
+            while self.state == _REPLAY:
+                rows = await store.events_since(self.user_id, self.last_sent, page)
+                for row in rows:
+                    await self._room()
+                    if self.state != _REPLAY:
+                        return
+                    self._notify(row)
+                if len(rows) < page:
+                    if self.buffer is None:
+                        self.buffer = []  # it overflowed during this round: read the store again
+                        continue
+                    break
+        except StoreError as exc:
+            log.warning("browser session replay failed: %s", exc)
+            self.close(frames.disconnect(), reason="store_error")
+            return
+        if self.state != _REPLAY:
+            return
+        self.state = _LIVE
+        self.replayed_through = self.last_sent
+        buffered, self.buffer = self.buffer or [], None
+        for event in buffered:
+            self._live(event)
+
+    async def _room(self) -> None:
+        """Flow control of the replay: wait while half the queue or half the answer window is used."""
+        options = self.manager.options
+        while self.state == _REPLAY and (
+            len(self.outbox) * 2 >= options.queue_frames or self.outbox_chars * 2 >= options.queue_chars
+            or len(self.unacked) * 2 >= options.queue_frames
+        ):
+            self.relief.clear()
+            await self.relief.wait()
+
+    # -- events -----------------------------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        """Take one event from the hub (never blocks)."""
+        if self.state == _LIVE:
+            self._live(event)
+        elif self.state == _REPLAY and self.buffer is not None:
+            options = self.manager.options
+            if len(self.buffer) >= min(options.buffer_events, options.queue_frames // 2):
+                self.buffer = None  # too many: the replay reads them from the store instead
+            else:
+                self.buffer.append(event)
+
+    def _live(self, event: Event) -> None:
+        if 0 < event.position <= self.replayed_through:
+            return
+        if event.position == 0 and self.outbox_chars * 2 > self.manager.options.queue_chars:
+            return  # typing indicators go first under pressure
+        self._notify(event)
+
+    def _notify(self, event: Event) -> None:
+        data = self.manager.event_data(event)
+        body = notification_body(event.type, data, self.user_id) if data is not None else None
+        if event.position > self.last_sent:
+            self.last_sent = event.position
+        if body is None:
+            return
+        request_id = self.next_request
+        self.next_request += 1
+        if event.position:
+            self.unacked[request_id] = [event.position, 0]
+            if len(self.unacked) > self.manager.options.queue_frames:
+                self.close(frames.disconnect(), reason="overflow")  # the client stopped answering
+                return
+        self.push(frames.message({
+            "id": request_id, "method": "POST", "url": f"{self.surl}/chat",
+            "headers": {"MS-CV": f"{self.sr[:8]}.{request_id}", "Content-Type": "application/json"},
+            "body": body,
+        }))
+
+    # -- client packets ---------------------------------------------------------------------------------
+
+    def handle(self, text: str) -> None:
+        """Read one client packet: answer pings and activity, record notification replies."""
+        self.last_seen = time.monotonic()
+        packet = frames.decode(text)
+        if packet is None or self.state == _CLOSED:
+            return
+        if packet.type == "2":
+            return  # heartbeat echo
+        if packet.type == "0":
+            self.close(None)
+        elif packet.type == "5" and packet.id is not None:
+            self.push(frames.ack(packet.id, {"status": 200}) if packet.wants_data else frames.ack(packet.id))
+        elif packet.type == "3":
+            self._reply(packet.data)
+
+    def _reply(self, data: str) -> None:
+        try:
+            reply = _decode(data)
+        except msgspec.DecodeError:
+            return
+        if not isinstance(reply, dict) or not isinstance(reply.get("id"), int):
+            return
+        entry = self.unacked.get(reply["id"])
+        if entry is None:
+            return
+        if reply.get("status") != 200:
+            log.info("browser client answered notification %s with %s", reply["id"], reply.get("status"))
+        entry[1] = 1
+        while self.unacked:
+            first_id, (position, done) = next(iter(self.unacked.items()))
+            if not done:
+                break
+            del self.unacked[first_id]
+            self.acked = max(self.acked, position)
+        self.relief.set()
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        """Soon tell the client its new resume position (at most every ``refresh_seconds``).
+
+        The client caches the ``connectparams`` of the last ``trouter.connected`` and sends them on
+        every reconnect, so after a crash (or on another node) it resumes from here instead of from its
+        last connection. Not for xhr-polling: each ``trouter.connected`` lengthens its poll URL.
+        """
+        if self.polling or self.refresh is not None or self.state == _CLOSED:
+            return
+        if self.resume_position == self.announced:
+            return
+        delay = max(0.0, self.announced_at + self.manager.options.refresh_seconds - time.monotonic())
+        self.refresh = asyncio.get_running_loop().call_later(delay, self._refresh)
+
+    def _refresh(self) -> None:
+        self.refresh = None
+        position = self.resume_position
+        if self.state == _CLOSED or position is None or position == self.announced:
+            return
+        self.push(frames.event("trouter.connected", self.manager.connected_args(self, position)))
+        self.announced = position
+        self.announced_at = time.monotonic()
+
+    @property
+    def resume_position(self) -> int | None:
+        """Where a reconnect should resume: after the last event answered in order."""
+        if not self.positioned:
+            return self.start
+        return self.acked if self.unacked else self.last_sent
+
+    # -- outbox -----------------------------------------------------------------------------------------
+
+    def push(self, packet: str) -> None:
+        """Queue a packet for the transport; an overflowing queue ends the session."""
+        if self.state == _CLOSED:
+            return
+        options = self.manager.options
+        if len(self.outbox) >= options.queue_frames or self.outbox_chars + len(packet) > options.queue_chars:
+            self.close(frames.disconnect(), reason="overflow")
+            return
+        self.outbox.append(packet)
+        self.outbox_chars += len(packet)
+        self.wake.set()
+
+    def take(self) -> list[str]:
+        """Everything queued, in order (the queue is emptied)."""
+        packets = list(self.outbox)
+        self.outbox.clear()
+        self.outbox_chars = 0
+        self.wake.clear()
+        self.relief.set()
+        return packets
+
+    def close(self, packet: str | None, reason: str = "client") -> None:
+        """End the session: leave the hub, keep the resume position, queue a last packet (idempotent).
+
+        Args:
+            packet: a last packet for the client (``0::``...), or None.
+            reason: why, for the ``threadline_browser_session_ends_total`` metric.
+        """
+        if self.state == _CLOSED:
+            return
+        if packet is not None:
+            self.outbox.append(packet)
+        self.state = _CLOSED
+        if self.unsubscribe is not None:
+            self.unsubscribe()
+            self.unsubscribe = None
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.refresh is not None:
+            self.refresh.cancel()
+            self.refresh = None
+        self.manager.ended(self, reason)
+        self.wake.set()
+        self.ended.set()
+        self.relief.set()
