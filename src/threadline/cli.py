@@ -1,4 +1,4 @@
-"""The ``threadline`` command: serve, user, token, migrate, backup, connection-string."""
+"""The ``threadline`` command: serve, user, token, migrate, backup, connection-string, webhook."""
 
 from __future__ import annotations
 
@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     conn = commands.add_parser("connection-string", help="print the connection string")
     _common(conn)
     conn.add_argument("--endpoint", default="https://127.0.0.1:8443", help="the endpoint clients use")
+
+    from threadline.server.webhooks.cli import register as register_webhook
+
+    register_webhook(commands, _common)
     return parser
 
 
@@ -175,6 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate(settings))
     if args.command == "backup":
         return asyncio.run(_backup(settings, args.path))
+    if args.command == "webhook":
+        from threadline.server.webhooks.cli import run as run_webhook
+
+        return asyncio.run(run_webhook(settings, args))
     if args.command == "connection-string":
         print(settings.prepared().connection_string(args.endpoint))
         return 0

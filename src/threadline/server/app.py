@@ -26,12 +26,16 @@ from .events import Hub, LocalHub
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, realtime_endpoint
 from .routes import chat, identity
+from .routes import webhooks as webhook_routes
 from .services.admission import Admission
 from .services.identity import IdentityService
 from .services.messages import MessageService
 from .services.threads import ThreadService
 from .settings import Settings
 from .throttle import make_throttle
+from .webhooks import Dispatcher, config_from
+from .webhooks.safety import AllowList
+from .webhooks.service import WebhookService
 
 __all__ = ["create_app", "open_hub", "open_store", "running"]
 
@@ -104,6 +108,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             Route("/metrics", metrics.metrics_endpoint, methods=["GET"]),
             *chat.routes,
             *identity.routes,
+            *webhook_routes.routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
         ],
         exception_handlers={HTTPException: _http_error},
@@ -119,6 +124,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.throttle = make_throttle(settings.limits, issuer, settings.throttle, settings.throttle_keys)
     app.state.admission = Admission(store, app.state.throttle)
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer)
+    app.state.webhooks = WebhookService(store, AllowList.parse(settings.webhook_allow))
     return app
 
 
@@ -143,9 +149,12 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
     try:
         await hub.start()
         pruner = asyncio.create_task(_prune(store, settings))
+        deliverer = Dispatcher(store, config_from(settings))
+        await deliverer.start()
         try:
             yield create_app(settings, store, hub)
         finally:
+            await deliverer.stop()
             pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner

@@ -55,6 +55,13 @@ class Settings:
         throttle: ``on`` (ACS rates), ``off``, or a factor scaling the ACS rates.
         throttle_keys: the most rate-limit windows a process holds (memory bound, ``docs/limits.md``).
         workers: server processes on this machine (PostgreSQL only).
+        webhook_allow: non-public webhook destinations allowed (hosts, CIDRs, ``*``; ``docs/webhooks.md``).
+        webhook_topic: the ``topic``/``source`` of webhook events (an ARM-like id from the resource id when None).
+        webhook_timeout: seconds per webhook request.
+        webhook_poll_ms: how often an idle deliverer looks at the event log.
+        webhook_lease_seconds: how long a node's lease on a subscription lasts unless renewed.
+        webhook_retry_scale: multiplies Event Grid's retry schedule (tests shrink it).
+        webhook_public_url: base URL of the ``validationUrl`` sent in the handshake (omitted when None).
     """
 
     data_dir: Path = Path("threadline-data")
@@ -72,6 +79,13 @@ class Settings:
     throttle: str = "on"
     throttle_keys: int = 100_000
     workers: int = 1
+    webhook_allow: str = ""
+    webhook_topic: str | None = None
+    webhook_timeout: float = 30.0
+    webhook_poll_ms: int = 250
+    webhook_lease_seconds: int = 15
+    webhook_retry_scale: float = 1.0
+    webhook_public_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -94,6 +108,13 @@ class Settings:
             throttle=env("THREADLINE_THROTTLE", "on"),
             throttle_keys=_env_int("THREADLINE_THROTTLE_KEYS", 100_000),
             workers=_env_int("THREADLINE_WORKERS", 1),
+            webhook_allow=env("THREADLINE_WEBHOOK_ALLOW", ""),
+            webhook_topic=env("THREADLINE_WEBHOOK_TOPIC") or None,
+            webhook_timeout=float(env("THREADLINE_WEBHOOK_TIMEOUT") or 30),
+            webhook_poll_ms=_env_int("THREADLINE_WEBHOOK_POLL_MS", 250),
+            webhook_lease_seconds=_env_int("THREADLINE_WEBHOOK_LEASE_SECONDS", 15),
+            webhook_retry_scale=float(env("THREADLINE_WEBHOOK_RETRY_SCALE") or 1),
+            webhook_public_url=env("THREADLINE_WEBHOOK_PUBLIC_URL") or None,
         )
 
     def prepared(self) -> Settings:

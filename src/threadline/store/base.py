@@ -34,6 +34,7 @@ from .records import (
     ThreadRecord,
     UserRecord,
 )
+from .webhooks import WebhookStore
 
 __all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreUnavailable"]
 
@@ -86,6 +87,11 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the database answers."""
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        """The webhook subscriptions, cursors, leases and dead letters (``store/webhooks.py``)."""
+        ...
 
     # -- users -------------------------------------------------------------------------------
 

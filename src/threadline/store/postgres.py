@@ -101,6 +101,8 @@ from .rows import (
     thread_from,
     user_from,
 )
+from .webhooks import KEEP_FOR_WEBHOOKS
+from .webhooks_postgres import PostgresWebhooks
 
 __all__ = ["PostgresStore", "migrate"]
 
@@ -237,6 +239,11 @@ class PostgresStore:
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the database answers ``SELECT 1``."""
         await self._read(lambda c: c.fetchval("SELECT 1"))
+
+    @property
+    def webhooks(self) -> PostgresWebhooks:
+        """The webhook tables (subscriptions, cursors, leases, dead letters)."""
+        return PostgresWebhooks(self)
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -893,8 +900,11 @@ class PostgresStore:
         return await self._read(run)
 
     async def prune_events(self, before_ms: int) -> int:
-        """Drop events created before ``before_ms``; return how many."""
-        return await self._delete_before("events", before_ms)
+        """Drop events created before ``before_ms`` that no webhook subscription still needs; return how many."""
+        status = await self._write(
+            lambda c: c.execute(f"DELETE FROM events WHERE created_ms < $1 AND {KEEP_FOR_WEBHOOKS}", before_ms)
+        )
+        return int(str(status).rsplit(" ", 1)[-1])
 
     async def prune_idempotency(self, before_ms: int) -> int:
         """Forget repeatability ids recorded before ``before_ms``; return how many."""

@@ -48,6 +48,8 @@ from .rows import (
     thread_from,
     user_from,
 )
+from .webhooks import KEEP_FOR_WEBHOOKS
+from .webhooks_sqlite import SqliteWebhooks
 from .writer import Writer
 
 __all__ = ["SqliteStore"]
@@ -116,6 +118,11 @@ class SqliteStore:
 
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    @property
+    def webhooks(self) -> SqliteWebhooks:
+        """The webhook tables (subscriptions, cursors, leases, dead letters)."""
+        return SqliteWebhooks(self)
 
     async def backup(self, path: str | Path) -> int:
         """Write a consistent copy of the database to ``path`` while the server keeps running.
@@ -687,7 +694,10 @@ class SqliteStore:
 
     async def prune_events(self, before_ms: int) -> int:
         return await self._write(
-            lambda c: c.execute("DELETE FROM events WHERE created_ms < ?", (before_ms,)).rowcount, bulk=True
+            lambda c: c.execute(
+                f"DELETE FROM events WHERE created_ms < ? AND {KEEP_FOR_WEBHOOKS}", (before_ms,)
+            ).rowcount,
+            bulk=True,
         )
 
     async def prune_idempotency(self, before_ms: int) -> int:
