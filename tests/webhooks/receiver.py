@@ -51,9 +51,10 @@ class Receiver:
 
     def deliveries(self, path: str | None = None) -> list[Received]:
         with self.lock:
-            return [r for r in self.requests
-                    if r.method == "POST" and r.headers.get("aeg-event-type") == "Notification"
-                    and (path is None or r.path == path)]
+            found = [r for r in self.requests
+                     if r.method == "POST" and r.headers.get("aeg-event-type") == "Notification"
+                     and (path is None or r.path == path)]
+        return sorted(found, key=lambda r: r.at)  # by arrival, not by answer
 
     def events(self, path: str | None = None, *, ok_only: bool = True) -> list[dict[str, Any]]:
         """Every event of every delivery (answered 2xx when ``ok_only``), in arrival order."""
@@ -100,9 +101,13 @@ def _app(rec: Receiver) -> Starlette:
             status = action[2] if len(action) > 2 else 200
         elif isinstance(action, int):
             status = action
-        entry.headers["x-test-status"] = str(status)
+        # Past the servers' 2 s test timeout, Threadline has given up on this answer.
+        late = isinstance(action, tuple) and action[1] >= 2.0
+        entry.headers["x-test-status"] = "late" if late else str(status)
         with rec.lock:
             rec.requests.append(entry)
+        if 300 <= status < 400:
+            return Response(status_code=status, headers={"Location": "/redirected"})
         return Response(status_code=status)
 
     return Starlette(routes=[Route("/{path:path}", hook, methods=["POST", "OPTIONS", "GET"])])
