@@ -61,3 +61,25 @@ def wait_active(server: RunningServer, sub_id: str, timeout: float = 20) -> None
             return
         time.sleep(0.05)
     raise AssertionError("the subscription never became active")
+
+
+@contextlib.contextmanager
+def engine_args(engine: str) -> Iterator[list[str]]:
+    """``serve`` flags naming one database (and Redis channel) that outlives server restarts."""
+    if engine == "sqlite":
+        yield []
+        return
+    import secrets
+
+    from ..pg import REDIS_URL, fresh_database, require_postgres, require_redis
+
+    require_postgres()
+    require_redis()
+    with fresh_database("threadline_webhooks") as url:
+        yield ["--database", url, "--events", f"{REDIS_URL}?channel=threadline-test:{secrets.token_hex(6)}"]
+
+
+def leased_by(server: RunningServer, sub_id: str) -> bool:
+    """Whether this server process reports holding the subscription's lease."""
+    text = requests.get(f"{server.http_endpoint}/metrics", timeout=5).text
+    return f'threadline_webhook_leased{{subscription="{sub_id}"}} 1.0' in text

@@ -25,6 +25,9 @@ LAG_EVENTS = Gauge("threadline_webhook_lag_events", "Event-log positions not yet
 LAG_SECONDS = Gauge("threadline_webhook_lag_seconds", "Age of the oldest event not yet handled, per subscription",
                     ["subscription"], registry=REGISTRY)
 
+LEASED = Gauge("threadline_webhook_leased", "1 while this node delivers the subscription (holds its lease)",
+               ["subscription"], registry=REGISTRY)
+
 
 def attempt(sub_id: str, *, count: int, status: int | None, outcome: str, delivery_count: int,
             ms: float, first_id: str, error: str | None = None) -> None:

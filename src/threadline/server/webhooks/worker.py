@@ -280,13 +280,14 @@ class Dispatcher:
                 self._tasks.pop(sub.id)
                 running = None
             free = sub.lease_owner in (None, self.node) or sub.lease_expires_ms < now
-            if not free:
-                continue
-            if await self._ws.acquire_lease(sub.id, self.node, now, lease_ms) and running is None:
+            held = free and await self._ws.acquire_lease(sub.id, self.node, now, lease_ms)
+            if held and running is None:
                 self._tasks[sub.id] = asyncio.create_task(self._run(sub.id), name=f"threadline-webhook-{sub.id}")
+            telemetry.LEASED.labels(sub.id).set(1 if held else 0)
         for sub_id, task in list(self._tasks.items()):
             if task.done():
                 self._tasks.pop(sub_id)
+                telemetry.LEASED.labels(sub_id).set(0)
 
     async def _run(self, sub_id: str) -> None:
         worker = _Worker(self.node, self._ws, self._store, self._config, self._poster, sub_id)
