@@ -36,6 +36,7 @@ from .throttle import make_throttle
 from .webhooks import Dispatcher, config_from
 from .webhooks.safety import AllowList
 from .webhooks.service import WebhookService
+from .webhooks.wake import WakingHub
 
 __all__ = ["create_app", "open_hub", "open_store", "running"]
 
@@ -152,7 +153,7 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
         deliverer = Dispatcher(store, config_from(settings))
         await deliverer.start()
         try:
-            yield create_app(settings, store, hub)
+            yield create_app(settings, store, WakingHub(hub, deliverer.wake))
         finally:
             await deliverer.stop()
             pruner.cancel()

@@ -72,6 +72,7 @@ class _Worker:
                  sub_id: str) -> None:
         self.node, self.ws, self.store, self.config, self.poster = node, ws, store, config, poster
         self.sub_id = sub_id
+        self.woken = asyncio.Event()
         self._threads: OrderedDict[str, ThreadRecord | None] = OrderedDict()
 
     async def _thread(self, thread_id: str) -> ThreadRecord | None:
@@ -104,7 +105,9 @@ class _Worker:
             if await self._replay(sub):
                 continue
             if not await self._deliver_page(sub):
-                await self._sleep(self.config.poll)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.woken.wait(), self.config.poll)
+                self.woken.clear()
 
     async def _handshake(self, sub: SubscriptionRecord) -> bool:
         if sub.schema == CLOUDEVENTS:
@@ -242,7 +245,13 @@ class Dispatcher:
         self._config = config
         self._poster = Poster(config.timeout)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._workers: dict[str, _Worker] = {}
         self._main: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Tell the idle workers of this node that an event was just committed."""
+        for worker in self._workers.values():
+            worker.woken.set()
 
     async def start(self) -> None:
         """Start looking for subscriptions to deliver."""
@@ -290,7 +299,8 @@ class Dispatcher:
                 telemetry.LEASED.labels(sub_id).set(0)
 
     async def _run(self, sub_id: str) -> None:
-        worker = _Worker(self.node, self._ws, self._store, self._config, self._poster, sub_id)
+        worker = self._workers[sub_id] = _Worker(self.node, self._ws, self._store, self._config, self._poster,
+                                                 sub_id)
         try:
             await worker.run()
         except _LeaseLost:
@@ -298,3 +308,5 @@ class Dispatcher:
         except StoreError as exc:
             log.warning("webhook worker stopped: %s", exc, extra={"subscription": sub_id})
             await asyncio.sleep(1)
+        finally:
+            self._workers.pop(sub_id, None)
