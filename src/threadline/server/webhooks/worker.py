@@ -202,7 +202,7 @@ class _Worker:
                     return [], 0, None
                 error, status, retry, ms = result.error, result.status, result.retry, result.ms
             attempts += 1
-            expired = now_ms() - first >= sub.ttl_minutes * 60_000
+            expired = now_ms() - batch[0].time_ms >= sub.ttl_minutes * 60_000  # TTL counts from the commit
             if not retry or attempts >= sub.max_attempts or expired:
                 reason = error if not retry else ("TimeToLiveExceeded" if expired else "MaxDeliveryAttemptsExceeded")
                 telemetry.attempt(sub.id, count=len(batch), status=status, outcome="dead-lettered",
