@@ -165,3 +165,35 @@ def test_every_chat_event_in_both_schemas_parses_with_azure_eventgrid(engine: st
         assert first["aeg-subscription-name"] == eg["id"].upper()
         assert first["aeg-output-event-id"] == deliveries[0].json[0]["id"]
         assert rec.deliveries("/ce")[0].headers["content-type"].startswith("application/cloudevents-batch+json")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_typing_is_delivered_as_chat_typing_indicator_received_in_thread(engine: str, tmp_path: Path) -> None:
+    """Typing is never logged: the node that sees it sends it once, best effort, in both schemas."""
+    with running_receiver() as rec, webhook_server(engine, tmp_path / "data") as server:
+        kind = P + "ChatTypingIndicatorReceivedInThread"
+        eg = subscribe(server, rec.url + "/eg", events=[kind])
+        ce = subscribe(server, rec.url + "/ce", schema="cloudevents", events=[kind])
+        wait_active(server, eg["id"])
+        wait_active(server, ce["id"])
+        alice, bob = new_user(server), new_user(server)
+        chat = official_chat(server, alice)
+        thread_id = chat.create_chat_thread("typing", thread_participants=[
+            ChatParticipant(identifier=alice.identifier, display_name="Alice"),
+            ChatParticipant(identifier=bob.identifier, display_name="Bob")]).chat_thread.id
+        thread = chat.get_chat_thread_client(thread_id, connection_verify=server.cert_path)
+        for _ in range(50):  # the node learns of new active subscriptions within a second: type until seen
+            thread.send_typing_notification(sender_display_name="Alice")
+            try:
+                rec.wait(lambda: rec.events("/eg") and rec.events("/ce"), timeout=0.5)
+                break
+            except AssertionError:
+                continue
+        event = EventGridEvent.from_dict(rec.events("/eg")[0])
+        assert event.event_type == SystemEventNames.AcsChatTypingIndicatorReceivedInThreadEventName.value
+        assert event.subject == f"thread/{thread_id}/sender/{alice.id}"
+        assert event.data["senderCommunicationIdentifier"]["rawId"] == alice.id
+        assert event.data["senderDisplayName"] == "Alice" and event.data["messageBody"] == ""
+        assert event.data["threadId"] == thread_id and "recipientCommunicationIdentifier" not in event.data
+        cloud = CloudEvent.from_dict(rec.events("/ce")[0])
+        assert cloud.type == event.event_type and cloud.subject == event.subject

@@ -153,7 +153,7 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
         deliverer = Dispatcher(store, config_from(settings))
         await deliverer.start()
         try:
-            yield create_app(settings, store, WakingHub(hub, deliverer.wake))
+            yield create_app(settings, store, WakingHub(hub, deliverer.wake, deliverer.ephemeral))
         finally:
             await deliverer.stop()
             pruner.cancel()

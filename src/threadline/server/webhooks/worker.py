@@ -17,11 +17,12 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from threadline.protocol.times import now_ms
 from threadline.store.base import Store, StoreError
-from threadline.store.records import ThreadRecord
+from threadline.store.records import Event, ThreadRecord
 from threadline.store.webhooks import DeadLetterRecord, Progress, SubscriptionRecord, WebhookStore
 
 from . import cursor as cursors
@@ -38,6 +39,8 @@ __all__ = ["Dispatcher", "WebhookConfig"]
 log = logging.getLogger("threadline.webhooks")
 
 PAGE = 500
+#: Most never-logged (typing) deliveries in flight per node.
+MAX_EPHEMERAL = 100
 
 
 @dataclass(slots=True)
@@ -247,6 +250,39 @@ class Dispatcher:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._workers: dict[str, _Worker] = {}
         self._main: asyncio.Task[None] | None = None
+        self._active: list[SubscriptionRecord] = []
+        self._fired: set[asyncio.Task[None]] = set()
+
+    def ephemeral(self, events: Sequence[Event]) -> None:
+        """Deliver never-logged events (typing) committed on this node: once, best effort, no lease.
+
+        They are thread-level, so the node that saw them sends them; at most
+        :data:`MAX_EPHEMERAL` are in flight, the rest are dropped (as ACS may drop typing).
+        """
+        for event in events:
+            if event.position != 0:
+                continue
+            items = map_event(event, self._config.topic)
+            for sub in self._active:
+                matched = [i for i in items if matches(sub, i)]
+                if matched and len(self._fired) < MAX_EPHEMERAL:
+                    task = asyncio.create_task(self._fire(sub, matched))
+                    self._fired.add(task)
+                    task.add_done_callback(self._fired.discard)
+
+    async def _fire(self, sub: SubscriptionRecord, items: list[ChatEvent]) -> None:
+        try:
+            await check_destination(sub.url, self._config.allow)
+        except DestinationError as exc:
+            telemetry.attempt(sub.id, count=len(items), status=None, outcome="dropped", delivery_count=0, ms=0,
+                              first_id=items[0].id, error=str(exc))
+            return
+        result = await self._poster.post(sub.url, body(items, sub.schema, self._config.topic), schema=sub.schema,
+                                         sub_name=sub.id, kind="Notification", delivery_count=0,
+                                         secret=sub.secret, count=len(items), first_id=items[0].id)
+        telemetry.attempt(sub.id, count=len(items), status=result.status,
+                          outcome="delivered" if result.ok else "dropped", delivery_count=0, ms=result.ms,
+                          first_id=items[0].id, error=result.error)
 
     def wake(self) -> None:
         """Tell the idle workers of this node that an event was just committed."""
@@ -259,7 +295,7 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Stop every worker and give the leases back (so another node takes over at once)."""
-        tasks = [t for t in (self._main, *self._tasks.values()) if t is not None]
+        tasks = [t for t in (self._main, *self._tasks.values(), *self._fired) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -283,7 +319,9 @@ class Dispatcher:
     async def _round(self) -> None:
         now = now_ms()
         lease_ms = int(self._config.lease * 1000)
-        for sub in await self._ws.list_subscriptions():
+        subs = await self._ws.list_subscriptions()
+        self._active = [s for s in subs if s.status == "active"]
+        for sub in subs:
             running = self._tasks.get(sub.id)
             if running is not None and running.done():
                 self._tasks.pop(sub.id)
