@@ -82,14 +82,20 @@ def test_filters_signature_and_batching(engine: str, tmp_path: Path) -> None:
     with running_receiver() as rec, webhook_server(engine, tmp_path / "data") as server:
         thread, thread_id, _ = _thread(server)
         other, _, _ = _thread(server)
+        # Pending while the messages are sent (validation not echoed), so the backlog is batched.
+        rec.echo_validation = False
         only_thread = subscribe(server, rec.url + "/prefix", subjectPrefix=f"thread/{thread_id}/")
         only_type = subscribe(server, rec.url + "/type", events=["ChatMessageReceivedInThread"],
                               secret="s3cret-value", batchSize=5)
-        for sub in (only_thread, only_type):
-            wait_active(server, sub["id"])
+        rec.wait(lambda: {r.path for r in rec.requests} >= {"/prefix", "/type"})
         for i in range(6):
             thread.send_message(f"m{i}")
             other.send_message(f"o{i}")
+        for sub, path in ((only_thread, "/prefix"), (only_type, "/type")):
+            handshake = next(r for r in rec.requests if r.path == path)
+            code = handshake.json[0]["data"]["validationCode"]
+            answer = requests.get(f"{server.http_endpoint}/admin/webhooks/{sub['id']}/validate?code={code}", timeout=5)
+            assert answer.status_code == 200
         rec.wait(lambda: len(rec.events("/type")) >= 12 and len(rec.events("/prefix")) >= 12)
         time.sleep(0.3)  # let any stray extra delivery arrive before asserting exact counts
         prefix_events = rec.events("/prefix")
@@ -101,7 +107,9 @@ def test_filters_signature_and_batching(engine: str, tmp_path: Path) -> None:
         assert sorted(e["data"]["messageBody"] for e in typed) == sorted(
             [f"m{i}" for i in range(6)] + [f"o{i}" for i in range(6)])
         deliveries = rec.deliveries("/type")
-        assert max(len(d.json) for d in deliveries) > 1 and all(len(d.json) <= 5 for d in deliveries)
+        assert [len(d.json) for d in deliveries] == [5, 5, 2]
+        assert rec.requests[0].headers.get("x-threadline-signature") is not None or \
+            rec.requests[1].headers.get("x-threadline-signature") is not None  # the handshake is signed too
         for d in deliveries:
             expected = "sha256=" + hmac.new(b"s3cret-value", d.body, hashlib.sha256).hexdigest()
             assert d.headers["x-threadline-signature"] == expected
