@@ -21,7 +21,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -96,6 +96,16 @@ def _app(rec: Receiver) -> Starlette:
         with rec.lock:
             action = rec.plan.pop(0) if rec.plan else 200
         status = 200
+        if action == "endless":  # a 200 whose body trickles on for 10 s: only a size cap makes it quick
+            async def trickle() -> Any:
+                for _ in range(1000):
+                    yield b"x" * 16384
+                    await asyncio.sleep(0.01)
+
+            entry.headers["x-test-status"] = "200"
+            with rec.lock:
+                rec.requests.append(entry)
+            return StreamingResponse(trickle(), status_code=200)
         if isinstance(action, tuple) and action[0] == "sleep":
             await asyncio.sleep(action[1])
             status = action[2] if len(action) > 2 else 200

@@ -120,7 +120,15 @@ def test_destinations_are_checked_and_redirects_not_followed(engine: str, tmp_pa
     with running_receiver() as rec, webhook_server(engine, tmp_path / "data2") as server:
         sub = subscribe(server, rec.url + "/redir", events=IN_THREAD, maxDeliveryAttempts=2)
         wait_active(server, sub["id"])
-        rec.plan = [302, 302]
-        _thread(server).send_message("moved")
+        rec.plan = [302, 302, "endless"]
+        thread = _thread(server)
+        thread.send_message("moved")
         rec.wait(lambda: admin(server, "GET", f"/admin/webhooks/{sub['id']}/deadletters").json()["value"] != [])
         assert not any(r.path == "/redirected" for r in rec.requests)
+        # An endless answer is cut at the size cap: delivered on the first attempt. Were the body read to
+        # its end, the attempt would time out and be retried before "after" (delivery is in order).
+        thread.send_message("endless")
+        thread.send_message("after")
+        rec.wait(lambda: "after" in _bodies(rec, "/redir"))
+        endless = [d for d in rec.deliveries("/redir") if d.json[0]["data"]["messageBody"] == "endless"]
+        assert [d.headers["aeg-delivery-count"] for d in endless] == ["0"]

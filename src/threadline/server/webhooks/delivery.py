@@ -24,6 +24,18 @@ NO_RETRY = frozenset({400, 401, 403, 413})
 ORIGIN = "eventgrid.azure.net"
 
 
+async def _capped(response: aiohttp.ClientResponse) -> bytes:
+    """The answer's body up to :data:`MAX_RESPONSE_BYTES`; the rest is never read."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(16384):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_RESPONSE_BYTES:
+            break
+    return b"".join(chunks)[:MAX_RESPONSE_BYTES]
+
+
 @dataclass(slots=True)
 class Attempt:
     """What one request gave."""
@@ -66,7 +78,7 @@ class Poster:
         try:
             async with self._client().request(method, url, headers=headers, data=data,
                                               allow_redirects=False) as response:
-                body = await response.content.read(MAX_RESPONSE_BYTES)
+                body = await _capped(response)
                 status = response.status
                 ok = 200 <= status <= 204
                 return Attempt(ok, status, not ok and status not in NO_RETRY,
