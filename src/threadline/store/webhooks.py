@@ -194,4 +194,8 @@ class WebhookStore(Protocol):
         """Mark every dead letter of the subscription for redelivery; return how many."""
 
     async def rewind(self, sub_id: str, since_ms: int) -> int | None:
-        """Move the cursor back before the first kept event created at or after ``since_ms``."""
+        """Move the cursor back before the first kept event created at or after ``since_ms``.
+
+        The lease is broken too, so the deliverer's next (fenced) save fails and it restarts
+        from the rewound cursor instead of overwriting it.
+        """

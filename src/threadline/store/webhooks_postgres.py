@@ -168,7 +168,8 @@ class PostgresWebhooks:
             target = int(low) - 1 if low is not None else int(await c.fetchval(_POSITION))
             done = _count(await c.execute(
                 "UPDATE webhook_subscriptions SET cursor = LEAST(cursor, $1), attempts = 0, "
-                "first_attempt_ms = NULL, next_attempt_ms = 0 WHERE id = $2", target, sub_id,
+                "first_attempt_ms = NULL, next_attempt_ms = 0, lease_owner = NULL, lease_expires_ms = 0 "
+                "WHERE id = $2", target, sub_id,
             ))
             return target if done else None
 

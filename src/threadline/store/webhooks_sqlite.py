@@ -158,7 +158,7 @@ class SqliteWebhooks:
             target = int(row[0]) - 1 if row[0] is not None else _position(c)
             done = c.execute(
                 "UPDATE webhook_subscriptions SET cursor = min(cursor, ?), attempts = 0, first_attempt_ms = NULL, "
-                "next_attempt_ms = 0 WHERE id = ?", (target, sub_id),
+                "next_attempt_ms = 0, lease_owner = NULL, lease_expires_ms = 0 WHERE id = ?", (target, sub_id),
             ).rowcount
             return target if done else None
 

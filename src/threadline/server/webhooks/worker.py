@@ -161,6 +161,7 @@ class _Worker:
     async def _deliver_page(self, sub: SubscriptionRecord) -> bool:
         """Deliver one page of the log; False when there was nothing to read."""
         events = await self.ws.events_after(sub.cursor, PAGE)
+        self._threads.clear()  # thread properties are read afresh for each page
         end = cursors.loaded_end(events, sub.cursor)
         latest = await self.ws.latest_position()
         oldest = events[0].created_ms if events else now_ms()
@@ -345,6 +346,9 @@ class Dispatcher:
             log.info("webhook lease lost", extra={"subscription": sub_id, "node": self.node})
         except StoreError as exc:
             log.warning("webhook worker stopped: %s", exc, extra={"subscription": sub_id})
+            await asyncio.sleep(1)
+        except Exception:  # a bug: log it; the next dispatcher round starts a new worker
+            log.exception("webhook worker failed", extra={"subscription": sub_id})
             await asyncio.sleep(1)
         finally:
             self._workers.pop(sub_id, None)
