@@ -66,7 +66,8 @@ async def events(request: Request) -> Response:
         expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, request.headers.get("x-threadline-signature", "")):
             return Response(status_code=401)
-    for event in json.loads(body):
+    payload = json.loads(body)
+    for event in payload if isinstance(payload, list) else [payload]:  # CloudEvents may send one object
         kind = event.get("eventType") or event.get("type")
         data = event.get("data") or {}
         if kind == "Microsoft.EventGrid.SubscriptionValidationEvent":

@@ -37,6 +37,12 @@ class Received:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    @property
+    def events(self) -> list[Any]:
+        """The events of a body: an array, or one CloudEvents object (no batching)."""
+        value = self.json
+        return value if isinstance(value, list) else [value]
+
 
 @dataclass
 class Receiver:
@@ -62,7 +68,7 @@ class Receiver:
         for r in self.deliveries(path):
             if ok_only and r.headers.get("x-test-status", "200") != "200":
                 continue
-            out.extend(r.json)
+            out.extend(r.events)
         return out
 
     def wait(self, condition: Callable[[], bool], timeout: float = 30) -> None:

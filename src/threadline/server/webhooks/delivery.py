@@ -107,7 +107,9 @@ class Poster:
         Returns:
             The attempt's result.
         """
-        if schema == CLOUDEVENTS:
+        if schema == CLOUDEVENTS and payload.startswith(b"{"):
+            content_type = "application/cloudevents+json; charset=utf-8"
+        elif schema == CLOUDEVENTS:
             content_type = "application/cloudevents-batch+json; charset=utf-8"
         else:
             content_type = "application/json; charset=utf-8"

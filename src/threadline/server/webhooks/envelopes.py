@@ -4,7 +4,8 @@ Both carry the same :class:`~.mapping.ChatEvent`: Event Grid as
 ``{id, topic, subject, data, eventType, dataVersion, metadataVersion, eventTime}``,
 CloudEvents as ``{id, source, type, subject, time, specversion, datacontenttype, data}``
 with ``source`` = the topic, ``type`` = the event type. A delivery body is a
-JSON array of envelopes, as Event Grid sends it, even for one event.
+JSON array of envelopes, as Event Grid sends it, even for one event; only
+CloudEvents without batching get one event object, as Event Grid does.
 """
 
 from __future__ import annotations
@@ -86,17 +87,21 @@ def cloud_event(event: ChatEvent, topic: str) -> dict[str, Any]:
     }
 
 
-def body(events: Sequence[ChatEvent], schema: str, topic: str) -> bytes:
-    """The JSON array a delivery POSTs.
+def body(events: Sequence[ChatEvent], schema: str, topic: str, *, single: bool = False) -> bytes:
+    """The JSON body a delivery POSTs: an array, as Event Grid sends it.
 
     Args:
         events: the batch, in order.
         schema: :data:`EVENTGRID` or :data:`CLOUDEVENTS`.
         topic: the resource id.
+        single: for CloudEvents without batching (batch size 1), one event object
+            (``application/cloudevents+json``), as Event Grid sends it.
 
     Returns:
         The UTF-8 JSON body.
     """
+    if schema == CLOUDEVENTS and single and len(events) == 1:
+        return msgspec.json.encode(cloud_event(events[0], topic))
     wrap = eventgrid_event if schema == EVENTGRID else cloud_event
     return msgspec.json.encode([wrap(e, topic) for e in events])
 

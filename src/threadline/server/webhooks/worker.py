@@ -144,7 +144,8 @@ class _Worker:
             return False
         done: list[int] = []
         for dead in marked:
-            payload = b"[" + dead.envelope + b"]"
+            single = sub.schema == CLOUDEVENTS and sub.batch_size == 1
+            payload = dead.envelope if single else b"[" + dead.envelope + b"]"
             result = await self.poster.post(sub.url, payload, schema=sub.schema, sub_name=sub.id,
                                             kind="Notification", delivery_count=dead.attempts,
                                             secret=sub.secret, count=1, first_id=dead.event_id)
@@ -187,7 +188,7 @@ class _Worker:
         self, sub: SubscriptionRecord, batch: list[ChatEvent], attempts: int, first: int | None
     ) -> tuple[list[DeadLetterRecord], int, int | None]:
         """Try a batch until it is delivered (no dead letters) or given up (its dead letters)."""
-        payload = body(batch, sub.schema, self.config.topic)
+        payload = body(batch, sub.schema, self.config.topic, single=sub.batch_size == 1)
         while True:
             started = now_ms()
             first = first or started
@@ -278,7 +279,8 @@ class Dispatcher:
             telemetry.attempt(sub.id, count=len(items), status=None, outcome="dropped", delivery_count=0, ms=0,
                               first_id=items[0].id, error=str(exc))
             return
-        result = await self._poster.post(sub.url, body(items, sub.schema, self._config.topic), schema=sub.schema,
+        payload = body(items, sub.schema, self._config.topic, single=sub.batch_size == 1)
+        result = await self._poster.post(sub.url, payload, schema=sub.schema,
                                          sub_name=sub.id, kind="Notification", delivery_count=0,
                                          secret=sub.secret, count=len(items), first_id=items[0].id)
         telemetry.attempt(sub.id, count=len(items), status=result.status,
