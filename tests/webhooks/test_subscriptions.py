@@ -182,3 +182,21 @@ def test_cli_add_list_remove_deadletters_replay(engine: str, tmp_path: Path) -> 
         assert _cli(server, "remove", "wh_nope").returncode == 1
         assert _cli(server, "remove", sub["id"]).returncode == 0
         assert _cli(server, "list").stdout == ""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_batches_stop_at_one_megabyte(engine: str, tmp_path: Path) -> None:
+    with running_receiver() as rec, webhook_server(engine, tmp_path / "data") as server:
+        thread, _, _ = _thread(server)
+        rec.echo_validation = False  # pending while the backlog builds up
+        sub = subscribe(server, rec.url + "/big", events=["ChatMessageReceivedInThread"], batchSize=5000)
+        rec.wait(lambda: any(r.path == "/big" for r in rec.requests))
+        for i in range(45):
+            thread.send_message(f"{i:02d}" + "x" * 27_000)
+        code = next(r for r in rec.requests if r.path == "/big").json[0]["data"]["validationCode"]
+        assert requests.get(f"{server.http_endpoint}/admin/webhooks/{sub['id']}/validate?code={code}",
+                            timeout=5).status_code == 200
+        rec.wait(lambda: len(rec.events("/big")) >= 45)
+        sizes = [len(d.body) for d in rec.deliveries("/big")]
+        assert len(sizes) >= 2 and max(sizes) <= 1024 * 1024
+        assert [e["data"]["messageBody"][:2] for e in rec.events("/big")] == [f"{i:02d}" for i in range(45)]

@@ -20,6 +20,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from threadline.protocol.times import now_ms
 from threadline.store.base import Store, StoreError
 from threadline.store.records import Event, ThreadRecord
@@ -39,6 +41,8 @@ __all__ = ["Dispatcher", "WebhookConfig"]
 log = logging.getLogger("threadline.webhooks")
 
 PAGE = 500
+#: Event Grid's cap on a batch body (1 MB): a batch ends before it would pass this.
+MAX_BATCH_BYTES = 1024 * 1024
 #: Most never-logged (typing) deliveries in flight per node.
 MAX_EPHEMERAL = 100
 
@@ -68,6 +72,16 @@ class WebhookConfig:
 
 class _LeaseLost(Exception):
     pass
+
+
+def _take(queue: list[ChatEvent], most: int) -> list[ChatEvent]:
+    """The next batch: up to ``most`` events and about :data:`MAX_BATCH_BYTES` (at least one event)."""
+    size = 0
+    for index, event in enumerate(queue[:most]):
+        size += len(msgspec.json.encode(event.data)) + 512  # the envelope around the data
+        if size > MAX_BATCH_BYTES and index > 0:
+            return queue[:index]
+    return queue[:most]
 
 
 class _Worker:
@@ -178,7 +192,7 @@ class _Worker:
             return True
         attempts, first = sub.attempts, sub.first_attempt_ms
         while queue:
-            batch = queue[: sub.batch_size]
+            batch = _take(queue, sub.batch_size)
             dead, attempts, first = await self._attempt_until_done(sub, batch, attempts, first)
             queue = queue[len(batch):]
             await self._save(Progress(cursors.after_batch(queue, end), dead=dead))
