@@ -132,3 +132,27 @@ def test_destinations_are_checked_and_redirects_not_followed(engine: str, tmp_pa
         rec.wait(lambda: "after" in _bodies(rec, "/redir"))
         endless = [d for d in rec.deliveries("/redir") if d.json[0]["data"]["messageBody"] == "endless"]
         assert [d.headers["aeg-delivery-count"] for d in endless] == ["0"]
+
+
+def test_each_attempt_logs_one_structured_line_without_secrets(tmp_path: Path) -> None:
+    import json as _json
+
+    with running_receiver() as rec, webhook_server("sqlite", tmp_path / "data", THREADLINE_LOG_LEVEL="info") as server:
+        sub = subscribe(server, rec.url + "/log", events=IN_THREAD, secret="never-log-me-42")
+        wait_active(server, sub["id"])
+        rec.plan = [503, 200]
+        _thread(server).send_message("logged")
+        rec.wait(lambda: "logged" in _bodies(rec, "/log"))
+        server.stop()
+        assert server.process.stdout is not None
+        output = server.process.stdout.read()
+    assert "never-log-me-42" not in output
+    lines = [_json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    attempts = [entry for entry in lines if entry.get("logger") == "threadline.webhooks"
+                and entry.get("subscription") == sub["id"]]
+    outcomes = [entry["outcome"] for entry in attempts]
+    assert outcomes == ["validated", "retrying", "delivered"]
+    retry, done = attempts[1], attempts[2]
+    assert (retry["status"], retry["deliveryCount"], retry["error"]) == (503, 0, "HTTP 503")
+    assert (done["status"], done["deliveryCount"], done["events"]) == (200, 1, 1)
+    assert done["firstEventId"] == retry["firstEventId"] and done["durationMs"] >= 0
