@@ -105,7 +105,14 @@ def _check_data(kind: str, subject: str, data: dict[str, Any], ids: dict[str, An
     elif "Deleted" in kind:
         assert subject.startswith(f"thread/{thread}/deletedBy/{alice}")
         assert data["deletedByCommunicationIdentifier"]["rawId"] == alice and data["deleteTime"].endswith("Z")
-    elif "Added" in kind:
+    if kind in ("ChatThreadParticipantAdded", "ChatThreadParticipantRemoved"):
+        assert "createTime" not in data and isinstance(data["version"], int)  # AcsChatParticipant*ThreadEventData
+    elif "Participant" in kind:
+        assert data["createTime"].endswith("Z")
+    if kind.startswith("ChatMessage") or kind.startswith("ChatThreadCreated") or \
+            kind.startswith("ChatThreadPropertiesUpdated") or "Deleted" in kind:
+        return
+    if "Added" in kind:
         assert subject.startswith(f"thread/{thread}/participantAdded/{ids['dave']}")
         assert data["participantAdded"]["participantCommunicationIdentifier"]["rawId"] == ids["dave"]
         assert data["participantAdded"]["displayName"] == "Dave"

@@ -161,9 +161,11 @@ class _Builder:
         ))
 
     def both(self, thread_name: str, user_name: str, subject: str, data: dict[str, Any], actor: str,
-             *, index: int = 0, user_extra: Callable[[dict[str, Any], str], None] | None = None) -> None:
-        """One thread-level event, then one user-level event per recipient except ``actor``."""
-        self.add(thread_name, subject, dict(data), index=index)
+             *, index: int = 0, user_extra: Callable[[dict[str, Any], str], None] | None = None,
+             thread_drop: tuple[str, ...] = ()) -> None:
+        """One thread-level event (without ``thread_drop`` fields), then one user-level event per
+        recipient except ``actor``."""
+        self.add(thread_name, subject, {k: v for k, v in data.items() if k not in thread_drop}, index=index)
         for recipient in self.event.recipients:
             if recipient == actor:
                 continue
@@ -280,7 +282,8 @@ def _membership(build: _Builder, body: dict[str, Any], thread: ThreadRecord | No
         data[f"{verb}ByCommunicationIdentifier"] = _ident(actor)
         data[segment] = _participant(member)
         subject = f"thread/{build.event.thread_id}/{segment}/{_raw(member.get('id'))}"
-        build.both(*names, subject, data, actor, index=index)
+        # The thread-level participant events have no createTime in the ACS schema; the user-level ones do.
+        build.both(*names, subject, data, actor, index=index, thread_drop=("createTime",))
 
 
 def _typing(build: _Builder, body: dict[str, Any], _thread: ThreadRecord | None) -> None:
