@@ -35,7 +35,9 @@ def _thread(server: RunningServer, topic: str = "t") -> tuple[Any, str, Any]:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_eventgrid_handshake_keeps_pending_until_echo_or_validation_url(engine: str, tmp_path: Path) -> None:
-    with running_receiver() as rec, webhook_server(engine, tmp_path / "data") as server:
+    public = "https://threadline.example"
+    with running_receiver() as rec, \
+            webhook_server(engine, tmp_path / "data", THREADLINE_WEBHOOK_PUBLIC_URL=public) as server:
         rec.echo_validation = False
         sub = subscribe(server, rec.url + "/hook")
         assert sub["status"] == "pending"
@@ -57,7 +59,9 @@ def test_eventgrid_handshake_keeps_pending_until_echo_or_validation_url(engine: 
         bad = requests.get(f"{server.http_endpoint}/admin/webhooks/{sub['id']}/validate?code=nope", timeout=5)
         assert bad.status_code == 404 and bad.json()["error"]["code"] == "NotFound"
         code = event["data"]["validationCode"]
-        good = requests.get(f"{server.http_endpoint}/admin/webhooks/{sub['id']}/validate?code={code}", timeout=5)
+        url = event["data"]["validationUrl"]
+        assert url == f"{public}/admin/webhooks/{sub['id']}/validate?code={code}"
+        good = requests.get(server.http_endpoint + url.removeprefix(public), timeout=5)  # "visit" it
         assert good.status_code == 200
         wait_active(server, sub["id"])
         rec.wait(lambda: any(e["data"].get("messageBody") == "before validation" for e in rec.events()))
