@@ -23,11 +23,11 @@ def loaded_end(events: Sequence[Event], cursor: int) -> int:
 
 
 def after_batch(remaining: Sequence[ChatEvent], end: int) -> int:
-    """The cursor once a batch is handled: just before the first event still queued, else the page end.
+    """The cursor once a batch is handled: just before the first event still queued, else ``end``.
 
     Args:
         remaining: the queued events not yet handled, in order.
-        end: :func:`loaded_end` of the page they came from.
+        end: the position of the last stored event mapped into the queue so far.
 
     Returns:
         The new cursor; events of the same position as the first queued one

@@ -183,19 +183,22 @@ class _Worker:
         telemetry.lag(sub.id, latest - sub.cursor, max(0.0, (now_ms() - oldest) / 1000), 0)
         if not events:
             return False
+        # Map lazily: a page of 500 events in threads of 250 would be 125,000 user-level events.
         queue: list[ChatEvent] = []
-        for event in events:
+        sent = False
+        attempts, first = sub.attempts, sub.first_attempt_ms
+        for index, event in enumerate(events):
             thread = await self._thread(event.thread_id)
             queue.extend(e for e in map_event(event, self.config.topic, thread) if matches(sub, e))
-        if not queue:
+            last = index == len(events) - 1
+            while queue and (len(queue) >= sub.batch_size or last):
+                batch = _take(queue, sub.batch_size)
+                dead, attempts, first = await self._attempt_until_done(sub, batch, attempts, first)
+                queue = queue[len(batch):]
+                await self._save(Progress(cursors.after_batch(queue, event.position), dead=dead))
+                sent = True
+        if not sent:
             await self._save(Progress(end))
-            return True
-        attempts, first = sub.attempts, sub.first_attempt_ms
-        while queue:
-            batch = _take(queue, sub.batch_size)
-            dead, attempts, first = await self._attempt_until_done(sub, batch, attempts, first)
-            queue = queue[len(batch):]
-            await self._save(Progress(cursors.after_batch(queue, end), dead=dead))
         return True
 
     async def _attempt_until_done(
