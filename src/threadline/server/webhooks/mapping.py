@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ CHAT_EVENT_TYPES: dict[str, str] = {
     f"{PREFIX}ChatThreadParticipantRemoved": "thread",
     f"{PREFIX}ChatTypingIndicatorReceivedInThread": "thread",
 }
+
+log = logging.getLogger("threadline.webhooks")
 
 _NAMESPACE = uuid.UUID("5c1f0f8e-3c43-4c55-9a0b-8f0d1e2a7b61")
 _EG_MESSAGE_TYPES = {"Text": "Text", "RichText/Html": "Html"}
@@ -196,7 +199,12 @@ def map_event(event: Event, resource: str, thread: ThreadRecord | None = None) -
     build = _Builder(resource, event)
     handler = _HANDLERS.get(event.type)
     if handler is not None:
-        handler(build, body, thread)
+        try:
+            handler(build, body, thread)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            # A payload of an unexpected shape must not block the subscription forever.
+            log.exception("webhook mapping skipped an event", extra={"position": event.position, "type": event.type})
+            return []
     return build.items
 
 
