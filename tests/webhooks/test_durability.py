@@ -121,3 +121,32 @@ def test_two_nodes_one_deliverer_and_handover_on_kill(tmp_path: Path) -> None:
         finally:
             for node in nodes:
                 node.stop(signal.SIGKILL)
+
+
+def test_clean_shutdown_hands_over_at_once(tmp_path: Path) -> None:
+    """SIGTERM gives the lease back: the other node delivers long before a 60 s lease would expire."""
+    env = {**WEBHOOK_ENV, "THREADLINE_WEBHOOK_LEASE_SECONDS": "60"}
+    with running_receiver() as rec, engine_args("postgres") as args:
+        first = launch(tmp_path / "a", *args, env=env)
+        second_dir = tmp_path / "b"
+        second_dir.mkdir()
+        for name in ("access-key", "resource-id"):
+            (second_dir / name).write_text((first.data_dir / name).read_text())
+        second = launch(second_dir, *args, env=env)
+        try:
+            sub = subscribe(first, rec.url + "/t", events=[P + "ChatMessageReceivedInThread"])
+            wait_active(first, sub["id"])
+            rec.wait(lambda: leased_by(first, sub["id"]) or leased_by(second, sub["id"]))
+            owner, survivor = (first, second) if leased_by(first, sub["id"]) else (second, first)
+            assert owner.stop(signal.SIGTERM) == 0
+            started = time.monotonic()
+            alice, ids = _threads(survivor, 1)
+            sent: dict[str, list[str]] = {}
+            _send(_clients(survivor, alice, ids), 3, sent, "after")
+            rec.wait(lambda: len(rec.events()) >= 3, timeout=30)
+            assert time.monotonic() - started < 30  # an expiry-based handover would take 60 s
+            assert leased_by(survivor, sub["id"])
+            _check(rec, sent)
+        finally:
+            first.stop(signal.SIGKILL)
+            second.stop(signal.SIGKILL)
