@@ -1,4 +1,4 @@
-"""The ``threadline`` command: serve, user, token, migrate, backup, connection-string."""
+"""The ``threadline`` command: serve, user, token, migrate, backup, connection-string, webhook."""
 
 from __future__ import annotations
 
@@ -147,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     _common(conn)
     conn.add_argument("--http", action="store_true", help="the plain HTTP endpoint (threadline.chat on loopback)")
     conn.add_argument("--endpoint", help="the endpoint clients use (default: the running server's)")
+
+    from threadline.server.webhooks.cli import register as register_webhook
+
+    register_webhook(commands, _common)
     return parser
 
 
@@ -289,6 +293,10 @@ def _run(args: argparse.Namespace, level: str) -> int:
         return asyncio.run(_migrate(settings))
     if args.command == "backup":
         return asyncio.run(_backup(settings, args.path))
+    if args.command == "webhook":
+        from threadline.server.webhooks.cli import run as run_webhook
+
+        return asyncio.run(run_webhook(settings, args))
     if args.command == "connection-string":
         print(_connection_string(settings.prepared(), args))
         return 0

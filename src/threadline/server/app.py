@@ -29,6 +29,7 @@ from .readiness import ready
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, RealtimeOptions, realtime_endpoint
 from .routes import admin, chat, identity, images
+from .routes import webhooks as webhook_routes
 from .services.admin import AdminService, limits_dict
 from .services.admission import Admission
 from .services.identity import IdentityService
@@ -38,6 +39,10 @@ from .services.retention import RetentionPruner
 from .services.threads import ThreadService
 from .settings import Settings
 from .throttle import make_throttle
+from .webhooks import Dispatcher, config_from
+from .webhooks.safety import AllowList
+from .webhooks.service import WebhookService
+from .webhooks.wake import WakingHub
 
 __all__ = ["create_app", "open_hub", "open_store", "running"]
 
@@ -107,6 +112,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             *images.routes,
             *admin.routes,
             *explorer_routes,
+            *webhook_routes.routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
             *browser_rt.routes,
         ],
@@ -134,6 +140,7 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
         "limits": limits_dict(settings.limits), "throttle": settings.throttle, "workers": settings.workers,
     })
     app.state.browser_rt = browser_rt.BrowserRealtime(store, hub, app.state.identity, issuer)
+    app.state.webhooks = WebhookService(store, AllowList.parse(settings.webhook_allow))
     return app
 
 
@@ -159,14 +166,19 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
     try:
         await hub.start()
         pruner = asyncio.create_task(_prune(store, settings))
+        deliverer = Dispatcher(store, config_from(settings))
+        await deliverer.start()
+        waking = WakingHub(hub, deliverer.wake, deliverer.ephemeral)  # wakes this node's deliverers at once
         skew_ms = settings.retention_clock_skew_seconds * 1000
-        retention = RetentionPruner(store, hub, clock=lambda: now_ms() + skew_ms, on_deleted=metrics.retention_deleted)
+        retention = RetentionPruner(store, waking, clock=lambda: now_ms() + skew_ms,
+                                    on_deleted=metrics.retention_deleted)
         expirer = asyncio.create_task(retention.run_forever(settings.retention_interval_seconds))
         try:
-            app = create_app(settings, store, hub)
+            app = create_app(settings, store, waking)
             app.state.retention = retention
             yield app
         finally:
+            await deliverer.stop()
             for task in (pruner, expirer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -81,6 +81,13 @@ class Settings:
         realtime_per_user: real-time connections one user may hold per process.
         realtime_queue_bytes: UTF-8 bytes a real-time connection may have waiting before it is too slow.
         cors_origins: origins allowed to call from a web page, comma-separated; ``*`` = any.
+        webhook_allow: non-public webhook destinations allowed (hosts, CIDRs, ``*``; ``docs/webhooks.md``).
+        webhook_topic: the ``topic``/``source`` of webhook events (an ARM-like id from the resource id when None).
+        webhook_timeout: seconds per webhook request.
+        webhook_poll_ms: how often an idle deliverer looks at the event log.
+        webhook_lease_seconds: how long a node's lease on a subscription lasts unless renewed.
+        webhook_retry_scale: multiplies Event Grid's retry schedule (tests shrink it).
+        webhook_public_url: base URL of the ``validationUrl`` sent in the handshake (omitted when None).
     """
 
     data_dir: Path = Path("threadline-data")
@@ -108,6 +115,13 @@ class Settings:
     realtime_per_user: int = 20
     realtime_queue_bytes: int = 2 * 1024 * 1024
     cors_origins: str = "*"
+    webhook_allow: str = ""
+    webhook_topic: str | None = None
+    webhook_timeout: float = 30.0
+    webhook_poll_ms: int = 250
+    webhook_lease_seconds: int = 15
+    webhook_retry_scale: float = 1.0
+    webhook_public_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -142,6 +156,13 @@ class Settings:
             realtime_per_user=_env_int("THREADLINE_REALTIME_PER_USER", 20),
             realtime_queue_bytes=_env_int("THREADLINE_REALTIME_QUEUE_BYTES", 2 * 1024 * 1024),
             cors_origins=env("THREADLINE_CORS_ORIGINS", "*"),
+            webhook_allow=env("THREADLINE_WEBHOOK_ALLOW", ""),
+            webhook_topic=env("THREADLINE_WEBHOOK_TOPIC") or None,
+            webhook_timeout=float(env("THREADLINE_WEBHOOK_TIMEOUT") or 30),
+            webhook_poll_ms=_env_int("THREADLINE_WEBHOOK_POLL_MS", 250),
+            webhook_lease_seconds=_env_int("THREADLINE_WEBHOOK_LEASE_SECONDS", 15),
+            webhook_retry_scale=float(env("THREADLINE_WEBHOOK_RETRY_SCALE") or 1),
+            webhook_public_url=env("THREADLINE_WEBHOOK_PUBLIC_URL") or None,
         )
 
     def prepared(self) -> Settings:

@@ -44,6 +44,7 @@ from .records import (
     ThreadUpdate,
     UserRecord,
 )
+from .webhooks import WebhookStore
 
 __all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreReadOnly", "StoreUnavailable", "TooManyParticipants"]
 
@@ -119,6 +120,11 @@ class Store(Protocol):
 
     async def resource_identity(self, resource_id: str, key_fingerprint: str) -> tuple[str, str]:
         """Record the resource id and key fingerprint when none is recorded; return the recorded pair."""
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        """The webhook subscriptions, cursors, leases and dead letters (``store/webhooks.py``)."""
+        ...
 
     # -- users -------------------------------------------------------------------------------
 

@@ -106,6 +106,8 @@ from .rows import (
     thread_from,
     user_from,
 )
+from .webhooks import KEEP_FOR_WEBHOOKS
+from .webhooks_postgres import PostgresWebhooks
 
 __all__ = ["PostgresStore", "migrate"]
 
@@ -266,6 +268,11 @@ class PostgresStore(PostgresImages, PostgresAdminQueries):
             return str(row["resource_id"]), str(row["key_fingerprint"])
 
         return await self._write(run)
+
+    @property
+    def webhooks(self) -> PostgresWebhooks:
+        """The webhook tables (subscriptions, cursors, leases, dead letters)."""
+        return PostgresWebhooks(self)
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -996,8 +1003,11 @@ class PostgresStore(PostgresImages, PostgresAdminQueries):
         return await self._read(run)
 
     async def prune_events(self, before_ms: int) -> int:
-        """Drop events created before ``before_ms``; return how many."""
-        return await self._delete_before("events", before_ms)
+        """Drop events created before ``before_ms`` that no webhook subscription still needs; return how many."""
+        status = await self._write(
+            lambda c: c.execute(f"DELETE FROM events WHERE created_ms < $1 AND {KEEP_FOR_WEBHOOKS}", before_ms)
+        )
+        return int(str(status).rsplit(" ", 1)[-1])
 
     async def prune_idempotency(self, before_ms: int) -> int:
         """Forget repeatability ids recorded before ``before_ms``; return how many."""

@@ -54,6 +54,8 @@ from .rows import (
     user_from,
 )
 from .sqlite_images import SqliteImages
+from .webhooks import KEEP_FOR_WEBHOOKS
+from .webhooks_sqlite import SqliteWebhooks
 from .writer import Writer
 
 __all__ = ["SqliteStore"]
@@ -154,6 +156,11 @@ class SqliteStore(SqliteImages, SqliteAdminQueries):
             return str(row[0]), str(row[1])
 
         return await self._write(run)
+
+    @property
+    def webhooks(self) -> SqliteWebhooks:
+        """The webhook tables (subscriptions, cursors, leases, dead letters)."""
+        return SqliteWebhooks(self)
 
     async def backup(self, path: str | Path) -> int:
         """Write a consistent copy of the database to ``path`` while the server keeps running.
@@ -805,7 +812,10 @@ class SqliteStore(SqliteImages, SqliteAdminQueries):
 
     async def prune_events(self, before_ms: int) -> int:
         return await self._write(
-            lambda c: c.execute("DELETE FROM events WHERE created_ms < ?", (before_ms,)).rowcount, bulk=True
+            lambda c: c.execute(
+                f"DELETE FROM events WHERE created_ms < ? AND {KEEP_FOR_WEBHOOKS}", (before_ms,)
+            ).rowcount,
+            bulk=True,
         )
 
     async def prune_idempotency(self, before_ms: int) -> int:
