@@ -26,7 +26,7 @@ def register(commands: Any, common: Any) -> None:
     common(add)
     add.add_argument("url")
     add.add_argument("--schema", choices=["eventgrid", "cloudevents"], default="eventgrid")
-    add.add_argument("--events", help="comma-separated event types (default: all chat events)")
+    add.add_argument("--events", dest="event_types", help="comma-separated event types (default: all chat events)")
     add.add_argument("--subject-prefix", help="deliver only subjects starting with this, e.g. thread/19:...")
     add.add_argument("--secret", help="sign each body with HMAC-SHA256 (header x-threadline-signature)")
     add.add_argument("--batch-size", type=int, help="events per POST, 1..5000 (default 1)")
@@ -65,7 +65,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         command = args.webhook_command
         if command == "add":
-            events = [e for e in (args.events or "").split(",") if e.strip()] or None
+            events = [e for e in (args.event_types or "").split(",") if e.strip()] or None
             try:
                 sub = await service.add(
                     args.url, schema=args.schema, event_types=events, subject_prefix=args.subject_prefix,
