@@ -138,6 +138,7 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         rich = '<p>rich <a href="https://example.com">link</a></p>'
         thread.send_message(rich, chat_message_type=ChatMessageType.HTML)
         expect(messages.locator("li").first).to_contain_text("rich link")
+        expect(events.locator("li").first).to_contain_text(f"from {other.id}: rich link")
         assert messages.locator("li").first.locator("p.body a, p.body p").count() == 0
 
         # Add a participant as the acting user, then remove it: the chat API's system messages follow.
@@ -341,6 +342,8 @@ def test_explorer_shows_and_sends_images(server: RunningServer, browser: Any) ->
         page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=own.element_handle())
         assert page.evaluate(DECODED, own.element_handle()) == ["blob", 2, 5, [10, 30, 220, 255]]
         expect(page.get_by_label("Attach an image")).to_have_value("")
+        expect(page.get_by_role("list", name="Live events")).to_contain_text(
+            f"chatMessageReceived from {member}: a blue one")  # the sender named by the real-time identifier
 
         # The other client receives the message, its attachment and the very bytes.
         received = next(m for m in thread.list_messages() if m.type == "text")
@@ -353,6 +356,9 @@ def test_explorer_shows_and_sends_images(server: RunningServer, browser: Any) ->
         assert unreachable_by_keyboard(page) == []
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"explorer-images-{server.engine}.png"), full_page=True)
+        page.set_viewport_size({"width": 360, "height": 800})  # the images and the file field fit a narrow window
+        expect(own).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
         assert not [p for p in problems if "Content Security Policy" in p or "Uncaught" in p], problems
     finally:
         context.close()

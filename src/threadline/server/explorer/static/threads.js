@@ -9,7 +9,9 @@ import * as live from "./live.js";
 let unsubscribe = () => {};
 
 function who(ident) {
-  return ident ? ident.rawId || (ident.communicationUser && ident.communicationUser.id) || "?" : "system";
+  // The REST shape ({rawId, communicationUser: {id}}) or the real-time one ({kind, communicationUserId}).
+  return ident ? ident.rawId || (ident.communicationUser && ident.communicationUser.id)
+    || ident.communicationUserId || "?" : "system";
 }
 
 export async function showThreads(cursor = null, topic = "", member = "") {
@@ -218,7 +220,8 @@ export async function showThread(threadId, cursor = null) {
   const off = live.onEvent((frame) => {
     if (frame.data.threadId !== threadId) return;
     const data = frame.data;
-    const text = data.message !== undefined ? `: ${data.type === "html" ? htmlText(data.message) : data.message}` : "";
+    const html = data.type === "html" || data.type === "RichText/Html";
+    const text = data.message !== undefined ? `: ${html ? htmlText(data.message) : data.message}` : "";
     const line = `${frame.type} from ${who(data.sender)}${text}`;
     log.unshift(line);
     log.length = Math.min(log.length, 50);
