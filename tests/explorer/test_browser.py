@@ -186,6 +186,7 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         expect(page.get_by_role("heading", name="Server status")).to_be_visible()
         expect(page.locator("dl.pairs").first).to_contain_text(server.engine)
         expect(page.get_by_text("participantsPerThread")).to_be_visible()
+        assert unreachable_by_keyboard(page) == []
         page.screenshot(path=str(ARTIFACTS / f"explorer-status-{server.engine}.png"), full_page=True)
         page.set_viewport_size({"width": 360, "height": 800})
         nav.get_by_role("button", name="Threads").focus()
