@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+
+from threadline.server.runner import explorer_urls
 
 from .conftest import RunningServer, launch
 from .reliability.conftest import drain
@@ -44,6 +47,11 @@ def test_banner_and_throttle_log(tmp_path: Path, database: list[str]) -> None:
         assert "  Rates:          ACS's (e.g. 10 sends per thread per 10 s, 429 + Retry-After beyond)" in banner
         assert "see docs/limits.md" in banner
         assert "  Next: `threadline seed` makes demo users, a thread, tokens and ready-to-paste code;" in banner
+        explorer = f"{server.http_endpoint}/explorer"
+        assert (f"        the Explorer shows your data: {explorer} or {server.https_endpoint}/explorer "
+                "(sign in with the access key);\n") in banner
+        page = requests.get(explorer, timeout=30)  # the printed URL opens the Explorer
+        assert page.status_code == 200 and "<title>Threadline Explorer</title>" in page.text
 
         alice = make_user(server)
         chat = Chat(server.http_endpoint, alice.token)
@@ -68,3 +76,15 @@ def test_banner_without_limits(tmp_path: Path) -> None:
                 in banner_of(server))
     finally:
         server.stop()
+
+
+def test_explorer_urls_in_the_banner() -> None:
+    """Plain HTTP only on loopback (the access key is typed into the page); wildcards shown as loopback."""
+    assert explorer_urls("http://0.0.0.0:8080", "https://0.0.0.0:8443") == [
+        "http://127.0.0.1:8080/explorer", "https://127.0.0.1:8443/explorer"]
+    assert explorer_urls("http://[::]:80", None) == ["http://[::1]:80/explorer"]
+    assert explorer_urls("http://localhost:8080", None) == ["http://localhost:8080/explorer"]
+    assert explorer_urls("http://192.0.2.7:8080", "https://192.0.2.7:8443") == ["https://192.0.2.7:8443/explorer"]
+    assert explorer_urls("http://chat.example:8080", "https://chat.example:8443") == [
+        "https://chat.example:8443/explorer"]
+    assert explorer_urls(None, None) == []

@@ -1,8 +1,11 @@
-"""Calling the admin API as scripts do (HMAC-signed) and as the Explorer does (session + CSRF)."""
+"""Calling the admin API as scripts do (HMAC-signed) and as the Explorer does (session + CSRF); image and
+keyboard checks for the Explorer in Chromium."""
 
 from __future__ import annotations
 
+import struct
 import time
+import zlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -71,3 +74,47 @@ class ExplorerSession:
             sent["X-Threadline-CSRF"] = csrf or self.csrf
         return self.http.post(admin_url(self.server, path), json=body if body is not None else {}, headers=sent,
                               timeout=30)
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A solid-colour RGB PNG, so a page's decoded pixels can be checked against it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+#: A loaded <img>'s [source scheme, width, height, RGBA of its first pixel] (drawn on a canvas).
+DECODED = """(img) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const context = canvas.getContext("2d");
+  context.drawImage(img, 0, 0);
+  return [img.src.split(":")[0], img.naturalWidth, img.naturalHeight, [...context.getImageData(0, 0, 1, 1).data]];
+}"""
+
+#: Marks every visible control (links, buttons, fields) with data-kb and returns how many there are.
+MARK_CONTROLS = """() => {
+  const all = [...document.querySelectorAll("a[href], button, input, textarea, select")]
+    .filter((e) => e.getClientRects().length > 0);
+  all.forEach((e, n) => { e.dataset.kb = String(n); });
+  return all.length;
+}"""
+
+
+def unreachable_by_keyboard(page: Any) -> list[str]:
+    """Tab from the top of the page through every control; returns those Tab never reached."""
+    count: int = page.evaluate(MARK_CONTROLS)
+    page.locator("a.skip").focus()
+    reached = {page.evaluate("document.activeElement.dataset.kb")}
+    for _ in range(count + 2):  # one press per control, bounded
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("document.activeElement && document.activeElement.dataset.kb"))
+    missing: list[str] = page.evaluate(
+        "(seen) => [...document.querySelectorAll('[data-kb]')].filter((e) => !seen.includes(e.dataset.kb))"
+        ".map((e) => e.outerHTML.slice(0, 120))", [r for r in reached if r is not None])
+    return missing

@@ -20,6 +20,7 @@ from azure.communication.identity import CommunicationUserIdentifier
 from ..conftest import ROOT, RunningServer
 from ..pg import services_required
 from ..support import new_user, official_chat
+from .helpers import unreachable_by_keyboard
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -86,6 +87,7 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         copied = page.evaluate("navigator.clipboard.readText()")
         assert copied == page.locator("#created .secret-text").inner_text() and copied.count(".") == 2
         assert page.evaluate(UNLABELLED) == []
+        assert unreachable_by_keyboard(page) == []
         assert page.locator("#created time").get_attribute("datetime")
 
         # Another client (the official SDK) makes a thread with that identity and says hello.
@@ -136,6 +138,7 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         rich = '<p>rich <a href="https://example.com">link</a></p>'
         thread.send_message(rich, chat_message_type=ChatMessageType.HTML)
         expect(messages.locator("li").first).to_contain_text("rich link")
+        expect(events.locator("li").first).to_contain_text(f"from {other.id}: rich link")
         assert messages.locator("li").first.locator("p.body a, p.body p").count() == 0
 
         # Add a participant as the acting user, then remove it: the chat API's system messages follow.
@@ -183,6 +186,7 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         expect(page.get_by_role("heading", name="Server status")).to_be_visible()
         expect(page.locator("dl.pairs").first).to_contain_text(server.engine)
         expect(page.get_by_text("participantsPerThread")).to_be_visible()
+        assert unreachable_by_keyboard(page) == []
         page.screenshot(path=str(ARTIFACTS / f"explorer-status-{server.engine}.png"), full_page=True)
         page.set_viewport_size({"width": 360, "height": 800})
         nav.get_by_role("button", name="Threads").focus()
@@ -282,3 +286,81 @@ def test_explorer_refuses_a_wrong_key(server: RunningServer, browser: Any) -> No
         expect(page.get_by_role("navigation", name="Views")).to_be_hidden()
     finally:
         page.close()
+
+
+def test_explorer_shows_and_sends_images(server: RunningServer, browser: Any) -> None:
+    """An image another client attached shows in the thread (a blob: URL read with an admin-issued token,
+    then the acting user's); one attached in the Explorer reaches another client byte for byte."""
+    from playwright.sync_api import expect
+
+    from threadline.chat import ChatAttachment, ChatClient, CommunicationTokenCredential
+
+    from .helpers import DECODED, png, signed
+
+    red, blue = png(3, 2, (200, 20, 20)), png(2, 5, (10, 30, 220))
+    owner = new_user(server)
+    member = signed(server, "POST", "/admin/identities", {}).json()["identity"]["id"]
+    topic = f"Pictures {secrets.token_hex(4)}"
+    client = ChatClient(server.https_endpoint, CommunicationTokenCredential(owner.token),
+                        connection_verify=server.cert_path)
+    thread_id = client.create_chat_thread(topic, thread_participants=[
+        ChatParticipant(identifier=CommunicationUserIdentifier(member), display_name="Member"),
+    ]).chat_thread.id
+    thread = client.get_chat_thread_client(thread_id)
+    uploaded = thread.upload_image(red, "red.png")
+    thread.send_message("a red one", attachments=[ChatAttachment(id=uploaded.id, attachment_type="image")])
+    context = browser.new_context(viewport={"width": 1000, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.set_default_timeout(WAIT_MS)
+    try:
+        page.goto(f"{server.http_endpoint}/explorer/")
+        page.get_by_label("Access key or connection string").fill(server.connection_string)
+        page.keyboard.press("Enter")
+        page.get_by_role("navigation", name="Views").get_by_role("button", name="Threads").click()
+        page.get_by_label("Topic contains").fill(topic)
+        page.keyboard.press("Enter")
+        page.get_by_role("button", name=topic).click()
+        # Not acting as anyone: the image is read with a token the admin API issues to a member.
+        messages = page.get_by_role("list", name="Messages, newest first")
+        shown = messages.locator("li", has_text="a red one").get_by_role("img", name="red.png")
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=shown.element_handle())
+        assert page.evaluate(DECODED, shown.element_handle()) == ["blob", 3, 2, [200, 20, 20, 255]]
+
+        # Act as the member and send a message with an image chosen in the file field.
+        page.get_by_role("list", name="Participants").locator("li", has_text=member) \
+            .get_by_role("button", name="Act as").click()
+        expect(page.locator("#live-state")).to_have_text("live view: connected")
+        page.get_by_label("Message", exact=True).fill("a blue one")
+        page.get_by_label("Attach an image").set_input_files(
+            {"name": "blue.png", "mimeType": "image/png", "buffer": blue})
+        page.get_by_role("button", name="Send", exact=True).click()
+        mine = messages.locator("li").first
+        expect(mine).to_contain_text("a blue one")
+        own = mine.get_by_role("img", name="blue.png")
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=own.element_handle())
+        assert page.evaluate(DECODED, own.element_handle()) == ["blob", 2, 5, [10, 30, 220, 255]]
+        expect(page.get_by_label("Attach an image")).to_have_value("")
+        expect(page.get_by_role("list", name="Live events")).to_contain_text(
+            f"chatMessageReceived from {member}: a blue one")  # the sender named by the real-time identifier
+
+        # The other client receives the message, its attachment and the very bytes.
+        received = next(m for m in thread.list_messages() if m.type == "text")
+        assert received.content.message == "a blue one" and received.sender.properties["id"] == member
+        attached = received.content.attachments or []
+        assert [(a.attachment_type, a.name) for a in attached] == [("image", "blue.png")]
+        assert thread.get_image(attached[0].id) == blue
+        # Every control on the thread view has a label and is reached with the Tab key.
+        assert page.evaluate(UNLABELLED) == []
+        assert unreachable_by_keyboard(page) == []
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"explorer-images-{server.engine}.png"), full_page=True)
+        page.set_viewport_size({"width": 360, "height": 800})  # the images and the file field fit a narrow window
+        expect(own).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert not [p for p in problems if "Content Security Policy" in p or "Uncaught" in p], problems
+    finally:
+        context.close()
+        client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import replace
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -25,7 +27,7 @@ from .preflight import SetupError, bind_error, clear_runtime, serve_lock, write_
 from .settings import Settings
 from .tls import TlsFiles, ensure_certificate
 
-__all__ = ["banner", "run_workers", "serve"]
+__all__ = ["banner", "explorer_urls", "run_workers", "serve"]
 
 log = logging.getLogger("threadline.server")
 
@@ -149,12 +151,45 @@ def banner(settings: Settings, http_url: str | None, https_url: str | None, tls:
     if http_url:
         lines.append("  threadline.chat and threadline.identity also accept the plain HTTP endpoint.")
     lines += [f"  {line}" for line in limits_summary(settings)]
+    lines.append("  Next: `threadline seed` makes demo users, a thread, tokens and ready-to-paste code;")
+    explorer = explorer_urls(http_url, https_url)
+    if explorer:
+        lines.append(f"        the Explorer shows your data: {' or '.join(explorer)} (sign in with the access key);")
     lines += [
-        "  Next: `threadline seed` makes demo users, a thread, tokens and ready-to-paste code;",
         "        samples/*.py in the source tree; docs/sdk.md and docs/realtime.md.",
         "Press Ctrl+C to stop.",
     ]
     return "\n".join(lines)
+
+
+def explorer_urls(http_url: str | None, https_url: str | None) -> list[str]:
+    """The Explorer's URLs to open in a browser: over HTTP only on loopback (the access key is typed
+    into it), then over HTTPS; a wildcard host (``0.0.0.0``, ``::``) is shown as its loopback address.
+
+    Args:
+        http_url: the plain HTTP endpoint, or None when it is off.
+        https_url: the HTTPS endpoint, or None when it is off.
+
+    Returns:
+        Zero, one or two URLs ending in ``/explorer``.
+    """
+    urls = []
+    for url, plain in ((http_url, True), (https_url, False)):
+        if not url:
+            continue
+        parts = urlsplit(url)
+        try:
+            address = ipaddress.ip_address(parts.hostname or "")
+        except ValueError:
+            address = None  # a name: loopback only if it is "localhost"
+        if address is not None and address.is_unspecified:
+            address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+        loopback = address.is_loopback if address is not None else parts.hostname == "localhost"
+        if plain and not loopback:
+            continue
+        host = parts.hostname if address is None else (f"[{address}]" if address.version == 6 else str(address))
+        urls.append(f"{parts.scheme}://{host}:{parts.port}/explorer")
+    return urls
 
 
 def limits_summary(settings: Settings) -> list[str]:

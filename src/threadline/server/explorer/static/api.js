@@ -2,6 +2,8 @@
 
 export const ADMIN_VERSION = "2026-11-28";
 export const CHAT_VERSION = "2025-03-15";
+/** The api-version of the image routes and of message attachments. */
+export const IMAGE_VERSION = "2024-06-05-preview";
 
 let csrf = "";
 
@@ -26,12 +28,46 @@ async function call(method, path, { body, headers = {}, version } = {}) {
   const response = await fetch(url, init);
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
-  if (!response.ok) {
-    const error = (data && data.error) || {};
-    const source = url.pathname.startsWith("/admin/") ? "admin" : "chat";
-    throw new ApiError(response.status, error.code || "Error", error.message || response.statusText, source);
-  }
+  if (!response.ok) throw failure(response, data, url);
   return data;
+}
+
+function failure(response, data, url) {
+  const error = (data && data.error) || {};
+  const source = url.pathname.startsWith("/admin/") ? "admin" : "chat";
+  return new ApiError(response.status, error.code || "Error", error.message || response.statusText, source);
+}
+
+function imagesPath(threadId) {
+  return `/chat/threads/${encodeURIComponent(threadId)}/images`;
+}
+
+/** Upload a file to a thread as a user (the ordinary image route); returns {id, attachmentType, name}. */
+export async function uploadImage(token, threadId, file) {
+  const url = new URL(imagesPath(threadId), location.origin);
+  url.searchParams.set("api-version", IMAGE_VERSION);
+  // A header value must be ASCII: other characters of the name become "_".
+  const name = Array.from(file.name || "image", (ch) => (ch >= " " && ch <= "~" ? ch : "_")).join("");
+  const response = await fetch(url, { method: "POST", body: file, credentials: "same-origin", headers: {
+    Authorization: `Bearer ${token}`, "Content-Type": "application/octet-stream", "image-filename": name } });
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw failure(response, data, url);
+  return data;
+}
+
+/** An image of a thread as a Blob, read as a user (the ordinary image route and its rules). */
+export async function imageBlob(token, threadId, imageId) {
+  const url = new URL(`${imagesPath(threadId)}/${encodeURIComponent(imageId)}/view/original`, location.origin);
+  url.searchParams.set("api-version", IMAGE_VERSION);
+  const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, credentials: "same-origin" });
+  if (!response.ok) {
+    const text = await response.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+    throw failure(response, data, url);
+  }
+  return response.blob();
 }
 
 /** The admin API, authorised by the session; state-changing calls carry the CSRF token. */

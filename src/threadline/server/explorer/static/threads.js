@@ -1,14 +1,17 @@
 // Threads: the resource-wide list (admin API), one thread, and acting in it as a user (chat API).
 
 import { acting, actAs, attempt, notify, pager, view } from "./app.js";
-import { admin, chat, identifier } from "./api.js";
+import { admin, chat, identifier, IMAGE_VERSION, uploadImage } from "./api.js";
 import { field, fill, h, htmlText, when } from "./dom.js";
+import { attachmentFigures, release } from "./images.js";
 import * as live from "./live.js";
 
 let unsubscribe = () => {};
 
 function who(ident) {
-  return ident ? ident.rawId || (ident.communicationUser && ident.communicationUser.id) || "?" : "system";
+  // The REST shape ({rawId, communicationUser: {id}}) or the real-time one ({kind, communicationUserId}).
+  return ident ? ident.rawId || (ident.communicationUser && ident.communicationUser.id)
+    || ident.communicationUserId || "?" : "system";
 }
 
 export async function showThreads(cursor = null, topic = "", member = "") {
@@ -70,7 +73,7 @@ function describe(m) {
   }
 }
 
-function messageItem(threadId, m, refresh) {
+function messageItem(threadId, m, refresh, memberIds) {
   const user = m.type === "text" || m.type === "html";
   const mine = acting.user && m.senderCommunicationIdentifier && who(m.senderCommunicationIdentifier) === acting.user.userId;
   const body = h("p", { class: "body" }, describe(m));
@@ -94,7 +97,7 @@ function messageItem(threadId, m, refresh) {
     h("span", { class: "meta" }, `#${m.sequenceId} · ${m.senderDisplayName || who(m.senderCommunicationIdentifier)} · `,
       h("time", { datetime: m.createdOn }, when(m.createdOn)), m.editedOn ? ` · edited ${when(m.editedOn)}` : "",
       ` · ${m.type}`),
-    body, actions);
+    body, attachmentFigures(threadId, m, memberIds), actions);
 }
 
 export async function showThread(threadId, cursor = null) {
@@ -116,7 +119,7 @@ export async function showThread(threadId, cursor = null) {
     if (next) params.set("continuationToken", next);
     const page = await attempt(() => admin("GET", `${base}/messages?${params}`));
     if (!page || mine !== generation) return;
-    const items = page.value.map((m) => messageItem(threadId, m, refresh));
+    const items = page.value.map((m) => messageItem(threadId, m, refresh, memberIds));
     if (replace) messagesList.replaceChildren(...items);
     else messagesList.append(...items);
     fill(more, pager(page.nextLink, (token) => loadMessages(token, false)));
@@ -126,9 +129,11 @@ export async function showThread(threadId, cursor = null) {
   const participants = h("ul", { class: "list", "aria-label": "Participants" });
   const receipts = h("ul", { class: "list", "aria-label": "Read receipts" });
   const memberCount = h("span", {}, `${t.participantCount}`);
+  let memberIds = [];
 
   function showDetail(d) {
     memberCount.textContent = `${d.thread.participantCount}`;
+    memberIds = d.participants.map((p) => who(p.communicationIdentifier));
     fill(participants, d.participants.map((p) => {
       const id = who(p.communicationIdentifier);
       return h("li", { class: "card" }, h("code", {}, id), p.displayName ? ` ${p.displayName}` : "",
@@ -175,14 +180,27 @@ export async function showThread(threadId, cursor = null) {
   });
 
   const [sendLabel, sendInput] = field("send-text", "Message", { required: true, autocomplete: "off" });
-  const sendForm = h("form", { class: "inline compose" }, sendLabel, sendInput, h("button", { type: "submit" }, "Send"));
+  const [fileLabel, fileInput] = field("send-image", "Attach an image",
+    { type: "file", accept: "image/png,image/jpeg,image/gif,image/webp,image/heic" });
+  const sendForm = h("form", { class: "inline compose" }, sendLabel, sendInput, fileLabel, fileInput,
+    h("button", { type: "submit" }, "Send"));
   sendForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!requireActing()) return;
-    const path = `/chat/threads/${encodeURIComponent(threadId)}/messages`;
-    const sent = await attempt(() => chat(acting.user.token, "POST", path, { content: sendInput.value, type: "text" }));
+    const file = fileInput.files[0];
+    const sent = await attempt(async () => {
+      const body = { content: sendInput.value, type: "text" };
+      let path = `/chat/threads/${encodeURIComponent(threadId)}/messages`;
+      if (file) {  // upload first (the image route), then send the message that attaches it
+        const image = await uploadImage(acting.user.token, threadId, file);
+        body.attachments = [{ id: image.id, attachmentType: "image", name: image.name }];
+        path += `?api-version=${IMAGE_VERSION}`;
+      }
+      return chat(acting.user.token, "POST", path, body);
+    });
     if (sent) {
       sendInput.value = "";
+      fileInput.value = "";
       refresh();
     }
   });
@@ -199,10 +217,11 @@ export async function showThread(threadId, cursor = null) {
   showDetail(detail);
   await loadMessages(cursor, true);
 
-  unsubscribe = live.onEvent((frame) => {
+  const off = live.onEvent((frame) => {
     if (frame.data.threadId !== threadId) return;
     const data = frame.data;
-    const text = data.message !== undefined ? `: ${data.type === "html" ? htmlText(data.message) : data.message}` : "";
+    const html = data.type === "html" || data.type === "RichText/Html";
+    const text = data.message !== undefined ? `: ${html ? htmlText(data.message) : data.message}` : "";
     const line = `${frame.type} from ${who(data.sender)}${text}`;
     log.unshift(line);
     log.length = Math.min(log.length, 50);
@@ -210,6 +229,10 @@ export async function showThread(threadId, cursor = null) {
     if (frame.type.startsWith("chatMessage")) reloadMessages();
     else if (frame.type.startsWith("participants") || frame.type === "readReceiptReceived") reloadAll();
   });
+  unsubscribe = () => {
+    off();
+    release();
+  };
 }
 
 const logs = new Map();
