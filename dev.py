@@ -14,6 +14,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -33,14 +34,19 @@ def ensure(extra: str) -> None:
     usable = [stamp] if extra else [stamp, VENV / ".installed-test"]
     if PYTHON.exists() and any(s.exists() and s.read_text() == digest for s in usable):
         return
+    what = "Threadline and what the tests need" if extra else "Threadline"
+    print(f"dev.py: installing {what} into {VENV} (once; about a minute, later runs start at once)", flush=True)
+    started = time.monotonic()
     if not PYTHON.exists():
-        print("creating .venv ...", flush=True)
+        print("[1/3] creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     target = f"{ROOT}[{extra}]" if extra else str(ROOT)
-    print(f"installing {target} into .venv ...", flush=True)
+    print("[2/3] updating pip ...", flush=True)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "-e", target], check=True)
+    print(f"[3/3] installing {target} and its dependencies (pip's progress follows) ...", flush=True)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--progress-bar", "on", "-e", target], check=True)
     stamp.write_text(digest)
+    print(f"dev.py: installed in {time.monotonic() - started:.0f} s", flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -67,7 +67,15 @@ def test_user_token_and_migrate_commands(tmp_path: Path) -> None:
                            capture_output=True, text=True, check=True).stdout.strip()
     assert CommunicationTokenCredential(token).get_token().token == token
     bad = subprocess.run([*run, "token", "8:acs:nobody", "--data", str(data)], capture_output=True, text=True)
-    assert bad.returncode == 1 and "Identity not found" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr == (
+        "threadline token: error: USER_ID 8:acs:nobody: Identity not found; create one with `threadline user`, "
+        "on the same --data/--database\n"
+    )
+    short = subprocess.run([*run, "user", "--data", str(data), "--minutes", "5"], capture_output=True, text=True)
+    assert short.returncode == 2 and short.stderr.startswith("threadline user: error: --minutes 5: ")
+    odd = subprocess.run([*run, "user", "--data", str(data), "--scopes", "chat,bogus"], capture_output=True, text=True)
+    assert odd.returncode == 2
+    assert "--scopes chat,bogus: Scope 'bogus' is not valid; use a comma-separated" in odd.stderr
     migrated = subprocess.run([*run, "migrate", "--data", str(data)], capture_output=True, text=True, check=True)
     assert "migrations applied" in migrated.stdout
     conn = subprocess.run([*run, "connection-string", "--data", str(data)], capture_output=True, text=True,

@@ -221,8 +221,9 @@ def test_backup_without_a_database_fails_cleanly(tmp_path: Path) -> None:
         [sys.executable, "-m", "threadline", "backup", str(tmp_path / "copy.db"), "--data", str(tmp_path / "none")],
         capture_output=True, text=True, timeout=60,
     )
-    assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr.startswith("error: no database at ")
+    assert (done.returncode, done.stdout) == (2, "")  # issue 14: every CLI error is one line with status 2
+    assert done.stderr.startswith(f"threadline backup: error: --data {tmp_path / 'none'}: no database at ")
+    assert len(done.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("level", ["loud"])

@@ -19,7 +19,10 @@ from threadline.store.sqlite import SqliteStore
 
 from ..pg import fresh_database, require_postgres
 
-_TABLES = "users, threads, participants, messages, read_receipts, idempotency, events, images, image_blobs"
+_TABLES = (
+    "users, threads, participants, messages, read_receipts, idempotency, events, images, image_blobs, "
+    "webhook_subscriptions, webhook_deadletters"
+)
 
 
 class Engine:

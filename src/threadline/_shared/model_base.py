@@ -29,7 +29,7 @@ def format_datetime(value: datetime) -> str:
     """Format a datetime as ACS does (UTC, ``Z``); a naive one is taken as UTC."""
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S.%fZ")  # %Y drops zeros before 1000
 
 
 def _plain(value: Any, wire_keys: bool) -> Any:

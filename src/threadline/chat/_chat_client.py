@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from azure.core.paging import ItemPaged
+from azure.core.pipeline.transport import RequestsTransport
 from azure.core.tracing.decorator import distributed_trace
 
 from threadline._shared.pipeline import LoopbackBearerPolicy
 from threadline._shared.runner import SyncRunner
+from threadline._shared.transport import BorrowedTransport, needs_own_transport
 
 from ._chat_thread_client import ChatThreadClient
 from ._credential import CommunicationTokenCredential
@@ -47,9 +49,11 @@ class ChatClient(SyncRealtimeMixin):
         self._endpoint = self._settings.endpoint
         self._credential = credential
         self._requests = ChatRequests(self._settings.api_version)
-        self._runner = SyncRunner(
-            self._endpoint, LoopbackBearerPolicy(credential), SDK_MONIKER, **self._settings.options
-        )
+        options = dict(self._settings.options)
+        # One transport (connection pool) for this client and the thread clients it hands out.
+        self._transport = options["transport"] = options.get("transport") or RequestsTransport(**options)
+        self._own_transports: list[Any] = []
+        self._runner = SyncRunner(self._endpoint, LoopbackBearerPolicy(credential), SDK_MONIKER, **options)
 
     def get_chat_thread_client(self, thread_id: str, **kwargs: Any) -> ChatThreadClient:
         """Return a client for one thread, sharing this client's settings.
@@ -59,16 +63,24 @@ class ChatClient(SyncRealtimeMixin):
             **kwargs: settings overriding the inherited ones.
 
         Returns:
-            The thread client.
+            The thread client. It sends through this client's connection pool, so closing this
+            client (or leaving its ``with``) closes it too; one asked for other connection settings
+            has a pool of its own, which this client also closes.
 
         Raises:
             ValueError: ``thread_id`` is empty.
         """
         if not thread_id:
             raise ValueError("thread_id cannot be None.")
-        return ChatThreadClient(
-            self._endpoint, self._credential, thread_id, **self._settings.inherited(kwargs)
-        )
+        settings = self._settings.inherited(kwargs)
+        if needs_own_transport(self._settings.options, kwargs):
+            if settings.get("transport") is self._transport:
+                del settings["transport"]
+            settings["transport"] = transport = settings.get("transport") or RequestsTransport(**settings)
+            self._own_transports.append(transport)  # closed with this client
+        else:
+            settings["transport"] = BorrowedTransport(self._transport)
+        return ChatThreadClient(self._endpoint, self._credential, thread_id, **settings)
 
     @distributed_trace
     def create_chat_thread(
@@ -145,9 +157,15 @@ class ChatClient(SyncRealtimeMixin):
         self._runner.run(call, **kwargs)
 
     def close(self) -> None:
-        """Close the connection pool and stop real-time notifications."""
+        """Stop real-time notifications and close the connection pool, that of every thread client with it."""
         self.stop_realtime_notifications()
         self._runner.close()
+        self._close_own_transports()
+
+    def _close_own_transports(self) -> None:
+        transports, self._own_transports = self._own_transports, []
+        for transport in transports:
+            transport.close()
 
     def __enter__(self) -> ChatClient:
         self._runner.__enter__()
@@ -156,3 +174,4 @@ class ChatClient(SyncRealtimeMixin):
     def __exit__(self, *args: Any) -> None:
         self.stop_realtime_notifications()
         self._runner.__exit__(*args)
+        self._close_own_transports()

@@ -47,7 +47,7 @@ def parse_date(value: str) -> float | None:
     """Read an ``x-ms-date`` header into epoch seconds; None when unreadable."""
     try:
         return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # OverflowError: a year or hour of 20 digits
         return None
 
 

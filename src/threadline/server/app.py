@@ -20,12 +20,17 @@ from threadline.protocol.times import now_ms
 from threadline.protocol.wire import encode
 from threadline.store.base import Store, StoreError
 
-from . import metrics
+from . import browser_rt, metrics
+from .cors import SlashCollapse, cors_middleware, parse_origins
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
+from .explorer import routes as explorer_routes
+from .readiness import ready
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, RealtimeOptions, realtime_endpoint
-from .routes import chat, identity, images
+from .routes import admin, chat, identity, images
+from .routes import webhooks as webhook_routes
+from .services.admin import AdminService, limits_dict
 from .services.admission import Admission
 from .services.identity import IdentityService
 from .services.images import ImageService
@@ -34,6 +39,10 @@ from .services.retention import RetentionPruner
 from .services.threads import ThreadService
 from .settings import Settings
 from .throttle import make_throttle
+from .webhooks import Dispatcher, config_from
+from .webhooks.safety import AllowList
+from .webhooks.service import WebhookService
+from .webhooks.wake import WakingHub
 
 __all__ = ["create_app", "open_hub", "open_store", "running"]
 
@@ -64,16 +73,6 @@ def open_hub(settings: Settings, store: Store) -> Hub:
 async def health(request: Request) -> Response:
     """Liveness: the process answers."""
     return Response(b'{"status":"ok"}', media_type=JSON)
-
-
-async def ready(request: Request) -> Response:
-    """Readiness: the database answers."""
-    try:
-        await request.app.state.store.ping()
-    except (StoreError, OSError) as exc:
-        log.warning("readiness check failed: %s", exc)
-        return error_response(ChatServiceError(ErrorKind.UNAVAILABLE, "The database is not reachable."))
-    return Response(b'{"status":"ready"}', media_type=JSON)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -111,10 +110,18 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
             *chat.routes,
             *identity.routes,
             *images.routes,
+            *admin.routes,
+            *explorer_routes,
+            *webhook_routes.routes,
             WebSocketRoute(REALTIME_PATH, realtime_endpoint),
+            *browser_rt.routes,
         ],
         exception_handlers={HTTPException: _http_error},
-        middleware=[Middleware(RawSendCapture)],
+        middleware=[
+            cors_middleware(parse_origins(settings.cors_origins)),
+            Middleware(SlashCollapse),
+            Middleware(RawSendCapture),
+        ],
     )
     app.state.settings = settings
     app.state.store = store
@@ -129,6 +136,11 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer, RealtimeOptions(
         queue_bytes=settings.realtime_queue_bytes, connections_per_user=settings.realtime_per_user,
     ))
+    app.state.admin = AdminService(store, hub, {
+        "limits": limits_dict(settings.limits), "throttle": settings.throttle, "workers": settings.workers,
+    })
+    app.state.browser_rt = browser_rt.BrowserRealtime(store, hub, app.state.identity, issuer)
+    app.state.webhooks = WebhookService(store, AllowList.parse(settings.webhook_allow))
     return app
 
 
@@ -147,20 +159,26 @@ async def _prune(store: Store, settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Starlette]:
     """Open the store and hub, yield the app, and close both afterwards."""
-    store = open_store(settings)
-    await store.open()
+    from .preflight import open_checked
+
+    store = await open_checked(settings, refuse_others=False)
     hub = open_hub(settings, store)
     try:
         await hub.start()
         pruner = asyncio.create_task(_prune(store, settings))
+        deliverer = Dispatcher(store, config_from(settings))
+        await deliverer.start()
+        waking = WakingHub(hub, deliverer.wake, deliverer.ephemeral)  # wakes this node's deliverers at once
         skew_ms = settings.retention_clock_skew_seconds * 1000
-        retention = RetentionPruner(store, hub, clock=lambda: now_ms() + skew_ms, on_deleted=metrics.retention_deleted)
+        retention = RetentionPruner(store, waking, clock=lambda: now_ms() + skew_ms,
+                                    on_deleted=metrics.retention_deleted)
         expirer = asyncio.create_task(retention.run_forever(settings.retention_interval_seconds))
         try:
-            app = create_app(settings, store, hub)
+            app = create_app(settings, store, waking)
             app.state.retention = retention
             yield app
         finally:
+            await deliverer.stop()
             for task in (pruner, expirer):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

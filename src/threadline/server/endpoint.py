@@ -20,8 +20,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
+from threadline.protocol.inputs import (
+    MAX_CURSOR_CHARS,
+    MAX_ID_CHARS,
+    MAX_QUERY_CHARS,
+    MAX_REQUEST_ID_CHARS,
+    check_text,
+    parse_int_text,
+)
 from threadline.protocol.wire import decode, encode
-from threadline.store.base import StoreError, StoreUnavailable
+from threadline.store.base import StoreError, StoreReadOnly, StoreUnavailable
 
 from . import metrics
 from .errors import JSON, error_response, from_decode_error
@@ -63,46 +71,42 @@ class Call:
         self.ticket: Ticket | None = None
 
     def path(self, name: str) -> str:
-        """A path parameter, percent-decoded.
+        """A path parameter (an id), percent-decoded.
 
         Raises:
-            ChatServiceError: 400 when it holds a NUL character.
+            ChatServiceError: 400 when it holds a NUL character or is longer than any id.
         """
         value: str = self.request.path_params[name]
-        _refuse_nul(value, name)
-        return value
+        return check_text(value, name, MAX_ID_CHARS)
 
     def query_int(self, name: str) -> int | None:
-        """An optional integer query parameter.
+        """An optional integer query parameter: ASCII digits within a 64-bit integer.
 
         Raises:
-            ChatServiceError: 400 when it is not an integer.
+            ChatServiceError: 400 when it is anything else.
         """
         value = self.request.query_params.get(name)
-        if value is None or value == "":
-            return None
-        _refuse_nul(value, name)
-        try:
-            return int(value)
-        except ValueError:
-            raise ChatServiceError(ErrorKind.INVALID, f"{name} must be an integer.", target=name) from None
+        if value:
+            _refuse_nul(value, name)
+        return parse_int_text(value, name)
 
     def query(self, name: str) -> str | None:
         """An optional query parameter; empty counts as absent.
 
         Raises:
-            ChatServiceError: 400 when it holds a NUL character.
+            ChatServiceError: 400 when it holds a NUL character or is too long
+                (``syncState``: ``MAX_CURSOR_CHARS``; others: ``MAX_QUERY_CHARS``).
         """
         value = self.request.query_params.get(name)
         if value:
-            _refuse_nul(value, name)
+            check_text(value, name, MAX_CURSOR_CHARS if name == "syncState" else MAX_QUERY_CHARS)
         return value or None
 
     async def body(self) -> bytes:
         """The raw body, refused past the configured size."""
         limit: int = self.state.settings.limits.body_bytes
         declared = self.request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise ChatServiceError(ErrorKind.INVALID, f"The request body exceeds {limit} bytes.")
         chunks = []
         size = 0
@@ -129,7 +133,10 @@ class Call:
                 return empty
             raise ChatServiceError(ErrorKind.INVALID, "The request body is required.")
         try:
+            raw.decode("utf-8")  # JSON is UTF-8 (RFC 8259), also in keys msgspec would skip
             value = decode(raw, into)
+        except UnicodeDecodeError:
+            raise ChatServiceError(ErrorKind.INVALID, "The request body is not valid UTF-8.") from None
         except msgspec.DecodeError as exc:
             raise from_decode_error(exc) from None
         if b"\\u0000" in raw:  # cheap test first: JSON can carry NUL only as this escape
@@ -137,7 +144,28 @@ class Call:
         return value
 
     def header(self, name: str) -> str | None:
+        """A request header (checked at the edge when it has a bound, see :data:`BOUNDED_HEADERS`)."""
         return self.request.headers.get(name)
+
+
+#: Headers the service reads or echoes, with their longest accepted value.
+BOUNDED_HEADERS: dict[str, int] = {
+    "repeatability-request-id": MAX_REQUEST_ID_CHARS,
+    "x-ms-client-request-id": MAX_REQUEST_ID_CHARS,
+}
+
+
+def _check_headers(request: Request) -> None:
+    """Refuse a bounded header that is too long or holds NUL (400 naming the header).
+
+    Raises:
+        ChatServiceError: 400 ``BadRequest`` with the header's name as ``target``.
+    """
+    headers = request.headers
+    for name, longest in BOUNDED_HEADERS.items():
+        value = headers.get(name)
+        if value is not None:
+            check_text(value, name, longest)
 
 
 def _refuse_nul(text: str, target: str) -> None:
@@ -210,6 +238,8 @@ def endpoint(
         async def run(request: Request) -> Response:
             started = time.perf_counter()
             client_id = request.headers.get("x-ms-client-request-id")
+            if client_id is not None and (len(client_id) > MAX_REQUEST_ID_CHARS or "\x00" in client_id):
+                client_id = None  # not echoed; refused below
             request_id = client_id or _request_id()
             headers = {"api-supported-versions": supported, "x-ms-request-id": request_id}
             if client_id:
@@ -229,6 +259,7 @@ def endpoint(
                         f"Supported versions: {supported}.",
                         code="UnsupportedApiVersion", target="api-version",
                     )
+                _check_headers(request)
                 # Rate budgets are charged by auth.admit once the caller is known (not here).
                 call = Call(request, version, headers, operation)
                 response = await handler(call)
@@ -241,9 +272,10 @@ def endpoint(
                 if gone is None:
                     return Response(b"", status_code=400)  # nobody reads it: the connection is gone
                 response = gone
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 metrics.database_error("unavailable")
-                response = error_response(ChatServiceError(ErrorKind.UNAVAILABLE, retry_after=1), headers)
+                why = "The database is read-only; writes are refused." if isinstance(exc, StoreReadOnly) else None
+                response = error_response(ChatServiceError(ErrorKind.UNAVAILABLE, why, retry_after=1), headers)
             except Exception as exc:  # a bug: answer in the ACS shape and log it
                 if isinstance(exc, StoreError) or type(exc).__module__.partition(".")[0] in _DRIVER_MODULES:
                     metrics.database_error("error")

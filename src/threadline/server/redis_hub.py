@@ -114,6 +114,8 @@ class RedisHub:
     ) -> None:
         self.url, self.channel = split_channel(url)
         self.node = secrets.token_hex(8)
+        #: Other nodes heard from on the channel (at most 64): node id -> epoch seconds of its last batch.
+        self.nodes_seen: dict[str, float] = {}
         self._store = store
         self._gap_seconds = gap_seconds
         self._publish_timeout = publish_timeout
@@ -276,6 +278,9 @@ class RedisHub:
             return
         if batch.node == self.node:
             return  # delivered locally when published
+        self.nodes_seen[batch.node] = time.time()
+        if len(self.nodes_seen) > 64:  # restarted nodes come back under new ids: keep the most recent
+            del self.nodes_seen[min(self.nodes_seen, key=self.nodes_seen.__getitem__)]
         self._receive([
             Event(w.position, w.thread_id, w.type, w.payload, w.created_ms, tuple(w.recipients))
             for w in batch.events

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import os
 import signal
@@ -14,16 +15,19 @@ import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import replace
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import uvicorn
 
 from .app import running
 from .connlimits import ConnectionLimiter
 from .httpguard import GuardOptions, guarded_protocols
+from .limits import Limits
+from .preflight import SetupError, bind_error, clear_runtime, serve_lock, write_runtime
 from .settings import Settings
 from .tls import TlsFiles, ensure_certificate
 
-__all__ = ["banner", "run_workers", "serve"]
+__all__ = ["banner", "explorer_urls", "run_workers", "serve"]
 
 log = logging.getLogger("threadline.server")
 
@@ -98,14 +102,23 @@ def _protocols(settings: Settings) -> dict[str, Any]:
     return {"http": http, "ws": ws}
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, flag: str = "--http-port") -> socket.socket:
+    """A listening socket (inherited from a ``--workers`` parent when it bound one).
+
+    Raises:
+        SetupError: the address is taken, not this machine's, or not allowed.
+    """
     inherited = _INHERITED.pop((host, port), None)
     if inherited is not None:
         return inherited
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise bind_error(flag, host, port, exc) from exc
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -126,6 +139,8 @@ def banner(settings: Settings, http_url: str | None, https_url: str | None, tls:
     lines.append(f"  Database:       {settings.database_url if not settings.is_postgres else 'PostgreSQL'}")
     main = https_url or http_url or ""
     lines.append(f"  Connection string: {settings.connection_string(main)}")
+    if https_url and http_url:
+        lines.append(f"  HTTP connection string (threadline.chat on loopback): {settings.connection_string(http_url)}")
     if tls is not None and https_url:
         lines += [
             "  Trust the certificate in the official SDKs with one of:",
@@ -135,8 +150,64 @@ def banner(settings: Settings, http_url: str | None, https_url: str | None, tls:
         ]
     if http_url:
         lines.append("  threadline.chat and threadline.identity also accept the plain HTTP endpoint.")
-    lines.append("Press Ctrl+C to stop.")
+    lines += [f"  {line}" for line in limits_summary(settings)]
+    lines.append("  Next: `threadline seed` makes demo users, a thread, tokens and ready-to-paste code;")
+    explorer = explorer_urls(http_url, https_url)
+    if explorer:
+        lines.append(f"        the Explorer shows your data: {' or '.join(explorer)} (sign in with the access key);")
+    lines += [
+        "        samples/*.py in the source tree; docs/sdk.md and docs/realtime.md.",
+        "Press Ctrl+C to stop.",
+    ]
     return "\n".join(lines)
+
+
+def explorer_urls(http_url: str | None, https_url: str | None) -> list[str]:
+    """The Explorer's URLs to open in a browser: over HTTP only on loopback (the access key is typed
+    into it), then over HTTPS; a wildcard host (``0.0.0.0``, ``::``) is shown as its loopback address.
+
+    Args:
+        http_url: the plain HTTP endpoint, or None when it is off.
+        https_url: the HTTPS endpoint, or None when it is off.
+
+    Returns:
+        Zero, one or two URLs ending in ``/explorer``.
+    """
+    urls = []
+    for url, plain in ((http_url, True), (https_url, False)):
+        if not url:
+            continue
+        parts = urlsplit(url)
+        try:
+            address = ipaddress.ip_address(parts.hostname or "")
+        except ValueError:
+            address = None  # a name: loopback only if it is "localhost"
+        if address is not None and address.is_unspecified:
+            address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+        loopback = address.is_loopback if address is not None else parts.hostname == "localhost"
+        if plain and not loopback:
+            continue
+        host = parts.hostname if address is None else (f"[{address}]" if address.version == 6 else str(address))
+        urls.append(f"{parts.scheme}://{host}:{parts.port}/explorer")
+    return urls
+
+
+def limits_summary(settings: Settings) -> list[str]:
+    """What the banner says of the limits in force and how to change them."""
+    limits = settings.limits
+    if limits == Limits.unlimited():
+        return ["Limits:         none (--no-limits): sizes and rates lifted; drop the flag for ACS's limits"]
+    sizes = (f"ACS sizes (message {limits.message_bytes // 1024} KB, {limits.participants_per_thread} participants "
+             f"per thread, page size <= {limits.page_size_max}); lift with --no-limits")
+    value = settings.throttle.strip().lower()
+    if value in ("off", "0", "false", "no"):
+        rates = "Rates:          not throttled (--throttle off)"
+    elif value in ("", "on", "acs", "1", "true", "yes"):
+        rates = ("Rates:          ACS's (e.g. 10 sends per thread per 10 s, 429 + Retry-After beyond); "
+                 "--throttle off, or a factor such as 2")
+    else:
+        rates = f"Rates:          ACS's x {value} (--throttle {value}); --throttle on for ACS's, off to lift"
+    return [f"Limits:         {sizes}", rates, "                see docs/limits.md"]
 
 
 async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
@@ -147,6 +218,13 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
         out: where the banner goes.
     """
     settings = settings.prepared()
+    with serve_lock(settings):
+        await _serve(settings, out)
+    print("Threadline stopped.", file=out, flush=True)
+
+
+async def _serve(settings: Settings, out: TextIO) -> None:
+    worker = bool(_INHERITED)  # a --workers child: its parent notes the endpoints
     tls = ensure_certificate(settings.data_dir.resolve() / "tls") if settings.https_port >= 0 else None
     servers: list[tuple[_Server, socket.socket]] = []
     async with running(settings) as app:
@@ -163,7 +241,7 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
             config = uvicorn.Config(app, **_CONFIG, **protocols)
             servers.append((_Server(config), sock))
         if tls is not None:
-            sock = _bind(settings.host, settings.https_port)
+            sock = _bind(settings.host, settings.https_port, "--https-port")
             https_url = _url("https", settings.host, sock.getsockname()[1])
             config = uvicorn.Config(app, **_CONFIG, **protocols, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
             servers.append((_Server(config), sock))
@@ -175,6 +253,8 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
             # Real-time clients get a ``reconnect`` frame and close 1012 before uvicorn drops them.
             with contextlib.suppress(Exception):
                 await app.state.realtime.shutdown()
+            with contextlib.suppress(Exception):
+                await app.state.browser_rt.shutdown()  # browser clients reconnect and resume
             for server, _ in servers:
                 server.should_exit = True
             # uvicorn closes idle keep-alives politely, but a TLS close waits for a peer that may never
@@ -192,13 +272,16 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
+        if not worker:
+            write_runtime(settings, http_url, https_url)
         print(banner(settings, http_url, https_url, tls), file=out, flush=True)
         try:
             await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))
         finally:
+            if not worker:
+                clear_runtime(settings)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-    print("Threadline stopped.", file=out, flush=True)
 
 
 def run(settings: Settings) -> None:
@@ -233,15 +316,18 @@ def run_workers(settings: Settings, out: TextIO = sys.stdout) -> int:
         out: where the banner goes.
 
     Returns:
-        The exit code: 0 after a requested stop, 2 when workers cannot be used.
+        The exit code: 0 after a requested stop.
+
+    Raises:
+        SetupError: workers cannot be used (SQLite, or no ``fork``), or a port cannot be bound.
     """
     if not settings.is_postgres:
-        print("error: --workers needs PostgreSQL (--database postgresql://...): an SQLite file has "
-              "one writing process. Run one process, or several nodes on PostgreSQL.", file=sys.stderr)
-        return 2
+        raise SetupError(f"--workers needs PostgreSQL (--database postgresql://...), not the SQLite file "
+                         f"{settings.database_url} (one writing process); run one process, or several nodes on "
+                         "PostgreSQL")
     if not hasattr(os, "fork"):  # pragma: no cover - Windows
-        print("error: --workers needs fork(); run one process per port behind a load balancer.", file=sys.stderr)
-        return 2
+        raise SetupError(f"--workers {settings.workers}: needs fork(); run one process per port behind a load "
+                         "balancer")
     settings = settings.prepared()
     tls = ensure_certificate(settings.data_dir.resolve() / "tls") if settings.https_port >= 0 else None
     inherited: dict[tuple[str, int], socket.socket] = {}
@@ -252,7 +338,7 @@ def run_workers(settings: Settings, out: TextIO = sys.stdout) -> int:
         inherited[(settings.host, settings.http_port)] = sock
         http_url = _url("http", settings.host, settings.http_port)
     if tls is not None:
-        sock = _bind(settings.host, settings.https_port)
+        sock = _bind(settings.host, settings.https_port, "--https-port")
         settings = replace(settings, https_port=sock.getsockname()[1])
         inherited[(settings.host, settings.https_port)] = sock
         https_url = _url("https", settings.host, settings.https_port)
@@ -288,6 +374,7 @@ def run_workers(settings: Settings, out: TextIO = sys.stdout) -> int:
         spawn(index)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    write_runtime(settings, http_url, https_url)
     print(banner(settings, http_url, https_url, tls), file=out, flush=True)
     print(f"  Workers:        {settings.workers} processes ({', '.join(map(str, children))})", file=out, flush=True)
     while children:
@@ -302,5 +389,6 @@ def run_workers(settings: Settings, out: TextIO = sys.stdout) -> int:
             time.sleep(1.0)
             if not stopping:
                 spawn(index)
+    clear_runtime(settings)
     print("Threadline stopped.", file=out, flush=True)
     return 0

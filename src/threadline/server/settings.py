@@ -17,12 +17,22 @@ from pathlib import Path
 from threadline.identity.hmac import decode_key
 from threadline.server.limits import Limits
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting whose value cannot be used; the message names the value, where it came from and the fix."""
 
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number; set it to one (default {default}) "
+                            "or unset it") from None
 
 
 def _env_float(name: str, default: float) -> float:
@@ -70,6 +80,14 @@ class Settings:
         max_header_bytes: the largest request head (request line and headers), in bytes.
         realtime_per_user: real-time connections one user may hold per process.
         realtime_queue_bytes: UTF-8 bytes a real-time connection may have waiting before it is too slow.
+        cors_origins: origins allowed to call from a web page, comma-separated; ``*`` = any.
+        webhook_allow: non-public webhook destinations allowed (hosts, CIDRs, ``*``; ``docs/webhooks.md``).
+        webhook_topic: the ``topic``/``source`` of webhook events (an ARM-like id from the resource id when None).
+        webhook_timeout: seconds per webhook request.
+        webhook_poll_ms: how often an idle deliverer looks at the event log.
+        webhook_lease_seconds: how long a node's lease on a subscription lasts unless renewed.
+        webhook_retry_scale: multiplies Event Grid's retry schedule (tests shrink it).
+        webhook_public_url: base URL of the ``validationUrl`` sent in the handshake (omitted when None).
     """
 
     data_dir: Path = Path("threadline-data")
@@ -96,6 +114,14 @@ class Settings:
     max_header_bytes: int = 64 * 1024
     realtime_per_user: int = 20
     realtime_queue_bytes: int = 2 * 1024 * 1024
+    cors_origins: str = "*"
+    webhook_allow: str = ""
+    webhook_topic: str | None = None
+    webhook_timeout: float = 30.0
+    webhook_poll_ms: int = 250
+    webhook_lease_seconds: int = 15
+    webhook_retry_scale: float = 1.0
+    webhook_public_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -129,19 +155,33 @@ class Settings:
             max_header_bytes=_env_int("THREADLINE_MAX_HEADER_BYTES", 64 * 1024),
             realtime_per_user=_env_int("THREADLINE_REALTIME_PER_USER", 20),
             realtime_queue_bytes=_env_int("THREADLINE_REALTIME_QUEUE_BYTES", 2 * 1024 * 1024),
+            cors_origins=env("THREADLINE_CORS_ORIGINS", "*"),
+            webhook_allow=env("THREADLINE_WEBHOOK_ALLOW", ""),
+            webhook_topic=env("THREADLINE_WEBHOOK_TOPIC") or None,
+            webhook_timeout=float(env("THREADLINE_WEBHOOK_TIMEOUT") or 30),
+            webhook_poll_ms=_env_int("THREADLINE_WEBHOOK_POLL_MS", 250),
+            webhook_lease_seconds=_env_int("THREADLINE_WEBHOOK_LEASE_SECONDS", 15),
+            webhook_retry_scale=float(env("THREADLINE_WEBHOOK_RETRY_SCALE") or 1),
+            webhook_public_url=env("THREADLINE_WEBHOOK_PUBLIC_URL") or None,
         )
 
     def prepared(self) -> Settings:
         """Return a copy with the key and resource id filled in from (or saved to) the data folder.
 
         Raises:
-            ValueError: the access key is not base64.
+            SettingsError: the access key is not base64.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         key = self.access_key or _read_or_create(
             self.data_dir / "access-key", base64.b64encode(secrets.token_bytes(32)).decode()
         )
-        decode_key(key)
+        try:
+            decode_key(key)
+        except ValueError:
+            where = "--access-key" if self.access_key else f"{self.data_dir / 'access-key'}"
+            raise SettingsError(f"the access key from {where} is not base64; pass the key "
+                                "from the connection string (accesskey=...), or omit it to use the data "
+                                "folder's") from None
         resource = self.resource_id or _read_or_create(self.data_dir / "resource-id", str(uuid.uuid4()))
         return replace(self, access_key=key, resource_id=resource)
 

@@ -31,6 +31,7 @@ alone and ``THREADLINE_THROTTLE=<factor>`` scales every rate (``2`` doubles them
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from array import array
@@ -49,6 +50,8 @@ from .limits import Limits
 from .metrics import REGISTRY
 
 __all__ = ["ACS_RULES", "DEFAULT_MAX_KEYS", "REFUND_STATUSES", "Rule", "Throttle", "Ticket", "make_throttle"]
+
+_log = logging.getLogger("threadline.throttle")
 
 Scope = Literal["user", "thread", "user_thread", "resource"]
 
@@ -173,6 +176,7 @@ class Throttle:
         # Each window's admitted times, oldest first; windows ordered by their last admission.
         self._logs: OrderedDict[_Key, array[float]] = OrderedDict()
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._explained: dict[tuple[str, int], float] = {}
         self._next_sweep = clock() + self.SWEEP_SECONDS
         self._longest = max((r.seconds for rs in self._rules.values() for r in rs), default=0.0)
         self.evictions = 0
@@ -277,7 +281,9 @@ class Throttle:
             if len(log) >= rule.count:
                 wait = max(wait, log[len(log) - rule.count] - horizon)
         if wait > 0:
-            raise ChatServiceError(ErrorKind.THROTTLED, retry_after=max(1, math.ceil(wait)))
+            retry = max(1, math.ceil(wait))
+            self._explain(operation, rules, [len(logs.get(key, ())) for key in keys], retry, now)
+            raise ChatServiceError(ErrorKind.THROTTLED, retry_after=retry)
         for key in keys:
             log = logs.get(key)
             if log is None:
@@ -287,6 +293,27 @@ class Throttle:
                 logs.move_to_end(key)
             log.append(now)
         return Ticket(keys, now)
+
+    def _explain(self, operation: str, rules: tuple[Rule, ...], counts: list[int], retry: int,
+                 now: float) -> None:
+        """Log which rule refused a request (at most once a second per rule), so a developer whose SDK
+        silently waits on ``Retry-After`` can see why.
+
+        Args:
+            operation: the refused operation.
+            rules: its rules.
+            counts: how many requests each rule's window holds now.
+            retry: the ``Retry-After`` seconds answered.
+            now: the limiter's clock.
+        """
+        for index, (rule, count) in enumerate(zip(rules, counts, strict=True)):
+            if count < rule.count or now - self._explained.get((operation, index), -1.0) < 1.0:
+                continue
+            self._explained[(operation, index)] = now  # bounded: one entry per rule
+            _log.warning("throttled %s: at most %d per %g s per %s (--throttle off, or a factor, "
+                         "changes it); Retry-After %d s", operation, rule.count, rule.seconds,
+                         rule.scope.replace("_", " in a "), retry,
+                         extra={"operation": operation, "rule": f"{rule.count}/{rule.seconds:g}s/{rule.scope}"})
 
     def refund(self, ticket: Ticket) -> None:
         """Give back the slots of a request that turned out not to be the caller's to spend.

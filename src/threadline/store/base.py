@@ -44,8 +44,9 @@ from .records import (
     ThreadUpdate,
     UserRecord,
 )
+from .webhooks import WebhookStore
 
-__all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreUnavailable", "TooManyParticipants"]
+__all__ = ["Effects", "Outcome", "Store", "StoreError", "StoreReadOnly", "StoreUnavailable", "TooManyParticipants"]
 
 T = TypeVar("T")
 
@@ -86,6 +87,10 @@ class TooManyParticipants(StoreError):
         self.limit = limit
 
 
+class StoreReadOnly(StoreUnavailable):
+    """The database answers but refuses writes (a read-only file, a standby, a read-only transaction)."""
+
+
 @dataclass(slots=True)
 class Effects(Generic[T]):
     """What a write carries besides its data.
@@ -124,7 +129,15 @@ class Store(Protocol):
         """Finish pending writes and release every connection."""
 
     async def ping(self) -> None:
-        """Raise :class:`StoreUnavailable` unless the database answers."""
+        """Raise :class:`StoreUnavailable` unless the database answers (:class:`StoreReadOnly`: but refuses writes)."""
+
+    async def resource_identity(self, resource_id: str, key_fingerprint: str) -> tuple[str, str]:
+        """Record the resource id and key fingerprint when none is recorded; return the recorded pair."""
+
+    @property
+    def webhooks(self) -> WebhookStore:
+        """The webhook subscriptions, cursors, leases and dead letters (``store/webhooks.py``)."""
+        ...
 
     # -- users -------------------------------------------------------------------------------
 
@@ -343,3 +356,27 @@ class Store(Protocol):
 
     async def prune_idempotency(self, before_ms: int) -> int:
         """Forget repeatability ids recorded before ``before_ms``; return how many."""
+
+    # -- admin (the resource-wide reads of /admin and the Explorer, ``admin_queries.py``) ---------
+
+    async def admin_users(
+        self, *, search: str | None, after: tuple[int, str] | None, limit: int
+    ) -> list[UserRecord]:
+        """Every identity (deleted ones too), newest first.
+
+        Order is (created ms desc, id desc); ``after`` is that key of the last row
+        of the previous page; ``search`` keeps ids containing it (case-insensitive).
+        """
+
+    async def admin_threads(
+        self, *, topic: str | None, member: str | None, after: tuple[int, str] | None, limit: int
+    ) -> list[tuple[ThreadRecord, int]]:
+        """Every thread (deleted ones too) with its live member count, latest activity first.
+
+        Order is (last message ms, else created ms, desc; id desc); ``after`` is that
+        key of the last row of the previous page. ``topic`` keeps topics containing it,
+        ``member`` threads with a live member whose id contains it (both case-insensitive).
+        """
+
+    async def admin_counts(self) -> dict[str, int]:
+        """Counts for the status page: ``users``, ``threads`` (live), ``messages``, ``memberships``, ``events``."""

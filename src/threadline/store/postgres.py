@@ -79,7 +79,8 @@ from typing import Any, TypeVar
 import asyncpg
 
 from . import migrations, pg_send
-from .base import Effects, NotAllowed, Outcome, StoreError, StoreUnavailable, TooManyParticipants
+from .admin_queries import PostgresAdminQueries
+from .base import Effects, NotAllowed, Outcome, StoreError, StoreReadOnly, StoreUnavailable, TooManyParticipants
 from .positions import partition_of
 from .postgres_images import PostgresBlobs, PostgresImages
 from .records import (
@@ -108,6 +109,8 @@ from .rows import (
     thread_from,
     user_from,
 )
+from .webhooks import keep_bounds
+from .webhooks_postgres import PostgresWebhooks
 
 __all__ = ["PostgresStore", "migrate"]
 
@@ -206,7 +209,7 @@ async def _keep_session(conn: Connection) -> None:
     """
 
 
-class PostgresStore(PostgresImages):
+class PostgresStore(PostgresImages, PostgresAdminQueries):
     """The :class:`~threadline.store.base.Store` on a PostgreSQL database.
 
     Args:
@@ -262,8 +265,35 @@ class PostgresStore(PostgresImages):
             await pool.close()
 
     async def ping(self) -> None:
-        """Raise :class:`StoreUnavailable` unless the database answers ``SELECT 1``."""
-        await self._read(lambda c: c.fetchval("SELECT 1"))
+        """Raise :class:`StoreUnavailable` unless the database answers, :class:`StoreReadOnly` unless it takes writes.
+
+        A standby (in recovery) or ``default_transaction_read_only`` refuses writes.
+        """
+        row = await self._read(lambda c: c.fetchrow(
+            "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS ro"
+        ))
+        if row["standby"] or row["ro"] == "on":
+            raise StoreReadOnly("PostgreSQL is read-only" + (" (a standby)" if row["standby"] else ""))
+
+    async def resource_identity(self, resource_id: str, key_fingerprint: str) -> tuple[str, str]:
+        async def run(c: Connection) -> tuple[str, str]:
+            query = "SELECT resource_id, key_fingerprint FROM resource_identity"
+            row = await c.fetchrow(query)
+            if row is None:  # only the first opening writes; concurrent first openings agree on one row
+                await c.execute(
+                    f"INSERT INTO resource_identity (resource_id, key_fingerprint, created_ms) "
+                    f"VALUES ($1, $2, {_NOW_MS}) ON CONFLICT (id) DO NOTHING",
+                    resource_id, key_fingerprint,
+                )
+                row = await c.fetchrow(query)
+            return str(row["resource_id"]), str(row["key_fingerprint"])
+
+        return await self._write(run)
+
+    @property
+    def webhooks(self) -> PostgresWebhooks:
+        """The webhook tables (subscriptions, cursors, leases, dead letters)."""
+        return PostgresWebhooks(self)
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -295,6 +325,8 @@ class PostgresStore(PostgresImages):
                 await asyncio.sleep(0.005 * (attempt + 1))
             except _UNAVAILABLE as exc:
                 raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
+            except asyncpg.exceptions.ReadOnlySQLTransactionError as exc:
+                raise StoreReadOnly(f"PostgreSQL refused the write: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
@@ -1014,18 +1046,28 @@ class PostgresStore(PostgresImages):
         return [int(r["pruned"]) for r in rows], [int(r["head"]) for r in rows]
 
     async def prune_events(self, before_ms: int) -> int:
-        """Drop events created before ``before_ms`` and raise each partition's pruned mark; return how many."""
+        """Drop events created before ``before_ms`` that every webhook subscription has handled.
+
+        Raises each partition's pruned mark; returns how many. The webhook rule is per
+        partition: an event stays while it is above some subscription's cursor in its partition.
+        """
         count = int(self.partitions)
-        value = await self._write(
-            lambda c: c.fetchval(
-                "WITH d AS (DELETE FROM events WHERE created_ms < $1 RETURNING position), "
+
+        async def run(c: Connection) -> int:
+            tokens = [str(r["cursor"]) for r in await c.fetch("SELECT cursor FROM webhook_subscriptions FOR SHARE")]
+            keep = keep_bounds(tokens, count)
+            value = await c.fetchval(
+                "WITH d AS (DELETE FROM events WHERE created_ms < $1 "
+                f"AND ($2::bigint[] IS NULL OR position <= ($2::bigint[])[position % {count} + 1]) "
+                "RETURNING position), "
                 f"m AS (SELECT position % {count} AS part, max(position) AS top FROM d WHERE position > 0 GROUP BY 1), "
                 "u AS (UPDATE event_partitions SET pruned = greatest(pruned, m.top) FROM m WHERE id = m.part) "
                 "SELECT count(*) FROM d",
-                before_ms,
+                before_ms, keep,
             )
-        )
-        return int(value)
+            return int(value)
+
+        return await self._write(run)
 
     async def prune_idempotency(self, before_ms: int) -> int:
         """Forget repeatability ids recorded before ``before_ms``; return how many."""

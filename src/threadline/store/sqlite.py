@@ -15,6 +15,7 @@ default) keeps every committed transaction through a crash of the process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import migrations
+from .admin_queries import SqliteAdminQueries
 from .base import Effects, NotAllowed, Outcome, StoreError, StoreUnavailable, TooManyParticipants
 from .blobs import FileBlobs
 from .records import (
@@ -52,6 +54,8 @@ from .rows import (
     user_from,
 )
 from .sqlite_images import SqliteImages
+from .webhooks import keep_bounds
+from .webhooks_sqlite import SqliteWebhooks
 from .writer import Writer
 
 __all__ = ["SqliteStore"]
@@ -70,7 +74,11 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
     return conn
 
 
-class SqliteStore(SqliteImages):
+class _ProbeDone(Exception):
+    """Ends the write probe of :meth:`SqliteStore.ping`, rolling it back."""
+
+
+class SqliteStore(SqliteImages, SqliteAdminQueries):
     """The :class:`~threadline.store.base.Store` on one SQLite file.
 
     Args:
@@ -123,7 +131,38 @@ class SqliteStore(SqliteImages):
             self._loop_conn = None
 
     async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless a read answers, :class:`StoreReadOnly` unless a write can begin."""
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+        def probe(c: sqlite3.Connection) -> None:
+            # BEGIN IMMEDIATE succeeds even on a read-only file: only changing a page tells. The change
+            # is rolled back (the raise), so the probe leaves nothing behind.
+            c.execute("UPDATE schema_migrations SET applied_ms = applied_ms "
+                      "WHERE version = (SELECT max(version) FROM schema_migrations)")
+            raise _ProbeDone
+
+        with contextlib.suppress(_ProbeDone):
+            await self._write(probe)
+
+    async def resource_identity(self, resource_id: str, key_fingerprint: str) -> tuple[str, str]:
+        def run(c: sqlite3.Connection) -> tuple[str, str]:
+            query = "SELECT resource_id, key_fingerprint FROM resource_identity WHERE id = 1"
+            row = c.execute(query).fetchone()
+            if row is None:  # only the first opening writes, so a read-only database still opens
+                c.execute(
+                    "INSERT INTO resource_identity (id, resource_id, key_fingerprint, created_ms) "
+                    "VALUES (1, ?, ?, strftime('%s')*1000)",
+                    (resource_id, key_fingerprint),
+                )
+                row = c.execute(query).fetchone()
+            return str(row[0]), str(row[1])
+
+        return await self._write(run)
+
+    @property
+    def webhooks(self) -> SqliteWebhooks:
+        """The webhook tables (subscriptions, cursors, leases, dead letters)."""
+        return SqliteWebhooks(self)
 
     async def backup(self, path: str | Path) -> int:
         """Write a consistent copy of the database to ``path`` while the server keeps running.
@@ -787,9 +826,15 @@ class SqliteStore(SqliteImages):
         return await self._peek(run)
 
     async def prune_events(self, before_ms: int) -> int:
-        return await self._write(
-            lambda c: c.execute("DELETE FROM events WHERE created_ms < ?", (before_ms,)).rowcount, bulk=True
-        )
+        def run(c: sqlite3.Connection) -> int:
+            # Keep what a webhook subscription has not handled yet (one partition: one bound).
+            keep = keep_bounds([str(r[0]) for r in c.execute("SELECT cursor FROM webhook_subscriptions")], 1)
+            bound = keep[0] if keep is not None else None
+            return int(c.execute(
+                "DELETE FROM events WHERE created_ms < ? AND (? IS NULL OR position <= ?)", (before_ms, bound, bound)
+            ).rowcount)
+
+        return await self._write(run, bulk=True)
 
     async def prune_idempotency(self, before_ms: int) -> int:
         return await self._write(

@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .base import StoreUnavailable
+from .base import StoreReadOnly, StoreUnavailable
 
 __all__ = ["Writer"]
 
@@ -57,9 +57,15 @@ def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None
 
 
 def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
-    failure = StoreUnavailable(f"the database refused the write: {exc}")
+    kind = StoreReadOnly if readonly(exc) else StoreUnavailable
+    failure = kind(f"the database refused the write: {exc}")
     failure.__cause__ = exc
     return failure
+
+
+def readonly(exc: BaseException) -> bool:
+    """Whether SQLite refused a write because the database (file, folder or medium) is read-only."""
+    return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY
 
 
 class Writer:
@@ -178,9 +184,11 @@ class Writer:
             raise _unavailable(exc) from None
         try:
             value = fn(conn)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            if readonly(exc):
+                raise _unavailable(exc) from None  # type: ignore[arg-type]
             raise
         try:
             conn.execute("COMMIT")
@@ -286,7 +294,7 @@ class Writer:
                 except Exception as exc:
                     conn.execute("ROLLBACK TO write")
                     conn.execute("RELEASE write")
-                    results.append((item, None, exc))
+                    results.append((item, None, _unavailable(exc) if readonly(exc) else exc))  # type: ignore[arg-type]
                 else:
                     conn.execute("RELEASE write")
                     results.append((item, value, None))

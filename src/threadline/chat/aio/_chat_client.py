@@ -6,11 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from azure.core.async_paging import AsyncItemPaged
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.tracing.decorator import distributed_trace
 from azure.core.tracing.decorator_async import distributed_trace_async
 
 from threadline._shared.pipeline import AsyncLoopbackBearerPolicy
 from threadline._shared.runner import AsyncRunner
+from threadline._shared.transport import BorrowedAsyncTransport, needs_own_transport
 
 from .._models import ChatParticipant, ChatThreadItem, CreateChatThreadResult
 from .._paging import async_item_paged
@@ -48,9 +50,11 @@ class ChatClient(AsyncRealtimeMixin):
         self._endpoint = self._settings.endpoint
         self._credential = credential
         self._requests = ChatRequests(self._settings.api_version)
-        self._runner = AsyncRunner(
-            self._endpoint, AsyncLoopbackBearerPolicy(credential), SDK_MONIKER, **self._settings.options
-        )
+        options = dict(self._settings.options)
+        # One transport (connection pool) for this client and the thread clients it hands out.
+        self._transport = options["transport"] = options.get("transport") or AioHttpTransport(**options)
+        self._own_transports: list[Any] = []
+        self._runner = AsyncRunner(self._endpoint, AsyncLoopbackBearerPolicy(credential), SDK_MONIKER, **options)
 
     def get_chat_thread_client(self, thread_id: str, **kwargs: Any) -> ChatThreadClient:
         """Return a client for one thread, sharing this client's settings.
@@ -60,16 +64,24 @@ class ChatClient(AsyncRealtimeMixin):
             **kwargs: settings overriding the inherited ones.
 
         Returns:
-            The thread client.
+            The thread client. It sends through this client's connection pool, so closing this
+            client (or leaving its ``with``) closes it too; one asked for other connection settings
+            has a pool of its own, which this client also closes.
 
         Raises:
             ValueError: ``thread_id`` is empty.
         """
         if not thread_id:
             raise ValueError("thread_id cannot be None.")
-        return ChatThreadClient(
-            self._endpoint, self._credential, thread_id, **self._settings.inherited(kwargs)
-        )
+        settings = self._settings.inherited(kwargs)
+        if needs_own_transport(self._settings.options, kwargs):
+            if settings.get("transport") is self._transport:
+                del settings["transport"]
+            settings["transport"] = transport = settings.get("transport") or AioHttpTransport(**settings)
+            self._own_transports.append(transport)  # closed with this client
+        else:
+            settings["transport"] = BorrowedAsyncTransport(self._transport)
+        return ChatThreadClient(self._endpoint, self._credential, thread_id, **settings)
 
     @distributed_trace_async
     async def create_chat_thread(
@@ -146,9 +158,15 @@ class ChatClient(AsyncRealtimeMixin):
         await self._runner.run(call, **kwargs)
 
     async def close(self) -> None:
-        """Close the connection pool and stop real-time notifications."""
+        """Stop real-time notifications and close the connection pool, that of every thread client with it."""
         await self.stop_realtime_notifications()
         await self._runner.close()
+        await self._close_own_transports()
+
+    async def _close_own_transports(self) -> None:
+        transports, self._own_transports = self._own_transports, []
+        for transport in transports:
+            await transport.close()
 
     async def __aenter__(self) -> ChatClient:
         await self._runner.__aenter__()
@@ -157,3 +175,4 @@ class ChatClient(AsyncRealtimeMixin):
     async def __aexit__(self, *args: Any) -> None:
         await self.stop_realtime_notifications()
         await self._runner.__aexit__(*args)
+        await self._close_own_transports()

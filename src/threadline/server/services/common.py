@@ -9,7 +9,7 @@ import msgspec
 
 from threadline.protocol import ids
 from threadline.protocol.errors import ChatServiceError, ErrorKind
-from threadline.protocol.times import parse_iso, to_ms
+from threadline.protocol.inputs import INT64_MAX, MAX_ID_CHARS, check_text, parse_time_ms
 from threadline.protocol.wire import Identifier
 from threadline.server.limits import Limits
 from threadline.store.base import Store
@@ -85,21 +85,29 @@ def resolve_identifier(identifier: Identifier, target: str = "communicationIdent
         raw = f"4:{identifier.phone_number.value}"
     if not raw:
         raise invalid("The identifier has no rawId.", target)
-    return raw
+    return check_text(raw, f"{target}.rawId", MAX_ID_CHARS)
 
 
 def parse_time(text: str | None, target: str) -> int | None:
-    """Parse an optional ISO 8601 time into epoch ms.
+    """Parse an optional ISO 8601 time into epoch ms, within the range every read can format.
 
     Raises:
-        ChatServiceError: 400 when it is not a date-time.
+        ChatServiceError: 400 when it is not a date-time or outside 0001-01-01..9999-12-31 (UTC).
     """
-    if text is None:
+    return parse_time_ms(text, target)
+
+
+def parse_sequence_cursor(cursor: str | None) -> int | None:
+    """Read a ``syncState`` that is a sequence number (the message list's cursor).
+
+    Raises:
+        ChatServiceError: 400 unless it is ASCII digits within a 64-bit integer.
+    """
+    if not cursor:
         return None
-    try:
-        return to_ms(parse_iso(text))
-    except (ValueError, OverflowError):
-        raise invalid(f"{target} must be an ISO 8601 date-time.", target) from None
+    if len(cursor) > 19 or not cursor.isascii() or not cursor.isdigit() or int(cursor) > INT64_MAX:
+        raise invalid("The continuation token is not valid.", "syncState")
+    return int(cursor)
 
 
 def validate_page_size(size: int | None, limits: Limits) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import nh3
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
+from threadline.protocol.inputs import MAX_ID_CHARS, check_text
 from threadline.protocol.times import now_ms
 from threadline.protocol.wire import Attachment
 from threadline.server.events import Hub
@@ -19,6 +20,7 @@ from .common import (
     Page,
     invalid,
     merge_metadata,
+    parse_sequence_cursor,
     parse_time,
     require_member,
     validate_metadata,
@@ -158,11 +160,7 @@ class MessageService:
         """
         size = validate_page_size(page_size, self._limits)
         start = parse_time(start_time, "startTime") or 0
-        before = None
-        if cursor:
-            if not cursor.isdigit():
-                raise invalid("The continuation token is not valid.", "syncState")
-            before = int(cursor)
+        before = parse_sequence_cursor(cursor)
         _, member = await require_member(self._store, actor, thread_id)
         rows = await self._store.list_messages(
             thread_id, before_seq=before, min_created_ms=max(start, member.share_history_ms), limit=size + 1
@@ -238,11 +236,14 @@ class MessageService:
         """
         if not message_id:
             raise invalid("chatMessageId must not be empty.", "chatMessageId")
+        check_text(message_id, "chatMessageId", MAX_ID_CHARS)
         message = await self._visible(actor, thread_id, message_id)
+        _, member = await self._store.get_access(thread_id, actor.user_id)  # the reader's name in the thread
+        name = member.display_name if member is not None else None
         receipt = ReadReceiptRecord(thread_id, actor.user_id, message_id, now_ms())
         scope_key = (f"receipt:{actor.user_id}:{thread_id}", repeatability_id) if repeatability_id else None
         effects: Effects[ReadReceiptRecord] = Effects(
-            idempotency=scope_key, result=lambda r: r.message_id, events=payloads.receipt_event,
+            idempotency=scope_key, result=lambda r: r.message_id, events=lambda r: payloads.receipt_event(r, name),
             reveals=lambda _: message.created_ms,  # it names the message: only for those who may see it
         )
         outcome = await self._store.send_read_receipt(receipt, effects)

@@ -144,11 +144,12 @@ def participants_event(added: bool, message: MessageRecord) -> list[tuple[str, b
     return [(kind, encode(body))]
 
 
-def receipt_event(receipt: ReadReceiptRecord) -> list[tuple[str, bytes]]:
+def receipt_event(receipt: ReadReceiptRecord, display_name: str | None = None) -> list[tuple[str, bytes]]:
+    """The ``readReceiptReceived`` event; ``display_name`` is the reader's name in the thread, when it has one."""
     body = {
         "threadId": receipt.thread_id,
         "sender": identifier_kind(receipt.user_id),
-        "senderDisplayName": "",
+        "senderDisplayName": display_name or "",
         "chatMessageId": receipt.message_id,
         "readOn": format_ms(receipt.read_ms),
     }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
 
 from threadline.protocol import ids
 from threadline.protocol.errors import ChatServiceError, ErrorKind
+from threadline.protocol.inputs import MAX_ID_CHARS
 from threadline.protocol.times import now_ms
 from threadline.protocol.wire import CommunicationError, Identifier, Participant
 from threadline.server.events import Hub
@@ -29,6 +31,7 @@ from .common import (
     check_participant_id,
     invalid,
     merge_metadata,
+    parse_sequence_cursor,
     parse_time,
     require_member,
     resolve_identifier,
@@ -99,8 +102,8 @@ class ThreadService:
                 errors.append(CommunicationError(code=reason[0], message=reason[1], target=raw))
                 continue
             share = parse_time(p.share_history_time, "shareHistoryTime") or 0
-            # ACS keeps whole seconds of the share time.
-            records[raw] = ParticipantRecord(raw, p.display_name, max(share - share % 1000, 0), p.metadata)
+            # ACS keeps whole seconds of the share time; an earlier one than 1970 stays as sent.
+            records[raw] = ParticipantRecord(raw, p.display_name, share - share % 1000, p.metadata)
         return list(records.values()), errors
 
     def _thread_full(self) -> ChatServiceError:
@@ -371,11 +374,23 @@ class ThreadService:
 
 
 def _parse_cursor(cursor: str) -> tuple[int, str]:
-    """Read a thread-list cursor: ``<activity ms>.<hex of the last thread id>``."""
+    """Read a thread-list cursor: ``<activity ms>.<hex of the last thread id>``.
+
+    Raises:
+        ChatServiceError: 400 unless the activity fits a 64-bit integer and the id is
+            lowercase hex of a UTF-8 id without NUL, of at most ``MAX_ID_CHARS``.
+    """
     activity, _, last_id = cursor.partition(".")
     try:
-        if not activity.isdigit():
-            raise ValueError(activity)
-        return int(activity), bytes.fromhex(last_id).decode("utf-8")
-    except ValueError:
+        when = parse_sequence_cursor(activity)
+        if when is None or _HEX.fullmatch(last_id) is None or len(last_id) > 2 * MAX_ID_CHARS:
+            raise ValueError(cursor)
+        thread_id = bytes.fromhex(last_id).decode("utf-8")
+        if "\x00" in thread_id:
+            raise ValueError(cursor)
+        return when, thread_id
+    except (ValueError, ChatServiceError):
         raise invalid("The continuation token is not valid.", "syncState") from None
+
+
+_HEX = re.compile(r"(?:[0-9a-f]{2})*")

@@ -1,0 +1,197 @@
+""":class:`~.webhooks.WebhookStore` on PostgreSQL (the engine's pool)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .positions import Cursor
+from .records import Event
+from .webhooks import (
+    COLUMNS,
+    DEAD_COLUMNS,
+    DeadLetterRecord,
+    Progress,
+    SubscriptionRecord,
+    dead_from,
+    read_cursor,
+    recipients_at,
+    subscription_from,
+    subscription_params,
+)
+
+if TYPE_CHECKING:
+    from asyncpg import Connection
+
+    from .postgres import PostgresStore
+
+__all__ = ["PostgresWebhooks"]
+
+_MARKS = ", ".join(f"${i + 1}" for i in range(len(COLUMNS.split(","))))
+
+
+async def _heads(c: Connection) -> list[int]:
+    """Per partition, the highest committed position (``value * count + id``)."""
+    rows = await c.fetch("SELECT id, value FROM event_partitions ORDER BY id")
+    return [int(r["value"]) * len(rows) + int(r["id"]) for r in rows]
+
+
+def _count(status: str) -> int:
+    return int(str(status).rsplit(" ", 1)[-1])
+
+
+class PostgresWebhooks:
+    """Webhook tables of a :class:`~.postgres.PostgresStore`."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    async def add_subscription(self, sub: SubscriptionRecord) -> None:
+        async def run(c: Connection) -> None:
+            sub.cursor = Cursor(await _heads(c)).token()
+            await c.execute(f"INSERT INTO webhook_subscriptions ({COLUMNS}) VALUES ({_MARKS})",
+                            *subscription_params(sub))
+
+        await self._store._write(run)
+
+    async def get_subscription(self, sub_id: str) -> SubscriptionRecord | None:
+        row = await self._store._read(
+            lambda c: c.fetchrow(f"SELECT {COLUMNS} FROM webhook_subscriptions WHERE id = $1", sub_id)
+        )
+        return subscription_from(row) if row is not None else None
+
+    async def list_subscriptions(self) -> list[SubscriptionRecord]:
+        rows = await self._store._read(
+            lambda c: c.fetch(f"SELECT {COLUMNS} FROM webhook_subscriptions ORDER BY created_ms, id")
+        )
+        return [subscription_from(r) for r in rows]
+
+    async def remove_subscription(self, sub_id: str) -> bool:
+        async def run(c: Connection) -> bool:
+            await c.execute("DELETE FROM webhook_deadletters WHERE subscription_id = $1", sub_id)
+            return _count(await c.execute("DELETE FROM webhook_subscriptions WHERE id = $1", sub_id)) > 0
+
+        return await self._store._write(run)
+
+    async def activate(self, sub_id: str, code: str | None) -> bool:
+        async def run(c: Connection) -> bool:
+            return _count(await c.execute(
+                "UPDATE webhook_subscriptions SET status = 'active', attempts = 0, first_attempt_ms = NULL, "
+                "next_attempt_ms = 0 WHERE id = $1 "
+                "AND ($2::text IS NULL OR validation_code = $2)", sub_id, code,
+            )) > 0
+
+        return await self._store._write(run)
+
+    async def acquire_lease(self, sub_id: str, owner: str, now_ms: int, ttl_ms: int) -> bool:
+        async def run(c: Connection) -> bool:
+            return _count(await c.execute(
+                "UPDATE webhook_subscriptions SET lease_owner = $1, lease_expires_ms = $2 WHERE id = $3 "
+                "AND (lease_owner IS NULL OR lease_owner = $1 OR lease_expires_ms < $4)",
+                owner, now_ms + ttl_ms, sub_id, now_ms,
+            )) > 0
+
+        return await self._store._write(run)
+
+    async def release_lease(self, sub_id: str, owner: str) -> None:
+        async def run(c: Connection) -> None:
+            await c.execute(
+                "UPDATE webhook_subscriptions SET lease_owner = NULL, lease_expires_ms = 0 "
+                "WHERE id = $1 AND lease_owner = $2", sub_id, owner,
+            )
+
+        await self._store._write(run)
+
+    async def save_progress(self, sub_id: str, owner: str, now_ms: int, progress: Progress) -> bool:
+        async def run(c: Connection) -> bool:
+            done = _count(await c.execute(
+                "UPDATE webhook_subscriptions SET cursor = $1, attempts = $2, first_attempt_ms = $3, "
+                "next_attempt_ms = $4 WHERE id = $5 AND lease_owner = $6 AND lease_expires_ms >= $7",
+                progress.cursor, progress.attempts, progress.first_attempt_ms, progress.next_attempt_ms,
+                sub_id, owner, now_ms,
+            )) > 0
+            if not done:
+                return False
+            for d in progress.dead:
+                await c.execute(
+                    "INSERT INTO webhook_deadletters (subscription_id, event_id, event_type, thread_id, position, "
+                    "envelope, reason, attempts, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    sub_id, d.event_id, d.event_type, d.thread_id, d.position, d.envelope, d.reason,
+                    d.attempts, d.created_ms,
+                )
+            for dead_id in progress.replayed:
+                await c.execute("DELETE FROM webhook_deadletters WHERE id = $1 AND subscription_id = $2",
+                                dead_id, sub_id)
+            return True
+
+        return await self._store._write(run)
+
+    async def events_after(self, after: Sequence[int], limit: int) -> list[Event]:
+        bounds, count, low = list(after), len(after), min(after)
+
+        async def run(c: Connection) -> list[Event]:
+            # Per partition, after its own bound (a partition's positions rise in commit order).
+            rows = await c.fetch(
+                "SELECT position, thread_id, type, payload, created_ms FROM events WHERE position > $3 "
+                f"AND position > ($1::bigint[])[position % {count} + 1] ORDER BY position LIMIT $2",
+                bounds, limit, low,
+            )
+            if not rows:
+                return []
+            threads = sorted({r["thread_id"] for r in rows})
+            members: dict[str, list[Any]] = defaultdict(list)
+            for m in await c.fetch(
+                "SELECT thread_id, user_id, joined_pos, left_pos FROM participants WHERE thread_id = ANY($1::text[]) "
+                "AND (left_pos IS NULL OR left_pos > $2)", threads, low,
+            ):
+                members[m["thread_id"]].append(m)
+            return [
+                Event(int(r["position"]), r["thread_id"], r["type"], bytes(r["payload"]), int(r["created_ms"]),
+                      recipients_at(members[r["thread_id"]], int(r["position"])))
+                for r in rows
+            ]
+
+        return await self._store._read(run)
+
+    async def latest_positions(self) -> list[int]:
+        return await self._store._read(_heads)
+
+    async def list_deadletters(self, sub_id: str, limit: int) -> list[DeadLetterRecord]:
+        rows = await self._store._read(lambda c: c.fetch(
+            f"SELECT {DEAD_COLUMNS} FROM webhook_deadletters WHERE subscription_id = $1 ORDER BY id LIMIT $2",
+            sub_id, limit,
+        ))
+        return [dead_from(r) for r in rows]
+
+    async def request_replay(self, sub_id: str) -> int:
+        async def run(c: Connection) -> int:
+            return _count(await c.execute(
+                "UPDATE webhook_deadletters SET replay = 1 WHERE subscription_id = $1", sub_id))
+
+        return await self._store._write(run)
+
+    async def rewind(self, sub_id: str, since_ms: int) -> str | None:
+        async def run(c: Connection) -> str | None:
+            current = await c.fetchval("SELECT cursor FROM webhook_subscriptions WHERE id = $1 FOR UPDATE", sub_id)
+            if current is None:
+                return None
+            # Per partition: just before its first kept event created at or after since_ms, else its head.
+            target = await _heads(c)
+            count = len(target)
+            for r in await c.fetch(
+                f"SELECT p.id AS part, min(e.position) AS low FROM events e JOIN event_partitions p "
+                f"ON p.id = e.position % {count} WHERE e.created_ms >= $1 AND e.position > p.pruned GROUP BY 1",
+                since_ms,
+            ):
+                target[int(r["part"])] = int(r["low"]) - count
+            after = read_cursor(str(current), count).after
+            token = Cursor([min(a, t) for a, t in zip(after, target, strict=True)]).token()
+            await c.execute(
+                "UPDATE webhook_subscriptions SET cursor = $1, attempts = 0, "
+                "first_attempt_ms = NULL, next_attempt_ms = 0, lease_owner = NULL, lease_expires_ms = 0 "
+                "WHERE id = $2", token, sub_id,
+            )
+            return token
+
+        return await self._store._write(run)

@@ -1,0 +1,174 @@
+""":class:`~.webhooks.WebhookStore` on SQLite (the engine's writer thread and readers)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .positions import Cursor
+from .records import Event
+from .webhooks import (
+    COLUMNS,
+    DEAD_COLUMNS,
+    DeadLetterRecord,
+    Progress,
+    SubscriptionRecord,
+    dead_from,
+    read_cursor,
+    recipients_at,
+    subscription_from,
+    subscription_params,
+)
+
+if TYPE_CHECKING:
+    from .sqlite import SqliteStore
+
+__all__ = ["SqliteWebhooks"]
+
+_MARKS = ", ".join("?" * len(COLUMNS.split(",")))
+
+
+def _position(c: sqlite3.Connection) -> int:
+    row = c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    return int(row[0]) if row else 0
+
+
+class SqliteWebhooks:
+    """Webhook tables of a :class:`~.sqlite.SqliteStore`."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def add_subscription(self, sub: SubscriptionRecord) -> None:
+        def run(c: sqlite3.Connection) -> None:
+            sub.cursor = Cursor([_position(c)]).token()  # one partition
+            c.execute(f"INSERT INTO webhook_subscriptions ({COLUMNS}) VALUES ({_MARKS})", subscription_params(sub))
+
+        await self._store._write(run)
+
+    async def get_subscription(self, sub_id: str) -> SubscriptionRecord | None:
+        row = await self._store._read(
+            lambda c: c.execute(f"SELECT {COLUMNS} FROM webhook_subscriptions WHERE id = ?", (sub_id,)).fetchone()
+        )
+        return subscription_from(row) if row is not None else None
+
+    async def list_subscriptions(self) -> list[SubscriptionRecord]:
+        rows = await self._store._read(
+            lambda c: c.execute(f"SELECT {COLUMNS} FROM webhook_subscriptions ORDER BY created_ms, id").fetchall()
+        )
+        return [subscription_from(r) for r in rows]
+
+    async def remove_subscription(self, sub_id: str) -> bool:
+        def run(c: sqlite3.Connection) -> bool:
+            c.execute("DELETE FROM webhook_deadletters WHERE subscription_id = ?", (sub_id,))
+            return c.execute("DELETE FROM webhook_subscriptions WHERE id = ?", (sub_id,)).rowcount > 0
+
+        return await self._store._write(run)
+
+    async def activate(self, sub_id: str, code: str | None) -> bool:
+        def run(c: sqlite3.Connection) -> bool:
+            return c.execute(
+                "UPDATE webhook_subscriptions SET status = 'active', attempts = 0, first_attempt_ms = NULL, "
+                "next_attempt_ms = 0 WHERE id = ? "
+                "AND (? IS NULL OR validation_code = ?)", (sub_id, code, code),
+            ).rowcount > 0
+
+        return await self._store._write(run)
+
+    async def acquire_lease(self, sub_id: str, owner: str, now_ms: int, ttl_ms: int) -> bool:
+        def run(c: sqlite3.Connection) -> bool:
+            return c.execute(
+                "UPDATE webhook_subscriptions SET lease_owner = ?, lease_expires_ms = ? WHERE id = ? "
+                "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_ms < ?)",
+                (owner, now_ms + ttl_ms, sub_id, owner, now_ms),
+            ).rowcount > 0
+
+        return await self._store._write(run)
+
+    async def release_lease(self, sub_id: str, owner: str) -> None:
+        await self._store._write(lambda c: c.execute(
+            "UPDATE webhook_subscriptions SET lease_owner = NULL, lease_expires_ms = 0 "
+            "WHERE id = ? AND lease_owner = ?", (sub_id, owner),
+        ))
+
+    async def save_progress(self, sub_id: str, owner: str, now_ms: int, progress: Progress) -> bool:
+        def run(c: sqlite3.Connection) -> bool:
+            done = c.execute(
+                "UPDATE webhook_subscriptions SET cursor = ?, attempts = ?, first_attempt_ms = ?, "
+                "next_attempt_ms = ? WHERE id = ? AND lease_owner = ? AND lease_expires_ms >= ?",
+                (progress.cursor, progress.attempts, progress.first_attempt_ms, progress.next_attempt_ms,
+                 sub_id, owner, now_ms),
+            ).rowcount > 0
+            if not done:
+                return False
+            for d in progress.dead:
+                c.execute(
+                    "INSERT INTO webhook_deadletters (subscription_id, event_id, event_type, thread_id, position, "
+                    "envelope, reason, attempts, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (sub_id, d.event_id, d.event_type, d.thread_id, d.position, d.envelope, d.reason,
+                     d.attempts, d.created_ms),
+                )
+            for dead_id in progress.replayed:
+                c.execute("DELETE FROM webhook_deadletters WHERE id = ? AND subscription_id = ?", (dead_id, sub_id))
+            return True
+
+        return await self._store._write(run)
+
+    async def events_after(self, after: Sequence[int], limit: int) -> list[Event]:
+        (low,) = after  # one partition
+
+        def run(c: sqlite3.Connection) -> list[Event]:
+            rows = c.execute(
+                "SELECT position, thread_id, type, payload, created_ms FROM events WHERE position > ? "
+                "ORDER BY position LIMIT ?", (low, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            threads = sorted({r["thread_id"] for r in rows})
+            members: dict[str, list[Any]] = defaultdict(list)
+            marks = ", ".join("?" * len(threads))
+            for m in c.execute(
+                f"SELECT thread_id, user_id, joined_pos, left_pos FROM participants WHERE thread_id IN ({marks}) "
+                "AND (left_pos IS NULL OR left_pos > ?)", (*threads, low),
+            ).fetchall():
+                members[m["thread_id"]].append(m)
+            return [
+                Event(int(r["position"]), r["thread_id"], r["type"], bytes(r["payload"]), int(r["created_ms"]),
+                      recipients_at(members[r["thread_id"]], int(r["position"])))
+                for r in rows
+            ]
+
+        return await self._store._read(run)
+
+    async def latest_positions(self) -> list[int]:
+        return [await self._store._read(_position)]
+
+    async def list_deadletters(self, sub_id: str, limit: int) -> list[DeadLetterRecord]:
+        rows = await self._store._read(lambda c: c.execute(
+            f"SELECT {DEAD_COLUMNS} FROM webhook_deadletters WHERE subscription_id = ? ORDER BY id LIMIT ?",
+            (sub_id, limit),
+        ).fetchall())
+        return [dead_from(r) for r in rows]
+
+    async def request_replay(self, sub_id: str) -> int:
+        return await self._store._write(lambda c: c.execute(
+            "UPDATE webhook_deadletters SET replay = 1 WHERE subscription_id = ?", (sub_id,)
+        ).rowcount)
+
+    async def rewind(self, sub_id: str, since_ms: int) -> str | None:
+        def run(c: sqlite3.Connection) -> str | None:
+            current = c.execute("SELECT cursor FROM webhook_subscriptions WHERE id = ?", (sub_id,)).fetchone()
+            if current is None:
+                return None
+            row = c.execute("SELECT min(position) FROM events WHERE created_ms >= ?", (since_ms,)).fetchone()
+            target = int(row[0]) - 1 if row[0] is not None else _position(c)
+            token = Cursor([min(target, read_cursor(current[0], 1).after[0])]).token()
+            c.execute(
+                "UPDATE webhook_subscriptions SET cursor = ?, attempts = 0, first_attempt_ms = NULL, "
+                "next_attempt_ms = 0, lease_owner = NULL, lease_expires_ms = 0 WHERE id = ?", (token, sub_id),
+            )
+            return token
+
+        return await self._store._write(run)
