@@ -62,7 +62,8 @@ function connect(token) {
       retries = 0;
       onState("live view: connected");
     } else if (frame.position !== undefined && frame.data) {
-      if (frame.position > 0) position = frame.position;
+      // Every event frame carries the opaque resume token after it (docs/realtime.md).
+      if (typeof frame.position === "string" && frame.position) position = frame.position;
       for (const fn of listeners) fn(frame);
     }
   });
