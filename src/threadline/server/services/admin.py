@@ -24,6 +24,7 @@ import msgspec
 from threadline import __version__
 from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.store.base import Store
+from threadline.store.positions import Cursor
 from threadline.store.records import MessageRecord, ParticipantRecord, ReadReceiptRecord, ThreadRecord, UserRecord
 
 from .common import Page, invalid
@@ -262,7 +263,7 @@ class AdminService:
             "uptimeSeconds": round(time.time() - self._started, 3),
             **self._extra,
             "counts": await self._store.admin_counts(),
-            "events": {"oldestKept": low, "latest": high},
+            "events": {"oldestKept": Cursor(low).token(), "latest": Cursor(high).token()},  # resume tokens
             "metrics": metrics,
         }
 
