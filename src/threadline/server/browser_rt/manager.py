@@ -200,8 +200,8 @@ class BrowserRealtime:
                 parsed = positions.parse(pos)
             except ValueError:
                 parsed = None  # not a token: ignored, as any malformed cached parameter
-            if isinstance(parsed, Cursor) and parsed.partitions != self.store.partitions:
-                parsed = pos  # another store's token: resume impossible
+            if isinstance(parsed, str) or (isinstance(parsed, Cursor) and parsed.partitions != self.store.partitions):
+                parsed = pos  # an old integer or another store's token, kept as sent: resume impossible
             if parsed is not None:
                 known.append(parsed)
         cursors = [k for k in known if isinstance(k, Cursor)]
