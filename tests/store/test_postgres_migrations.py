@@ -54,6 +54,7 @@ async def test_partitions_start_above_a_database_of_global_positions() -> None:
     from threadline.store.base import Effects
     from threadline.store.positions import Cursor, partition_of
     from threadline.store.records import MessageDraft
+    from threadline.store.webhooks import read_cursor
 
     with fresh_database("threadline_upgrade") as url:
         conn = await asyncpg.connect(url)
@@ -81,6 +82,12 @@ async def test_partitions_start_above_a_database_of_global_positions() -> None:
                 "VALUES (999, $1, 'old', '', 1)", tid,
             )
             await conn.execute("UPDATE event_counter SET value = 1000")
+            # a webhook subscription that had handled up to old position 998 (0041 makes its cursor a token)
+            await conn.execute(
+                "INSERT INTO webhook_subscriptions (id, url, schema, status, validation_code, batch_size, "
+                "max_attempts, ttl_minutes, created_ms, cursor) "
+                "VALUES ('wh_old', 'http://127.0.0.1:9/', 'eventgrid', 'active', 'c', 1, 30, 1440, 0, 998)"
+            )
         finally:
             await conn.close()
         store = PostgresStore(url)
@@ -100,5 +107,10 @@ async def test_partitions_start_above_a_database_of_global_positions() -> None:
             # a cursor from the oldest kept reads the new event, never the old one below every partition's mark
             replay = await store.events_since("8:acs:a", Cursor(lows).after, 10)
             assert [e.position for e in replay] == [event.position]
+            # 0041: the subscription resumes at every partition's start, reading the new event, not the old one
+            sub = await store.webhooks.get_subscription("wh_old")
+            assert sub is not None and sub.cursor == Cursor(lows).token()
+            after = read_cursor(sub.cursor, 32).after
+            assert [e.position for e in await store.webhooks.events_after(after, 10)] == [event.position]
         finally:
             await store.close()
