@@ -6,14 +6,12 @@ answer 503 with the ACS error body, never 500.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -21,7 +19,7 @@ import pytest
 import requests
 
 from ..conftest import RunningServer, launch
-from ..pg import ADMIN_URL, fresh_database, require_postgres
+from ..pg import ADMIN_URL, database_flags, fresh_database, require_postgres
 from .conftest import drain
 from .helpers import Chat, identifier, make_user
 
@@ -98,23 +96,12 @@ class PrivateRedis:
             self.process = None
 
 
-@contextlib.contextmanager
-def database_flags(engine: str) -> Iterator[list[str]]:
-    """``--database`` flags of a fresh database of the engine (none for SQLite: the data folder's)."""
-    if engine == "sqlite":
-        yield []
-        return
-    require_postgres()
-    with fresh_database("threadline_ready") as url:
-        yield ["--database", url]
-
-
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
 def test_not_ready_while_redis_is_unreachable(tmp_path: Path, engine: str) -> None:
     redis = PrivateRedis(tmp_path)
     redis.start()
     flags = ["--events", f"redis://127.0.0.1:{redis.port}/0", *TEXT_LOGS]
-    with database_flags(engine) as database:
+    with database_flags(engine, "threadline_ready") as database:
         server = launch(tmp_path / "data", *database, *flags)
         drain(server)
         try:
