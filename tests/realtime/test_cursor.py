@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
+from tests.conftest import RunningServer
+from tests.support import new_user
 from threadline.server.realtime import cursor
 
 
@@ -33,3 +36,23 @@ def test_covered_skips_replayed_positions_but_never_typing_indicators() -> None:
     assert not cursor.covered(6, 5) and not cursor.covered(0, 5)
     assert cursor.later(5, 3) == 5 and cursor.later(5, 9) == 9
     assert cursor.encode(123) == "123"
+
+
+def test_a_browser_allocation_ignores_a_cached_pos_that_is_no_position(server: RunningServer) -> None:
+    """``pos`` goes through the same parser as ``after``: a non-ASCII digit once reached ``int()`` unguarded."""
+    token = new_user(server).token
+
+    def allocate(pos: str | None) -> requests.Response:
+        query = {"v": "v4"} if pos is None else {"v": "v4", "pos": pos}
+        return requests.post(f"{server.http_endpoint}/trouter/v4/a", params=query,
+                             headers={"X-Skypetoken": token}, timeout=10)
+
+    fresh = allocate(None)
+    assert fresh.status_code == 200, fresh.text
+    now = fresh.json()["connectparams"]["pos"]
+    assert now.isdigit()
+    for bad in ("\u00b2", "-5", "abc", "1e3", "9" * 30):
+        response = allocate(bad)
+        assert response.status_code == 200, (bad, response.text)
+        assert response.json()["connectparams"]["pos"] == now, bad
+    assert allocate("0").json()["connectparams"]["pos"] == "0"
