@@ -22,8 +22,8 @@ from tests.conftest import ENGINES, RunningServer, serving
 from tests.realtime.helpers import make_thread, thread_client
 from tests.support import identity_client, new_user
 from threadline.identity.tokens import TokenIssuer, derive_signing_key
-from threadline.server.browser_rt.encoding import js_escape
-from threadline.server.browser_rt.frames import decode, decode_payload, encode_payload
+from threadline.server.realtime.browser.encoding import js_escape
+from threadline.server.realtime.browser.frames import decode, decode_payload, encode_payload
 
 from .nodes import two_nodes
 from .trouter import connect, handshake

@@ -11,7 +11,6 @@ node see writes made on any node.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -32,6 +31,8 @@ from threadline.server.services.identity import IdentityService
 from threadline.store.base import Store, StoreError
 from threadline.store.records import Event
 
+from .. import cursor
+from ..core import PENDING, Checker, UserConnectionCap, token_verdicts
 from . import frames
 from .session import Session
 
@@ -150,7 +151,9 @@ class BrowserRealtime:
         self.options = options or BrowserOptions.from_env()
         self.sessions: dict[str, Session] = {}
         self._resume: OrderedDict[str, tuple[str, int]] = OrderedDict()
-        self._checker: asyncio.Task[None] | None = None
+        self.user_cap = UserConnectionCap(self.options.sessions_per_user)
+        self._checker = Checker(self.revalidate, lambda: bool(self.sessions), self.options.revalidate_seconds,
+                                "browser session")
         self._cached: tuple[Event | None, dict[str, Any] | None] = (None, None)
 
     # -- tokens -----------------------------------------------------------------------------------------
@@ -191,8 +194,9 @@ class BrowserRealtime:
                 known.append(live[-1])
             elif record is not None and record[0] == user_id:
                 known.append(record[1])
-        if pos is not None and pos.isdigit() and len(pos) < 19:
-            known.append(int(pos))
+        if pos:
+            with contextlib.suppress(ValueError):  # not a position: ignored, as the client's other hints
+                known.append(cursor.parse(pos))
         return max(known) if known else None
 
     async def allocate(self, token: str | None, query: dict[str, str], base: str) -> dict[str, Any]:
@@ -222,7 +226,7 @@ class BrowserRealtime:
     def _allocation(self, sr: str, position: int | None, base: str) -> dict[str, Any]:
         params: dict[str, Any] = {"sr": sr, "se": str(int(time.time() * 1000) + 7 * 86400 * 1000), "sp": "connect"}
         if position is not None:
-            params["pos"] = str(position)
+            params["pos"] = cursor.encode(position)
         return {
             "id": sr, "ccid": sr[:8], "socketio": f"{base}/", "url": f"{base}/trouter/c/{sr}/",
             "surl": f"{base}/trouter/s/{sr}", "ttl": str(self.options.ttl_seconds), "connectparams": params,
@@ -247,13 +251,12 @@ class BrowserRealtime:
         start = await self._position(claims.user_id, sr, query.get("pos"))
         for other in [s for s in self.sessions.values() if s.sr == sr and s.user_id == claims.user_id]:
             other.close(frames.disconnect("dup"), reason="replaced")  # the client replaced that connection
-        mine = sum(1 for s in self.sessions.values() if s.user_id == claims.user_id)
-        if mine >= self.options.sessions_per_user:
+        if not self.user_cap.acquire(claims.user_id):
             raise Refused(429, "too many sessions")
         session = Session(self, secrets.token_hex(16), claims, sr, start, base)
         self.sessions[session.sid] = session
         SESSIONS.inc()
-        self._ensure_checker()
+        self._checker.ensure()
         timeout = self.options.advertised_timeout
         return f"{session.sid}:{timeout}:{timeout}:websocket,xhr-polling"
 
@@ -268,6 +271,7 @@ class BrowserRealtime:
         """Forget a closed session; remember where its client should resume."""
         if self.sessions.pop(session.sid, None) is not None:
             SESSIONS.dec()
+            self.user_cap.release(session.user_id)
             SESSION_ENDS.labels(reason).inc()
         position = session.resume_position
         if position is not None:
@@ -293,43 +297,25 @@ class BrowserRealtime:
 
     # -- checks -----------------------------------------------------------------------------------------
 
-    def _ensure_checker(self) -> None:
-        if self._checker is None or self._checker.done():
-            self._checker = asyncio.create_task(self._check_forever())
-
-    async def _check_forever(self) -> None:
-        while self.sessions:
-            await asyncio.sleep(self.options.revalidate_seconds)
-            try:
-                await self.revalidate()
-            except StoreError as exc:  # pragma: no cover - retried next round
-                log.warning("browser session token check failed: %s", exc)
-
     async def revalidate(self) -> None:
         """Close sessions whose token was revoked or expired or whose identity was deleted; reap idle ones."""
         sessions = list(self.sessions.values())
         if not sessions:
             return
-        now, clock = time.time(), time.monotonic()
+        clock = time.monotonic()
         for session in sessions:
-            if session.state == 0 and clock - session.created > self.options.pending_seconds:
+            if session.state == PENDING and clock - session.created > self.options.pending_seconds:
                 session.close(None, reason="never_connected")
-            elif session.state != 0 and clock - session.last_seen > self.options.advertised_timeout + 5:
+            elif session.state != PENDING and clock - session.last_seen > self.options.advertised_timeout + 5:
                 session.close(frames.disconnect(), reason="silent")  # no heartbeat echo, ping or poll for too long
-        users = await self.store.get_users(sorted({s.user_id for s in sessions if not s.closed}))
-        for session in sessions:
-            if session.closed:
-                continue
-            user = users.get(session.user_id)
-            revoked = user is None or user.deleted_ms is not None or user.token_generation != session.claims.generation
-            if revoked or session.claims.expires_at <= now:
+        sessions = [s for s in sessions if not s.closed]
+        verdicts = await token_verdicts(self.store, [(s.user_id, s.claims) for s in sessions])
+        for session, verdict in zip(sessions, verdicts, strict=True):
+            if verdict is not None:  # identity deleted, token revoked or expired
                 session.close(frames.disconnect({"reason": "unauthorized"}), reason="unauthorized")
 
     async def shutdown(self) -> None:
         """Close every session (clients reconnect and resume) and stop the checker."""
         for session in list(self.sessions.values()):
             session.close(frames.disconnect(), reason="shutdown")
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
+        await self._checker.stop()
