@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from azure.communication.chat import ChatParticipant
 
 from ..conftest import ENGINES, ROOT
@@ -116,11 +117,24 @@ def test_webhooks_view_adds_lists_delivers_replays_and_removes(engine: str, tmp_
             expect(page.get_by_role("status")).to_contain_text("redelivering from position")
             page.get_by_role("button", name="Back to webhooks").click()
 
-            # A hostile subject prefix stays text.
+            # A hostile subject prefix stays text; a receiver that does not echo the code leaves it pending
+            # validation until its validationUrl is visited.
+            rec.echo_validation = False
             page.get_by_label("Receiver URL").fill(f"{rec.url}/hostile")
             page.get_by_label("Subject prefix").fill(HOSTILE)
             page.get_by_role("button", name="Add subscription").click()
-            expect(subs.locator("li", has_text=f"{rec.url}/hostile")).to_contain_text(HOSTILE)
+            hostile = subs.locator("li", has_text=f"{rec.url}/hostile")
+            expect(hostile).to_contain_text(HOSTILE)
+            expect(hostile.locator(".state")).to_have_text("pending validation")
+            rec.wait(lambda: any(r.path == "/hostile" for r in rec.requests))
+            asked = next(r for r in rec.requests if r.path == "/hostile")
+            hostile_id = next(s["id"] for s in admin(server, "GET", "/admin/webhooks").json()["value"]
+                              if s["url"] == f"{rec.url}/hostile")
+            visited = requests.get(f"{server.http_endpoint}/admin/webhooks/{hostile_id}/validate",
+                                   params={"code": asked.json[0]["data"]["validationCode"]}, timeout=10)
+            assert visited.status_code == 200, visited.text
+            page.get_by_role("button", name="Refresh").click()
+            expect(hostile.locator(".state")).to_have_text("active")
             assert page.locator("#view img").count() == 0 and page.evaluate("window.pwned") is None
             assert page.evaluate(UNLABELLED) == []
             assert unreachable_by_keyboard(page) == []
@@ -173,7 +187,5 @@ def test_webhook_admin_api_takes_the_explorer_session_and_its_csrf_token(engine:
         assert gone.status_code == 204, gone.text
         assert admin(server, "GET", "/admin/webhooks").json()["value"] == []
         # Without a session or a signature: 401, as the rest of /admin.
-        import requests
-
         stranger = requests.get(f"{server.http_endpoint}/admin/webhooks?api-version=2026-11-28", timeout=10)
         acs_error(stranger, 401)
