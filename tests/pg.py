@@ -22,6 +22,7 @@ import redis
 __all__ = [
     "ADMIN_URL",
     "REDIS_URL",
+    "database_flags",
     "database_url",
     "fresh_database",
     "postgres_problem",
@@ -128,3 +129,15 @@ def fresh_database(prefix: str = "threadline_test") -> Iterator[str]:
         yield database_url(name)
     finally:
         _blocking(lambda: _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def database_flags(engine: str, prefix: str = "threadline_test") -> Iterator[list[str]]:
+    """``threadline serve`` flags for a fresh database of an engine: none for SQLite (the data folder's),
+    ``--database <url>`` of a throwaway PostgreSQL database (dropped afterwards) otherwise."""
+    if engine == "sqlite":
+        yield []
+        return
+    require_postgres()
+    with fresh_database(prefix) as url:
+        yield ["--database", url]

@@ -13,20 +13,15 @@ import requests
 from threadline.server.runner import explorer_urls
 
 from .conftest import RunningServer, launch
+from .pg import database_flags
 from .reliability.conftest import drain
 from .reliability.helpers import Chat, make_user
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database(request: pytest.FixtureRequest) -> Iterator[list[str]]:
-    if request.param == "sqlite":
-        yield []
-        return
-    from .pg import fresh_database, require_postgres
-
-    require_postgres()
-    with fresh_database("threadline_banner") as url:
-        yield ["--database", url]
+    with database_flags(request.param, "threadline_banner") as flags:
+        yield flags
 
 
 def banner_of(server: RunningServer) -> str:

@@ -19,18 +19,13 @@ from azure.communication.chat import CommunicationTokenCredential as OfficialCre
 from threadline.chat import ChatClient, CommunicationTokenCredential
 
 from .conftest import launch
+from .pg import database_flags
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database(request: pytest.FixtureRequest) -> Iterator[list[str]]:
-    if request.param == "sqlite":
-        yield []
-        return
-    from .pg import fresh_database, require_postgres
-
-    require_postgres()
-    with fresh_database("threadline_seed") as url:
-        yield ["--database", url]
+    with database_flags(request.param, "threadline_seed") as flags:
+        yield flags
 
 
 SEEDED = [

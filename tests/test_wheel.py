@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, launch
+from .pg import database_flags
 
 PACKAGE = ROOT / "src" / "threadline"
 
@@ -51,14 +52,8 @@ def test_the_wheel_holds_every_package_file(wheel: Path) -> None:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database(request: pytest.FixtureRequest) -> Iterator[list[str]]:
-    if request.param == "sqlite":
-        yield []
-        return
-    from .pg import fresh_database, require_postgres
-
-    require_postgres()
-    with fresh_database("threadline_wheel") as url:
-        yield ["--database", url]
+    with database_flags(request.param, "threadline_wheel") as flags:
+        yield flags
 
 
 SMOKE = """

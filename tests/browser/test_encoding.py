@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from threadline.server.browser_rt.encoding import notification_body
+from threadline.server.realtime.browser.encoding import notification_body
 
 from .chromium import build_decoder, require_node
 

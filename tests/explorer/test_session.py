@@ -103,7 +103,7 @@ def test_forged_expired_and_foreign_cookies_are_refused(server: RunningServer) -
 def test_explorer_pages_carry_a_strict_csp(server: RunningServer) -> None:
     root = requests.get(f"{server.http_endpoint}/explorer", allow_redirects=False, timeout=30)
     assert root.status_code == 308 and root.headers["location"] == "/explorer/"
-    for name in ("", "app.js", "api.js", "dom.js", "live.js", "threads.js", "images.js", "style.css"):
+    for name in ("", "app.js", "api.js", "dom.js", "live.js", "threads.js", "images.js", "webhooks.js", "style.css"):
         page = requests.get(f"{server.http_endpoint}/explorer/{name}", timeout=30)
         assert page.status_code == 200, name
         csp = page.headers["content-security-policy"]

@@ -6,14 +6,12 @@ answer 503 with the ACS error body, never 500.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -21,7 +19,7 @@ import pytest
 import requests
 
 from ..conftest import RunningServer, launch
-from ..pg import ADMIN_URL, fresh_database, require_postgres
+from ..pg import ADMIN_URL, database_flags, fresh_database, require_postgres
 from .conftest import drain
 from .helpers import Chat, identifier, make_user
 
@@ -34,14 +32,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(server: RunningServer, status: int, within: float = 20) -> requests.Response:
-    """Poll /ready until it answers ``status`` (bounded), and return that answer."""
+def wait_for(server: RunningServer, status: int, within: float = 20, says: str = "") -> requests.Response:
+    """Poll /ready until it answers ``status`` with ``says`` in its body (bounded), and return that answer.
+
+    A transition can pass through another state first (terminated connections make the database briefly
+    unreachable before it reads as read-only), so wait for the state asserted on, not for any 503.
+    """
     deadline = time.monotonic() + within
+
+    def reached(answer: requests.Response) -> bool:
+        return answer.status_code == status and says in answer.text
+
     answer = requests.get(f"{server.http_endpoint}/ready", timeout=5)
-    while answer.status_code != status and time.monotonic() < deadline:
+    while not reached(answer) and time.monotonic() < deadline:
         time.sleep(0.1)
         answer = requests.get(f"{server.http_endpoint}/ready", timeout=5)
-    assert answer.status_code == status, answer.text
+    assert reached(answer), answer.text
     return answer
 
 
@@ -90,29 +96,18 @@ class PrivateRedis:
             self.process = None
 
 
-@contextlib.contextmanager
-def database_flags(engine: str) -> Iterator[list[str]]:
-    """``--database`` flags of a fresh database of the engine (none for SQLite: the data folder's)."""
-    if engine == "sqlite":
-        yield []
-        return
-    require_postgres()
-    with fresh_database("threadline_ready") as url:
-        yield ["--database", url]
-
-
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
 def test_not_ready_while_redis_is_unreachable(tmp_path: Path, engine: str) -> None:
     redis = PrivateRedis(tmp_path)
     redis.start()
     flags = ["--events", f"redis://127.0.0.1:{redis.port}/0", *TEXT_LOGS]
-    with database_flags(engine) as database:
+    with database_flags(engine, "threadline_ready") as database:
         server = launch(tmp_path / "data", *database, *flags)
         drain(server)
         try:
             assert wait_for(server, 200).json() == {"status": "ready"}
             redis.stop()
-            answer = wait_for(server, 503)
+            answer = wait_for(server, 503, says="Redis")
             assert_unavailable(answer)
             assert answer.json()["error"]["message"] == "Not ready: the Redis event hub (--events) is not reachable."
             for _ in range(3):  # still down: still not ready, and not logged again
@@ -149,7 +144,7 @@ def test_a_read_only_sqlite_database_is_not_ready_and_writes_get_503(tmp_path: P
     server = launch(data, command=command, env={"HOME": str(tmp_path)})
     drain(server)
     try:
-        answer = wait_for(server, 503)
+        answer = wait_for(server, 503, says="the database is read-only")
         assert_unavailable(answer)
         assert answer.json()["error"]["message"].startswith("Not ready: the database is read-only (")
         chat = Chat(server.http_endpoint, alice.token)
@@ -194,7 +189,7 @@ def test_a_read_only_postgresql_database_is_not_ready_and_writes_get_503(tmp_pat
                                   f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
 
             read_only(True)
-            answer = wait_for(server, 503)
+            answer = wait_for(server, 503, says="the database is read-only")
             assert answer.json()["error"]["message"].startswith("Not ready: the database is read-only (")
             sent = chat.call("POST", f"/chat/threads/{thread_id}/messages", {"content": "hi"})
             assert_unavailable(sent)

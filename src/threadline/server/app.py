@@ -20,7 +20,7 @@ from threadline.protocol.times import now_ms
 from threadline.protocol.wire import encode
 from threadline.store.base import Store, StoreError
 
-from . import browser_rt, metrics
+from . import metrics
 from .cors import SlashCollapse, cors_middleware, parse_origins
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
@@ -28,6 +28,7 @@ from .explorer import routes as explorer_routes
 from .readiness import ready
 from .realtime import PATH as REALTIME_PATH
 from .realtime import RawSendCapture, RealtimeManager, RealtimeOptions, realtime_endpoint
+from .realtime import browser as browser_rt
 from .routes import admin, chat, identity, images
 from .routes import webhooks as webhook_routes
 from .services.admin import AdminService, limits_dict

@@ -1,12 +1,16 @@
 """The webhook admin API under ``/admin/webhooks`` (``docs/webhooks.md``).
 
 Every route but ``validate`` is HMAC-signed with the access key exactly as the
-identity API is (the official identity SDK's signing works unchanged). The
+identity API is (the official identity SDK's signing works unchanged), or carries
+an Explorer session (cookie, plus the CSRF header on writes) as every other
+``/admin`` route may (``admin_session.py``). The
 ``validate`` route is the Event Grid ``validationUrl``: its unguessable code
 is the credential, as on Azure.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 from starlette.responses import Response
@@ -14,16 +18,18 @@ from starlette.routing import Route
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.protocol.times import parse_iso
-from threadline.server.auth import verify_hmac
+from threadline.server.admin_session import authorize
 from threadline.server.endpoint import Call, endpoint, json, no_content
+from threadline.server.metrics import REGISTRY
 from threadline.server.webhooks.model import SubscriptionError, public_view
 from threadline.server.webhooks.safety import DestinationError
 from threadline.server.webhooks.service import WebhookService, dead_letter_view
+from threadline.store.webhooks import SubscriptionRecord
 
 __all__ = ["ADMIN_VERSIONS", "routes"]
 
-#: api-versions of the admin API.
-ADMIN_VERSIONS = ("2025-03-15",)
+#: api-versions of the webhook admin API (the second is the rest of ``/admin``'s, which the Explorer sends).
+ADMIN_VERSIONS = ("2025-03-15", "2026-11-28")
 
 admin = endpoint(ADMIN_VERSIONS)
 
@@ -45,8 +51,37 @@ class ReplayRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown
 
 async def _signed(call: Call) -> bytes:
     body = await call.body()
-    verify_hmac(call, body, call.state.settings.key_bytes)
+    authorize(call, body)
     return body
+
+
+#: The per-subscription series of ``telemetry.py``, by the name the API gives them.
+_METRICS = {
+    "threadline_webhook_delivered_events_total": "delivered",
+    "threadline_webhook_failed_attempts_total": "failedAttempts",
+    "threadline_webhook_dead_lettered_events_total": "deadLettered",
+    "threadline_webhook_retrying_events": "retrying",
+    "threadline_webhook_lag_events": "lagEvents",
+    "threadline_webhook_lag_seconds": "lagSeconds",
+}
+
+
+def _node_metrics() -> dict[str, dict[str, float]]:
+    """This process's per-subscription webhook metrics, by subscription id (only the delivering node counts)."""
+    found: dict[str, dict[str, float]] = {}
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            name = _METRICS.get(sample.name)
+            sub_id = sample.labels.get("subscription")
+            if name is not None and sub_id is not None:
+                found.setdefault(sub_id, {})[name] = sample.value
+    return found
+
+
+def _view(sub: SubscriptionRecord, metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
+    view = public_view(sub)
+    view["metrics"] = metrics.get(sub.id, {})
+    return view
 
 
 def _service(call: Call) -> WebhookService:
@@ -77,7 +112,8 @@ async def add_webhook(call: Call) -> Response:
 @admin
 async def list_webhooks(call: Call) -> Response:
     await _signed(call)
-    return json(call, {"value": [public_view(s) for s in await _service(call).all()]})
+    metrics = _node_metrics()
+    return json(call, {"value": [_view(s, metrics) for s in await _service(call).all()]})
 
 
 @admin
@@ -86,7 +122,7 @@ async def get_webhook(call: Call) -> Response:
     sub = await _service(call).get(call.path("sub_id"))
     if sub is None:
         raise _not_found()
-    return json(call, public_view(sub))
+    return json(call, _view(sub, _node_metrics()))
 
 
 @admin

@@ -1,9 +1,10 @@
-// The Explorer: sign-in, navigation, identities, server status, and who the Explorer acts as.
+// The Explorer: sign-in, navigation, identities, server status, and who the Explorer acts as (webhooks.js: webhooks).
 
 import { admin, ApiError, currentSession, signIn, signOut } from "./api.js";
 import { copyButton, field, fill, h, when } from "./dom.js";
 import * as live from "./live.js";
 import { showThread, showThreads } from "./threads.js";
+import { showWebhooks } from "./webhooks.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -163,6 +164,7 @@ async function init() {
       const name = button.dataset.view;
       if (name === "identities") showIdentities();
       else if (name === "threads") showThreads();
+      else if (name === "webhooks") showWebhooks();
       else showStatus();
     });
   }

@@ -11,7 +11,6 @@ node see writes made on any node.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -29,11 +28,11 @@ from threadline.protocol.errors import ChatServiceError
 from threadline.server.events import Hub
 from threadline.server.metrics import REGISTRY
 from threadline.server.services.identity import IdentityService
-from threadline.store import positions
 from threadline.store.base import Store, StoreError
-from threadline.store.positions import Cursor
 from threadline.store.records import Event
 
+from .. import cursor
+from ..core import PENDING, Checker, UserConnectionCap, token_verdicts
 from . import frames
 from .session import Session
 
@@ -151,8 +150,10 @@ class BrowserRealtime:
         self.issuer = issuer
         self.options = options or BrowserOptions.from_env()
         self.sessions: dict[str, Session] = {}
-        self._resume: OrderedDict[str, tuple[str, Cursor | str]] = OrderedDict()
-        self._checker: asyncio.Task[None] | None = None
+        self._resume: OrderedDict[str, tuple[str, cursor.Point]] = OrderedDict()
+        self.user_cap = UserConnectionCap(self.options.sessions_per_user)
+        self._checker = Checker(self.revalidate, lambda: bool(self.sessions), self.options.revalidate_seconds,
+                                "browser session")
         self._cached: tuple[Event | None, dict[str, Any] | None] = (None, None)
 
     # -- tokens -----------------------------------------------------------------------------------------
@@ -178,16 +179,16 @@ class BrowserRealtime:
 
     # -- allocation and handshake -----------------------------------------------------------------------
 
-    async def _position(self, user_id: str, sr: str | None, pos: str | None) -> Cursor | str | None:
+    async def _position(self, user_id: str, sr: str | None, pos: str | None) -> cursor.Point | None:
         """Where a client session resumes: the furthest of this node's record and the client's ``pos``.
 
         Both are resume tokens up to which the client has answered every notification in each
         partition (``pos`` is refreshed at each allocation and by repeated ``trouter.connected``), so
         the furthest, partition by partition, loses nothing; None means "from now". An old integer
-        ``pos`` (or a token of another partitioning) with nothing known here comes back as the
-        string it was: the session answers it with ``trouter.message_loss`` (resume impossible).
+        ``pos`` (or a token of another partitioning) with nothing known here stays as it was sent:
+        the session answers it with ``trouter.message_loss`` (resume impossible).
         """
-        known: list[Cursor | str] = []
+        known: list[cursor.Point] = []
         if sr is not None:
             live = [s.resume_position for s in self.sessions.values() if s.sr == sr and s.user_id == user_id]
             record = self._resume.get(sr)
@@ -195,19 +196,10 @@ class BrowserRealtime:
                 known.append(live[-1])
             elif record is not None and record[0] == user_id:
                 known.append(record[1])
-        if pos is not None:
-            try:
-                parsed = positions.parse(pos)
-            except ValueError:
-                parsed = None  # not a token: ignored, as any malformed cached parameter
-            if isinstance(parsed, str) or (isinstance(parsed, Cursor) and parsed.partitions != self.store.partitions):
-                parsed = pos  # an old integer or another store's token, kept as sent: resume impossible
-            if parsed is not None:
-                known.append(parsed)
-        cursors = [k for k in known if isinstance(k, Cursor)]
-        if not cursors:
-            return known[0] if known else None
-        return Cursor([max(c.after[k] for c in cursors) for k in range(cursors[0].partitions)])
+        if pos:
+            with contextlib.suppress(ValueError):  # not a position: ignored, as the client's other hints
+                known.append(cursor.parse(pos))
+        return cursor.furthest(known, self.store.partitions)
 
     async def allocate(self, token: str | None, query: dict[str, str], base: str) -> dict[str, Any]:
         """Answer ``POST /v4/a``: the session's URLs and the ``connectparams`` to connect with.
@@ -228,25 +220,24 @@ class BrowserRealtime:
         position = await self._position(claims.user_id, sr, query.get("pos"))
         if position is None:
             try:
-                position = Cursor((await self.store.event_bounds())[1])
+                position = cursor.Cursor((await self.store.event_bounds())[1])
             except StoreError:
                 raise Refused(503, "unavailable") from None
-        # An old integer stays as it was, so the handshake that follows reports the loss.
-        return self._allocation(sr, position.token() if isinstance(position, Cursor) else position, base)
+        return self._allocation(sr, position, base)
 
-    def _allocation(self, sr: str, token: str | None, base: str) -> dict[str, Any]:
+    def _allocation(self, sr: str, position: cursor.Point | None, base: str) -> dict[str, Any]:
         params: dict[str, Any] = {"sr": sr, "se": str(int(time.time() * 1000) + 7 * 86400 * 1000), "sp": "connect"}
-        if token is not None:
-            params["pos"] = token  # a resume token: 'p', hex digits and dots (URL-safe)
+        if position is not None:
+            params["pos"] = cursor.encode(position)  # a token: 'p', hex digits and dots (URL-safe)
         return {
             "id": sr, "ccid": sr[:8], "socketio": f"{base}/", "url": f"{base}/trouter/c/{sr}/",
             "surl": f"{base}/trouter/s/{sr}", "ttl": str(self.options.ttl_seconds), "connectparams": params,
         }
 
-    def connected_args(self, session: Session, token: str | None) -> dict[str, Any]:
+    def connected_args(self, session: Session, position: cursor.Point | None) -> dict[str, Any]:
         """The argument of ``trouter.connected``: it replaces the client's cached allocation, so its
         ``connectparams.pos`` (a resume token) is where a reconnect to any node resumes."""
-        return self._allocation(session.sr, token, session.base)
+        return self._allocation(session.sr, position, session.base)
 
     async def handshake(self, token: str | None, query: dict[str, str], base: str) -> str:
         """Answer the socket.io handshake: create a session bound to the token's user.
@@ -262,13 +253,12 @@ class BrowserRealtime:
         start = await self._position(claims.user_id, sr, query.get("pos"))
         for other in [s for s in self.sessions.values() if s.sr == sr and s.user_id == claims.user_id]:
             other.close(frames.disconnect("dup"), reason="replaced")  # the client replaced that connection
-        mine = sum(1 for s in self.sessions.values() if s.user_id == claims.user_id)
-        if mine >= self.options.sessions_per_user:
+        if not self.user_cap.acquire(claims.user_id):
             raise Refused(429, "too many sessions")
         session = Session(self, secrets.token_hex(16), claims, sr, start, base)
         self.sessions[session.sid] = session
         SESSIONS.inc()
-        self._ensure_checker()
+        self._checker.ensure()
         timeout = self.options.advertised_timeout
         return f"{session.sid}:{timeout}:{timeout}:websocket,xhr-polling"
 
@@ -283,6 +273,7 @@ class BrowserRealtime:
         """Forget a closed session; remember where its client should resume."""
         if self.sessions.pop(session.sid, None) is not None:
             SESSIONS.dec()
+            self.user_cap.release(session.user_id)
             SESSION_ENDS.labels(reason).inc()
         position = session.resume_position
         if position is not None:
@@ -308,43 +299,25 @@ class BrowserRealtime:
 
     # -- checks -----------------------------------------------------------------------------------------
 
-    def _ensure_checker(self) -> None:
-        if self._checker is None or self._checker.done():
-            self._checker = asyncio.create_task(self._check_forever())
-
-    async def _check_forever(self) -> None:
-        while self.sessions:
-            await asyncio.sleep(self.options.revalidate_seconds)
-            try:
-                await self.revalidate()
-            except StoreError as exc:  # pragma: no cover - retried next round
-                log.warning("browser session token check failed: %s", exc)
-
     async def revalidate(self) -> None:
         """Close sessions whose token was revoked or expired or whose identity was deleted; reap idle ones."""
         sessions = list(self.sessions.values())
         if not sessions:
             return
-        now, clock = time.time(), time.monotonic()
+        clock = time.monotonic()
         for session in sessions:
-            if session.state == 0 and clock - session.created > self.options.pending_seconds:
+            if session.state == PENDING and clock - session.created > self.options.pending_seconds:
                 session.close(None, reason="never_connected")
-            elif session.state != 0 and clock - session.last_seen > self.options.advertised_timeout + 5:
+            elif session.state != PENDING and clock - session.last_seen > self.options.advertised_timeout + 5:
                 session.close(frames.disconnect(), reason="silent")  # no heartbeat echo, ping or poll for too long
-        users = await self.store.get_users(sorted({s.user_id for s in sessions if not s.closed}))
-        for session in sessions:
-            if session.closed:
-                continue
-            user = users.get(session.user_id)
-            revoked = user is None or user.deleted_ms is not None or user.token_generation != session.claims.generation
-            if revoked or session.claims.expires_at <= now:
+        sessions = [s for s in sessions if not s.closed]
+        verdicts = await token_verdicts(self.store, [(s.user_id, s.claims) for s in sessions])
+        for session, verdict in zip(sessions, verdicts, strict=True):
+            if verdict is not None:  # identity deleted, token revoked or expired
                 session.close(frames.disconnect({"reason": "unauthorized"}), reason="unauthorized")
 
     async def shutdown(self) -> None:
         """Close every session (clients reconnect and resume) and stop the checker."""
         for session in list(self.sessions.values()):
             session.close(frames.disconnect(), reason="shutdown")
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
+        await self._checker.stop()

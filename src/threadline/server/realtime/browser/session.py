@@ -1,16 +1,15 @@
 """One browser notification session: the subscription, replay, live queue and acknowledgements.
 
 The session is independent of its transport (WebSocket or xhr-polling): it
-fills an outbox of socket.io packets and reads the client's packets. It uses
-the same core as ``/chat/realtime``: subscribe to the hub *first* (buffering
-live events), replay the user's events from the store after the resume
-position, then go live, skipping what the replay already covered.
+fills an outbox of socket.io packets and reads the client's packets. Which
+events it carries and how it resumes (subscribe to the hub *first*, replay
+from the store after the resume position, then go live, skipping what the
+replay covered) is the real-time core's: :class:`..core.Stream`.
 
 Delivery is acknowledged: every notification is a Trouter request the client
 answers; the session's resume position is a resume token over the store's
-event partitions (:mod:`threadline.store.positions`): in each partition, the
-last event whose request, and all before it, were answered. A reconnect
-resumes from there.
+event partitions (:mod:`..cursor`): in each partition, the last event whose
+request, and all before it, were answered. A reconnect resumes from there.
 """
 
 from __future__ import annotations
@@ -19,16 +18,16 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from threadline.identity.tokens import TokenClaims
 from threadline.store.base import StoreError
-from threadline.store.positions import Cursor
 from threadline.store.records import Event
 
+from .. import cursor
+from ..core import CLOSED, PENDING, REPLAY, Stream
 from . import frames
 from .encoding import notification_body
 
@@ -39,11 +38,10 @@ __all__ = ["Session"]
 
 log = logging.getLogger("threadline.server.browser_rt")
 
-_NEW, _REPLAY, _LIVE, _CLOSED = 0, 1, 2, 3
 _decode = msgspec.json.Decoder().decode
 
 
-class Session:
+class Session(Stream):
     """A socket.io session of one user, from the handshake to the close.
 
     Args:
@@ -51,25 +49,24 @@ class Session:
         sid: the socket.io session id (secret; it authenticates the WebSocket).
         claims: the verified token's claims.
         sr: the Trouter session id the client keeps across reconnects.
-        start: the cursor to resume after, a string (an old integer position or another
-            store's token: resume impossible, ``trouter.message_loss``), or None for "from now".
+        start: the cursor to resume after; a string (an old integer position or another partitioning's
+            token: resume impossible, ``trouter.message_loss``); or None for "from now".
         base: the public base URL (for ``url``/``surl``).
     """
 
     def __init__(
-        self, manager: BrowserRealtime, sid: str, claims: TokenClaims, sr: str, start: Cursor | str | None,
+        self, manager: BrowserRealtime, sid: str, claims: TokenClaims, sr: str, start: cursor.Point | None,
         base: str,
     ) -> None:
+        super().__init__(claims.user_id, PENDING)
         self.manager = manager
         self.sid = sid
         self.claims = claims
-        self.user_id = claims.user_id
         self.sr = sr
         self.start = start
         self.base = base
         self.created = time.monotonic()
         self.last_seen = self.created
-        self.state = _NEW
         self.outbox: deque[str] = deque()
         self.outbox_chars = 0
         self.wake = asyncio.Event()
@@ -77,15 +74,9 @@ class Session:
         self.ended = asyncio.Event()
         #: Set when the outbox drains or the client answers: the replay waits on it under pressure.
         self.relief = asyncio.Event()
-        self.buffer: list[Event] | None = []
-        #: What the replay covered (live copies at or before it are skipped), once live.
-        self.replayed: Cursor | None = None
-        #: Past every event handed to the client (sent, or skipped for lack of a body).
-        self.sent: Cursor | None = None
         self.next_request = 1
         #: Request id -> [position, answered] of notifications not yet answered in order, in send order.
         self.unacked: OrderedDict[int, list[int]] = OrderedDict()
-        self.unsubscribe: Callable[[], None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.polling = False
         #: The resume token the client last got in ``trouter.connected``, when, and the pending refresh.
@@ -96,7 +87,7 @@ class Session:
     @property
     def closed(self) -> bool:
         """Whether the session has ended (its last packets may still be in the outbox)."""
-        return self.state == _CLOSED
+        return self.state == CLOSED
 
     @property
     def surl(self) -> str:
@@ -107,67 +98,45 @@ class Session:
 
     def attach(self, *, polling: bool) -> None:
         """Start the stream once a transport is there: ``1::``, ``trouter.connected``, replay, live."""
-        if self.state != _NEW:
+        if self.state != PENDING:
             return
         self.polling = polling
-        self.state = _REPLAY
+        self.state = REPLAY
         self.push(frames.CONNECT)
         self.announced = self.resume_token
         self.push(frames.event("trouter.connected", self.manager.connected_args(self, self.announced)))
         self.announced_at = time.monotonic()
-        self.unsubscribe = self.manager.hub.subscribe(self.user_id, self.on_event)
+        self.subscribe(self.manager.hub)
         self.task = asyncio.create_task(self._replay())
 
     async def _replay(self) -> None:
         store = self.manager.store
         try:
-            lows, highs = await store.event_bounds()
-            start = self.start
-            if start is None:
-                after = Cursor(highs)
-            elif isinstance(start, str) or start.partitions != len(highs) or any(
-                a < low for a, low in zip(start.after, lows, strict=True)
-            ):
+            start = await self.resume(store, self.start)
+            if start.lost and start.requested is not None:
                 # An old integer position, another partitioning, or events pruned since: refetch.
-                etag = start if isinstance(start, str) else start.token()
-                log.info("browser session %s resumes after %s, older than kept: message loss", self.sr, etag[:40])
+                log.info("browser session %s resumes after %s, older than kept: message loss",
+                         self.sr, start.requested[:40])
                 self.push(frames.event("trouter.message_loss", {"droppedIndicators": [
-                    {"tag": "chat", "etag": etag}]}))
-                after = Cursor(lows) if isinstance(start, str) or start.partitions != len(highs) else Cursor(
-                    [max(a, low) for a, low in zip(start.after, lows, strict=True)])
-            else:
-                after = Cursor([min(a, high) for a, high in zip(start.after, highs, strict=True)])
-            self.sent = after
+                    {"tag": "chat", "etag": start.requested}]}))
             self._schedule_refresh()  # a start the client cannot resume from (or an old integer) is replaced
-            page = self.manager.options.replay_page
-            while self.state == _REPLAY:
-                rows = await store.events_since(self.user_id, list(self.sent.after), page)
-                for row in rows:
-                    await self._room()
-                    if self.state != _REPLAY:
-                        return
-                    self._notify(row)
-                if len(rows) < page:
-                    if self.buffer is None:
-                        self.buffer = []  # it overflowed during this round: read the store again
-                        continue
-                    break
+            await self.replay(store, self.manager.options.replay_page)
         except StoreError as exc:
             log.warning("browser session replay failed: %s", exc)
             self.close(frames.disconnect(), reason="store_error")
-            return
-        if self.state != _REPLAY:
-            return
-        self.state = _LIVE
-        self.replayed = self.sent.copy() if self.sent is not None else None
-        buffered, self.buffer = self.buffer or [], None
-        for event in buffered:
-            self._live(event)
+
+    async def replayed(self, event: Event) -> bool:
+        """Send one replayed event once the queue has room; False once the session left the replay."""
+        await self._room()
+        if self.state != REPLAY:
+            return False
+        self._notify(event)
+        return True
 
     async def _room(self) -> None:
         """Flow control of the replay: wait while half the queue or half the answer window is used."""
         options = self.manager.options
-        while self.state == _REPLAY and (
+        while self.state == REPLAY and (
             len(self.outbox) * 2 >= options.queue_frames or self.outbox_chars * 2 >= options.queue_chars
             or len(self.unacked) * 2 >= options.queue_frames
         ):
@@ -176,20 +145,13 @@ class Session:
 
     # -- events -----------------------------------------------------------------------------------------
 
-    def on_event(self, event: Event) -> None:
-        """Take one event from the hub (never blocks)."""
-        if self.state == _LIVE:
-            self._live(event)
-        elif self.state == _REPLAY and self.buffer is not None:
-            options = self.manager.options
-            if len(self.buffer) >= min(options.buffer_events, options.queue_frames // 2):
-                self.buffer = None  # too many: the replay reads them from the store instead
-            else:
-                self.buffer.append(event)
+    def buffer_limit(self) -> int:
+        """Live events kept while replaying: at most half the queue."""
+        options = self.manager.options
+        return min(options.buffer_events, options.queue_frames // 2)
 
-    def _live(self, event: Event) -> None:
-        if self.replayed is not None and self.replayed.covers(event.position):
-            return
+    def deliver(self, event: Event) -> None:
+        """Send one new live event (never blocks)."""
         if event.position == 0 and self.outbox_chars * 2 > self.manager.options.queue_chars:
             return  # typing indicators go first under pressure
         self._notify(event)
@@ -197,8 +159,6 @@ class Session:
     def _notify(self, event: Event) -> None:
         data = self.manager.event_data(event)
         body = notification_body(event.type, data, self.user_id) if data is not None else None
-        if self.sent is not None:
-            self.sent.advance(event.position)  # no change for an ephemeral event (position 0)
         if body is None:
             return
         request_id = self.next_request
@@ -220,7 +180,7 @@ class Session:
         """Read one client packet: answer pings and activity, record notification replies."""
         self.last_seen = time.monotonic()
         packet = frames.decode(text)
-        if packet is None or self.state == _CLOSED:
+        if packet is None or self.state == CLOSED:
             return
         if packet.type == "2":
             return  # heartbeat echo
@@ -253,13 +213,13 @@ class Session:
         self._schedule_refresh()
 
     def _schedule_refresh(self) -> None:
-        """Soon tell the client its new resume token (at most every ``refresh_seconds``).
+        """Soon tell the client its new resume position (at most every ``refresh_seconds``).
 
         The client caches the ``connectparams`` of the last ``trouter.connected`` and sends them on
         every reconnect, so after a crash (or on another node) it resumes from here instead of from its
         last connection. Not for xhr-polling: each ``trouter.connected`` lengthens its poll URL.
         """
-        if self.polling or self.refresh is not None or self.state == _CLOSED:
+        if self.polling or self.refresh is not None or self.state == CLOSED:
             return
         if self.resume_token == self.announced:
             return
@@ -269,38 +229,38 @@ class Session:
     def _refresh(self) -> None:
         self.refresh = None
         token = self.resume_token
-        if self.state == _CLOSED or token is None or token == self.announced:
+        if self.state == CLOSED or token is None or token == self.announced:
             return
         self.push(frames.event("trouter.connected", self.manager.connected_args(self, token)))
         self.announced = token
         self.announced_at = time.monotonic()
 
     @property
-    def resume_position(self) -> Cursor | str | None:
+    def resume_position(self) -> cursor.Point | None:
         """Where a reconnect should resume: in each partition, before its first unanswered notification.
 
-        Before the replay has positioned the session, what it was started with.
+        Before the replay has placed the session, what it was started with.
         """
-        if self.sent is None:
+        sent = self.last_sent
+        if sent is None:
             return self.start
-        after = list(self.sent.after)
+        after = list(sent.after)
         count = len(after)
         for position, _answered in self.unacked.values():
             part = position % count
             after[part] = min(after[part], position - count)
-        return Cursor(after)
+        return cursor.Cursor(after)
 
     @property
     def resume_token(self) -> str | None:
         """:attr:`resume_position` as the client carries it (``connectparams.pos``)."""
-        position = self.resume_position
-        return position.token() if isinstance(position, Cursor) else position
+        return cursor.encode(self.resume_position)
 
     # -- outbox -----------------------------------------------------------------------------------------
 
     def push(self, packet: str) -> None:
         """Queue a packet for the transport; an overflowing queue ends the session."""
-        if self.state == _CLOSED:
+        if self.state == CLOSED:
             return
         options = self.manager.options
         if len(self.outbox) >= options.queue_frames or self.outbox_chars + len(packet) > options.queue_chars:
@@ -326,14 +286,12 @@ class Session:
             packet: a last packet for the client (``0::``...), or None.
             reason: why, for the ``threadline_browser_session_ends_total`` metric.
         """
-        if self.state == _CLOSED:
+        if self.state == CLOSED:
             return
         if packet is not None:
             self.outbox.append(packet)
-        self.state = _CLOSED
-        if self.unsubscribe is not None:
-            self.unsubscribe()
-            self.unsubscribe = None
+        self.state = CLOSED
+        self.leave()
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.refresh is not None:
