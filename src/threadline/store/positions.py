@@ -41,6 +41,8 @@ __all__ = ["LEGACY", "Cursor", "parse", "partition_of"]
 
 #: What :func:`parse` returns for an old integer position (resume impossible).
 LEGACY: Final = "legacy"
+#: The largest old integer position (a signed 64-bit event id); a longer number is malformed.
+_MAX_LEGACY: Final = 2**63 - 1
 #: The most partitions a token may name (a token is at most ~10 characters per partition).
 MAX_PARTITIONS: Final = 256
 
@@ -131,6 +133,8 @@ def parse(text: str) -> Cursor | str:
         ValueError: the text is neither.
     """
     if text.isascii() and text.isdigit():
+        if len(text) > 19 or int(text) > _MAX_LEGACY:  # past 64 bits: never a position this server gave
+            raise ValueError("after must be a token from a previous event's position.")
         return LEGACY
     if not text.startswith("p") or len(text) > MAX_PARTITIONS * 11:
         raise ValueError("after must be a token from a previous event's position.")
