@@ -1,7 +1,7 @@
 """Real-time notifications for the sync ``ChatClient``: the aio loop on a background thread.
 
 :class:`SyncRealtimeNotifications` runs a
-:class:`~threadline.chat.aio._realtime.RealtimeNotifications` on an event loop
+:class:`~threadline.chat.aio._realtime_connection.RealtimeNotifications` on an event loop
 of its own, in a daemon thread started by :meth:`~SyncRealtimeNotifications.start`.
 Handlers are plain functions, called from that thread one event at a time, in
 order; a slow handler slows the stream (the server then closes it and the
@@ -18,8 +18,9 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from ._realtime import ChatEvent
-from .aio._realtime import Handler, RealtimeNotifications
+from ._realtime_events import ChatEvent
+from .aio._realtime_connection import RealtimeNotifications
+from .aio._realtime_dispatch import Handler
 
 __all__ = ["SyncRealtimeMixin", "SyncRealtimeNotifications"]
 
