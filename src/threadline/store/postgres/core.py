@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from .. import dialect
 from ..base import Effects, Outcome, StoreError, StoreReadOnly, StoreUnavailable
 from ..positions import partition_of
 from ..postgres_images import PostgresBlobs, PostgresImages
@@ -179,7 +180,7 @@ class PostgresCore(PostgresImages):
         )
         if not claimed:
             stored = await conn.fetchval(
-                "SELECT result FROM idempotency WHERE scope = $1 AND key = $2", scope, key
+                dialect.IDEMPOTENT_RESULT.postgres, scope, key
             )
             if stored is None:  # pragma: no cover - the holder deleted its claim between our statements
                 raise asyncpg.exceptions.SerializationError("idempotency key vanished; retry")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..dialect import LIVE_MEMBER
 from ..records import Event
 
 __all__ = ["_Finish"]
 
-_LIVE_MEMBER = "left_pos IS NULL"
 #: Placeholder positions of a write are -(slot * _SPAN + n) for its n-th event, n < _SPAN.
 _SPAN = 65536
 #: The session setting through which a write's final message hands its first position back.
@@ -73,7 +73,7 @@ class _Finish:
             ids = ", ".join(str(int(i)) for i in self.left)
             parts.append(
                 f"l AS (UPDATE participants SET left_pos = c.base + {count if n else 0} FROM c "
-                f"WHERE participants.id IN ({ids}) AND participants.{_LIVE_MEMBER})"
+                f"WHERE participants.id IN ({ids}) AND participants.{LIVE_MEMBER})"
             )
         return (f"WITH {', '.join(parts)} SELECT set_config('{_BASE_SETTING}', c.base::text, false) FROM c; "
                 f"{then}COMMIT")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .. import dialect
+from ..dialect import LIVE_MEMBER
 from ..records import UserRecord
 from ..rows import user_from
 from .core import Connection, PostgresCore
-from .finish import _LIVE_MEMBER, _Finish
+from .finish import _Finish
 
 __all__ = ["PostgresIdentities"]
 
@@ -19,14 +21,14 @@ class PostgresIdentities(PostgresCore):
         """Insert an identity."""
         await self._write(
             lambda c: c.execute(
-                "INSERT INTO users (id, created_ms, token_generation) VALUES ($1, $2, $3)",
+                dialect.CREATE_USER.postgres,
                 user.id, user.created_ms, user.token_generation,
             )
         )
 
     async def get_user(self, user_id: str) -> UserRecord | None:
         """Return the identity, deleted or not."""
-        row = await self._read(lambda c: c.fetchrow("SELECT * FROM users WHERE id = $1", user_id))
+        row = await self._read(lambda c: c.fetchrow(dialect.GET_USER.postgres, user_id))
         return None if row is None else user_from(row)
 
     async def get_users(self, user_ids: Sequence[str]) -> dict[str, UserRecord]:
@@ -41,8 +43,7 @@ class PostgresIdentities(PostgresCore):
         """Raise the user's token generation; return it, or None if no such live user."""
         value = await self._write(
             lambda c: c.fetchval(
-                "UPDATE users SET token_generation = token_generation + 1 "
-                "WHERE id = $1 AND deleted_ms IS NULL RETURNING token_generation",
+                dialect.REVOKE_TOKENS.postgres,
                 user_id,
             )
         )
@@ -68,7 +69,7 @@ class PostgresIdentities(PostgresCore):
                     "SELECT 1 FROM event_partitions ORDER BY id FOR UPDATE; "
                     f"UPDATE participants SET left_pos = (SELECT value * {count} + id FROM event_partitions "
                     f"WHERE id = threadline_part(participants.thread_id, {count})) "
-                    f"WHERE user_id = current_setting('threadline.deleted_user') AND {_LIVE_MEMBER}"
+                    f"WHERE user_id = current_setting('threadline.deleted_user') AND {LIVE_MEMBER}"
                 )
             return bool(done)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from .. import pg_send
+from .. import dialect, pg_send
 from ..base import Effects, NotAllowed, Outcome
+from ..dialect import LIVE_MEMBER
 from ..records import MessageDraft, MessageRecord, ReadReceiptRecord
 from ..rows import MESSAGE_COLUMNS, dump_json, message_from, receipt_from
 from .core import Connection, PostgresCore
-from .finish import _LIVE_MEMBER, _Finish
+from .finish import _Finish
 
 __all__ = ["PostgresMessages"]
 
@@ -37,7 +38,7 @@ class PostgresMessages(PostgresCore):
             # as threadline_send: the thread row first, then the sender's membership under it
             row = await c.fetchrow(
                 "SELECT t.deleted_ms IS NULL AS live, EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = t.id "
-                f"AND p.user_id = $2 AND p.{_LIVE_MEMBER}) AS member FROM threads t WHERE t.id = $1 FOR UPDATE OF t",
+                f"AND p.user_id = $2 AND p.{LIVE_MEMBER}) AS member FROM threads t WHERE t.id = $1 FOR UPDATE OF t",
                 thread_id, draft.sender_id,
             )
             if row is None or not row["live"]:
@@ -59,7 +60,7 @@ class PostgresMessages(PostgresCore):
         """Return the message, deleted or not."""
         async def run(c: Connection) -> MessageRecord | None:
             row = await c.fetchrow(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND id = $2", thread_id, message_id
+                dialect.GET_MESSAGE.postgres, thread_id, message_id
             )
             message = None if row is None else message_from(row)
             if message is not None:
@@ -164,10 +165,7 @@ class PostgresMessages(PostgresCore):
         async def run(c: Connection, finish: _Finish) -> Outcome[ReadReceiptRecord]:
             async def apply() -> ReadReceiptRecord:
                 await c.execute(
-                    "INSERT INTO read_receipts (thread_id, user_id, message_id, read_ms) "
-                    "VALUES ($1, $2, $3, $4) "
-                    "ON CONFLICT (thread_id, user_id) DO UPDATE SET message_id = excluded.message_id, "
-                    "read_ms = excluded.read_ms",
+                    dialect.UPSERT_RECEIPT.postgres,
                     receipt.thread_id, receipt.user_id, receipt.message_id, receipt.read_ms,
                 )
                 return receipt

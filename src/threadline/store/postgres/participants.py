@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .. import dialect
 from ..base import Effects, Outcome, TooManyParticipants
+from ..dialect import LIVE_MEMBER
 from ..records import MessageDraft, MessageRecord, ParticipantRecord
 from ..rows import PARTICIPANT_COLUMNS, participant_from
 from .core import Connection, PostgresCore
-from .finish import _LIVE_MEMBER, _Finish
+from .finish import _Finish
 
 __all__ = ["PostgresParticipants"]
 
@@ -20,8 +22,7 @@ class PostgresParticipants(PostgresCore):
         """Live members in join order."""
         rows = await self._read(
             lambda c: c.fetch(
-                f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = $1 AND {_LIVE_MEMBER} "
-                "ORDER BY id LIMIT $2 OFFSET $3",
+                dialect.LIST_PARTICIPANTS.postgres,
                 thread_id, limit, skip,
             )
         )
@@ -31,7 +32,7 @@ class PostgresParticipants(PostgresCore):
         """How many live members the thread has."""
         value = await self._read(
             lambda c: c.fetchval(
-                f"SELECT count(*) FROM participants WHERE thread_id = $1 AND {_LIVE_MEMBER}", thread_id
+                dialect.COUNT_PARTICIPANTS.postgres, thread_id
             )
         )
         return int(value)
@@ -61,7 +62,7 @@ class PostgresParticipants(PostgresCore):
                 live = {
                     r["user_id"]
                     for r in await c.fetch(
-                        f"SELECT user_id FROM participants WHERE thread_id = $1 AND {_LIVE_MEMBER}", thread_id
+                        dialect.LIVE_MEMBER_IDS.postgres, thread_id
                     )
                 }
                 # Members already in are left exactly as they are (share time, name, metadata).
@@ -94,7 +95,7 @@ class PostgresParticipants(PostgresCore):
                 return Outcome()
             row = await c.fetchrow(
                 f"SELECT id, {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = $1 AND user_id = $2 "
-                f"AND {_LIVE_MEMBER}",
+                f"AND {LIVE_MEMBER}",
                 thread_id, user_id,
             )
             if row is None:

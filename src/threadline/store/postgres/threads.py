@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .. import dialect
 from ..base import Effects, Outcome, TooManyParticipants
+from ..dialect import LIVE_MEMBER
 from ..records import MessageDraft, MessageRecord, ParticipantRecord, RetentionChange, ThreadRecord, ThreadUpdate
 from ..rows import T_THREAD_COLUMNS, THREAD_COLUMNS, access_from, dump_json, thread_from
 from .core import Connection, PostgresCore
-from .finish import _LIVE_MEMBER, _Finish
+from .finish import _Finish
 
 __all__ = ["PostgresThreads"]
 
@@ -37,8 +39,7 @@ class PostgresThreads(PostgresCore):
                 if max_members is not None and len({p.user_id for p in participants}) > max_members:
                     raise TooManyParticipants(max_members)
                 await c.execute(
-                    "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention, expires_ms) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    dialect.CREATE_THREAD.postgres,
                     thread.id, thread.topic, thread.created_ms, thread.created_by,
                     dump_json(thread.metadata), dump_json(thread.retention), thread.expires_ms,
                 )
@@ -57,7 +58,7 @@ class PostgresThreads(PostgresCore):
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         """Return the thread, deleted or not."""
         row = await self._read(
-            lambda c: c.fetchrow(f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = $1", thread_id)
+            lambda c: c.fetchrow(dialect.GET_THREAD.postgres, thread_id)
         )
         return None if row is None else thread_from(row)
 
@@ -67,9 +68,7 @@ class PostgresThreads(PostgresCore):
         """Return the thread and the user's live membership in it, in one read."""
         row = await self._read(
             lambda c: c.fetchrow(
-                f"SELECT {T_THREAD_COLUMNS}, p.user_id, p.display_name, p.share_history_ms "
-                "FROM threads t LEFT JOIN participants p "
-                f"ON p.thread_id = t.id AND p.user_id = $1 AND p.{_LIVE_MEMBER} WHERE t.id = $2",
+                dialect.GET_ACCESS.postgres,
                 user_id, thread_id,
             )
         )
@@ -81,7 +80,7 @@ class PostgresThreads(PostgresCore):
         """List the user's threads by (last activity desc, id desc), after the ``after`` cursor."""
         sql = (
             f"SELECT {T_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
-            f"WHERE p.user_id = $1 AND p.{_LIVE_MEMBER}"
+            f"WHERE p.user_id = $1 AND p.{LIVE_MEMBER}"
         )
         args: list[Any] = [user_id]
         if start_ms is not None:
@@ -159,8 +158,7 @@ class PostgresThreads(PostgresCore):
         """Ids of live threads whose retention expiry is at or before ``now_ms``, oldest expiry first."""
         rows = await self._read(
             lambda c: c.fetch(
-                "SELECT id FROM threads WHERE expires_ms <= $1 AND deleted_ms IS NULL "
-                "ORDER BY expires_ms LIMIT $2",
+                dialect.DUE_THREADS.postgres,
                 now_ms, limit,
             )
         )

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .. import dialect
 from ..base import Effects, Outcome, StoreError, StoreUnavailable
 from ..blobs import FileBlobs
 from ..records import Event, MessageDraft, MessageRecord, ParticipantRecord
@@ -20,7 +21,6 @@ from ..writer import Writer
 __all__ = ["SqliteCore"]
 
 T = TypeVar("T")
-_LIVE_MEMBER = "left_pos IS NULL"
 
 
 def _connect(path: str, synchronous: str) -> sqlite3.Connection:
@@ -101,7 +101,7 @@ class SqliteCore(SqliteImages):
         if effects.idempotency is not None:
             scope, key = effects.idempotency
             row = conn.execute(
-                "SELECT result FROM idempotency WHERE scope = ? AND key = ?", (scope, key)
+                dialect.IDEMPOTENT_RESULT.sqlite, (scope, key)
             ).fetchone()
             if row is not None:
                 return Outcome(replayed=row["result"])

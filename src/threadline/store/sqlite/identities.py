@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from .. import dialect
+from ..dialect import LIVE_MEMBER
 from ..records import UserRecord
 from ..rows import user_from
-from .core import _LIVE_MEMBER, SqliteCore
+from .core import SqliteCore
 
 __all__ = ["SqliteIdentities"]
 
@@ -18,14 +20,14 @@ class SqliteIdentities(SqliteCore):
     async def create_user(self, user: UserRecord) -> None:
         await self._write(
             lambda c: c.execute(
-                "INSERT INTO users (id, created_ms, token_generation) VALUES (?, ?, ?)",
+                dialect.CREATE_USER.sqlite,
                 (user.id, user.created_ms, user.token_generation),
             )
         )
 
     async def get_user(self, user_id: str) -> UserRecord | None:
         row = await self._peek(
-            lambda c: c.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+            lambda c: c.execute(dialect.GET_USER.sqlite, (user_id,)).fetchone()
         )
         return None if row is None else user_from(row)
 
@@ -43,8 +45,7 @@ class SqliteIdentities(SqliteCore):
     async def revoke_tokens(self, user_id: str) -> int | None:
         def run(c: sqlite3.Connection) -> int | None:
             row = c.execute(
-                "UPDATE users SET token_generation = token_generation + 1 "
-                "WHERE id = ? AND deleted_ms IS NULL RETURNING token_generation",
+                dialect.REVOKE_TOKENS.sqlite,
                 (user_id,),
             ).fetchone()
             return None if row is None else int(row[0])
@@ -60,7 +61,7 @@ class SqliteIdentities(SqliteCore):
             ).rowcount
             if done:
                 c.execute(
-                    f"UPDATE participants SET left_pos = ? WHERE user_id = ? AND {_LIVE_MEMBER}",
+                    f"UPDATE participants SET left_pos = ? WHERE user_id = ? AND {LIVE_MEMBER}",
                     (self._current_position(c), user_id),
                 )
             return bool(done)

@@ -6,10 +6,12 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import dialect
 from ..base import Effects, NotAllowed, Outcome
+from ..dialect import LIVE_MEMBER
 from ..records import MessageDraft, MessageRecord, ReadReceiptRecord
 from ..rows import MESSAGE_COLUMNS, dump_json, message_from, receipt_from
-from .core import _LIVE_MEMBER, SqliteCore
+from .core import SqliteCore
 
 __all__ = ["SqliteMessages"]
 
@@ -24,7 +26,7 @@ class SqliteMessages(SqliteCore):
             # Inside the write (the one writer): a removed member can never send, nor replay a key.
             row = c.execute(
                 "SELECT t.deleted_ms IS NULL AS live, EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = t.id "
-                f"AND p.user_id = ? AND p.{_LIVE_MEMBER}) AS member FROM threads t WHERE t.id = ?",
+                f"AND p.user_id = ? AND p.{LIVE_MEMBER}) AS member FROM threads t WHERE t.id = ?",
                 (draft.sender_id, thread_id),
             ).fetchone()
             if row is None or not row["live"]:
@@ -41,7 +43,7 @@ class SqliteMessages(SqliteCore):
     async def get_message(self, thread_id: str, message_id: str) -> MessageRecord | None:
         def run(c: sqlite3.Connection) -> MessageRecord | None:
             row = c.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = ? AND id = ?", (thread_id, message_id)
+                dialect.GET_MESSAGE.sqlite, (thread_id, message_id)
             ).fetchone()
             message = None if row is None else message_from(row)
             if message is not None:
@@ -141,9 +143,7 @@ class SqliteMessages(SqliteCore):
         def run(c: sqlite3.Connection) -> Outcome[ReadReceiptRecord]:
             def apply() -> ReadReceiptRecord:
                 c.execute(
-                    "INSERT INTO read_receipts (thread_id, user_id, message_id, read_ms) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (thread_id, user_id) DO UPDATE SET message_id = excluded.message_id, "
-                    "read_ms = excluded.read_ms",
+                    dialect.UPSERT_RECEIPT.sqlite,
                     (receipt.thread_id, receipt.user_id, receipt.message_id, receipt.read_ms),
                 )
                 return receipt

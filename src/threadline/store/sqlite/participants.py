@@ -5,10 +5,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from .. import dialect
 from ..base import Effects, Outcome, TooManyParticipants
+from ..dialect import LIVE_MEMBER
 from ..records import MessageDraft, MessageRecord, ParticipantRecord
 from ..rows import PARTICIPANT_COLUMNS, participant_from
-from .core import _LIVE_MEMBER, SqliteCore
+from .core import SqliteCore
 
 __all__ = ["SqliteParticipants"]
 
@@ -19,8 +21,7 @@ class SqliteParticipants(SqliteCore):
     async def list_participants(self, thread_id: str, *, skip: int, limit: int) -> list[ParticipantRecord]:
         rows = await self._peek(
             lambda c: c.execute(
-                f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = ? AND {_LIVE_MEMBER} "
-                "ORDER BY id LIMIT ? OFFSET ?",
+                dialect.LIST_PARTICIPANTS.sqlite,
                 (thread_id, limit, skip),
             ).fetchall()
         )
@@ -29,7 +30,7 @@ class SqliteParticipants(SqliteCore):
     async def count_participants(self, thread_id: str) -> int:
         row = await self._peek(
             lambda c: c.execute(
-                f"SELECT count(*) FROM participants WHERE thread_id = ? AND {_LIVE_MEMBER}", (thread_id,)
+                dialect.COUNT_PARTICIPANTS.sqlite, (thread_id,)
             ).fetchone()
         )
         return int(row[0])
@@ -50,7 +51,7 @@ class SqliteParticipants(SqliteCore):
                 live = {
                     r["user_id"]
                     for r in c.execute(
-                        f"SELECT user_id FROM participants WHERE thread_id = ? AND {_LIVE_MEMBER}",
+                        dialect.LIVE_MEMBER_IDS.sqlite,
                         (thread_id,),
                     )
                 }
@@ -81,7 +82,7 @@ class SqliteParticipants(SqliteCore):
         def run(c: sqlite3.Connection) -> Outcome[MessageRecord | None]:
             row = c.execute(
                 f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE thread_id = ? AND user_id = ? "
-                f"AND {_LIVE_MEMBER}",
+                f"AND {LIVE_MEMBER}",
                 (thread_id, user_id),
             ).fetchone()
             if row is None:
@@ -93,7 +94,7 @@ class SqliteParticipants(SqliteCore):
             def leave(pos: int | None, last: int) -> None:
                 # With no event of its own, the member has heard everything up to now and nothing after.
                 c.execute(
-                    f"UPDATE participants SET left_pos = ? WHERE thread_id = ? AND user_id = ? AND {_LIVE_MEMBER}",
+                    f"UPDATE participants SET left_pos = ? WHERE thread_id = ? AND user_id = ? AND {LIVE_MEMBER}",
                     (pos if pos is not None else last, thread_id, user_id),
                 )
 

@@ -6,10 +6,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from .. import dialect
 from ..base import Effects, Outcome, TooManyParticipants
+from ..dialect import LIVE_MEMBER
 from ..records import MessageDraft, MessageRecord, ParticipantRecord, RetentionChange, ThreadRecord, ThreadUpdate
 from ..rows import T_THREAD_COLUMNS, THREAD_COLUMNS, access_from, dump_json, thread_from
-from .core import _LIVE_MEMBER, SqliteCore
+from .core import SqliteCore
 
 __all__ = ["SqliteThreads"]
 
@@ -31,8 +33,7 @@ class SqliteThreads(SqliteCore):
                 if max_members is not None and len({p.user_id for p in participants}) > max_members:
                     raise TooManyParticipants(max_members)
                 c.execute(
-                    "INSERT INTO threads (id, topic, created_ms, created_by, metadata, retention, expires_ms) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    dialect.CREATE_THREAD.sqlite,
                     (thread.id, thread.topic, thread.created_ms, thread.created_by,
                      dump_json(thread.metadata), dump_json(thread.retention), thread.expires_ms),
                 )
@@ -50,7 +51,7 @@ class SqliteThreads(SqliteCore):
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
         row = await self._peek(
-            lambda c: c.execute(f"SELECT {THREAD_COLUMNS} FROM threads WHERE id = ?", (thread_id,)).fetchone()
+            lambda c: c.execute(dialect.GET_THREAD.sqlite, (thread_id,)).fetchone()
         )
         return None if row is None else thread_from(row)
 
@@ -59,9 +60,7 @@ class SqliteThreads(SqliteCore):
     ) -> tuple[ThreadRecord | None, ParticipantRecord | None]:
         def run(c: sqlite3.Connection) -> tuple[ThreadRecord | None, ParticipantRecord | None]:
             row = c.execute(
-                f"SELECT {T_THREAD_COLUMNS}, p.user_id, p.display_name, p.share_history_ms "
-                f"FROM threads t LEFT JOIN participants p "
-                f"ON p.thread_id = t.id AND p.user_id = ? AND p.{_LIVE_MEMBER} WHERE t.id = ?",
+                dialect.GET_ACCESS.sqlite,
                 (user_id, thread_id),
             ).fetchone()
             return (None, None) if row is None else access_from(row)
@@ -74,7 +73,7 @@ class SqliteThreads(SqliteCore):
         def run(c: sqlite3.Connection) -> list[ThreadRecord]:
             sql = (
                 f"SELECT {T_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
-                f"WHERE p.user_id = ? AND p.{_LIVE_MEMBER}"
+                f"WHERE p.user_id = ? AND p.{LIVE_MEMBER}"
             )
             args: list[Any] = [user_id]
             if start_ms is not None:
@@ -148,7 +147,7 @@ class SqliteThreads(SqliteCore):
     async def due_threads(self, now_ms: int, limit: int) -> list[str]:
         rows = await self._peek(
             lambda c: c.execute(
-                "SELECT id FROM threads WHERE expires_ms <= ? AND deleted_ms IS NULL ORDER BY expires_ms LIMIT ?",
+                dialect.DUE_THREADS.sqlite,
                 (now_ms, limit),
             ).fetchall()
         )
