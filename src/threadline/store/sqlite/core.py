@@ -1,0 +1,209 @@
+"""Connections and the transaction plumbing every write of the SQLite store shares."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .. import dialect
+from ..base import Effects, Outcome, StoreError, StoreUnavailable
+from ..blobs import FileBlobs
+from ..records import Event, MessageDraft, MessageRecord, ParticipantRecord
+from ..rows import MESSAGE_COLUMNS, drafted_message, dump_json, message_values
+from ..sqlite_images import SqliteImages
+from ..writer import Writer
+
+__all__ = ["SqliteCore"]
+
+T = TypeVar("T")
+
+
+def _connect(path: str, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+class SqliteCore(SqliteImages):
+    """The state of a :class:`~threadline.store.sqlite.SqliteStore` and the helpers its writes share.
+
+    Args:
+        path: the database file (created when missing).
+        synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` or ``FULL``.
+        readers: how many threads serve reads.
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL", readers: int = 3) -> None:
+        if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+            raise ValueError("synchronous must be NORMAL, FULL or EXTRA")
+        self.path = str(path)
+        self._synchronous = synchronous.upper()
+        self._readers = readers
+        self._writer: Writer | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._loop_conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        #: image bytes, as files beside the database (see :mod:`threadline.store.blobs`).
+        self.blobs = FileBlobs(Path(self.path).parent / "images")
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _read_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, self._synchronous)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._read_conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        executor = self._reader
+        if executor is None:
+            raise StoreUnavailable("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, lambda: fn(self._read_conn()))
+
+    async def _peek(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a short read inline on the event loop's own read connection."""
+        if self._writer is None:
+            raise StoreUnavailable("the store is closed")
+        conn = self._loop_conn
+        if conn is None:
+            conn = self._loop_conn = _connect(self.path, self._synchronous)
+            conn.execute("PRAGMA query_only=ON")
+        return fn(conn)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
+        """Run ``fn`` on the write connection in a committed transaction (see :mod:`threadline.store.writer`).
+
+        ``bulk`` marks a write of unbounded size, which never runs on the event loop.
+        """
+        writer = self._writer
+        if writer is None:
+            raise StoreUnavailable("the store is closed")
+        return await writer.run(fn, bulk=bulk)
+
+    def _effects(self, conn: sqlite3.Connection, effects: Effects[T], apply: Callable[[], T]) -> Outcome[T]:
+        """Run one write with its idempotency and events, inside the open transaction."""
+        if effects.idempotency is not None:
+            scope, key = effects.idempotency
+            row = conn.execute(
+                dialect.IDEMPOTENT_RESULT.sqlite, (scope, key)
+            ).fetchone()
+            if row is not None:
+                return Outcome(replayed=row["result"])
+        value = apply()
+        if effects.idempotency is not None and effects.result is not None and value is not None:
+            scope, key = effects.idempotency
+            conn.execute(
+                "INSERT INTO idempotency (scope, key, result, created_ms) VALUES (?, ?, ?, strftime('%s')*1000)",
+                (scope, key, effects.result(value)),
+            )
+        return Outcome(value=value)
+
+    @staticmethod
+    def _log_events(
+        conn: sqlite3.Connection, thread_id: str, items: list[tuple[str, bytes]], now_ms: int,
+        message_ms: int | None,
+    ) -> list[Event]:
+        events = []
+        for kind, payload in items:
+            cursor = conn.execute(
+                "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?, ?, ?, ?, ?)",
+                (thread_id, kind, payload, now_ms, message_ms),
+            )
+            position = cursor.lastrowid
+            assert position is not None
+            events.append(Event(position, thread_id, kind, payload, now_ms, message_ms=message_ms))
+        return events
+
+    @staticmethod
+    def _current_position(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return int(row["seq"]) if row else 0
+
+    @staticmethod
+    def _recipients(conn: sqlite3.Connection, event: Event) -> tuple[str, ...]:
+        """Members whose stay covers the event's position and, for one revealing a message, whose window holds it."""
+        rows = conn.execute(
+            "SELECT user_id FROM participants WHERE thread_id = ? AND joined_pos <= ? "
+            "AND (left_pos IS NULL OR left_pos >= ?) AND (? IS NULL OR share_history_ms <= ?)",
+            (event.thread_id, event.position, event.position, event.message_ms, event.message_ms),
+        ).fetchall()
+        return tuple(r["user_id"] for r in rows)
+
+    def _publishable(
+        self, conn: sqlite3.Connection, thread_id: str, effects: Effects[Any], value: Any, now_ms: int,
+        on_position: Callable[[int | None, int], None] | None = None,
+    ) -> list[Event]:
+        """Store the events of a write, then let ``on_position`` adjust memberships before recipients are read.
+
+        ``on_position`` gets the position of the write's first event (None when it has none) and the
+        last position taken before this write.
+        """
+        before = self._current_position(conn) if on_position is not None else 0
+        items = effects.events(value) if effects.events is not None and value is not None else []
+        reveals = effects.reveals(value) if effects.reveals is not None and items else None
+        events = self._log_events(conn, thread_id, items, now_ms, reveals)
+        if on_position is not None:
+            on_position(events[0].position if events else None, before)
+        for event in events:
+            event.recipients = self._recipients(conn, event)
+        return events
+
+    @staticmethod
+    def _next_ids(conn: sqlite3.Connection, thread_id: str, count: int, now_ms: int) -> list[tuple[int, int]]:
+        """Allocate (sequence id, epoch-ms message id) pairs for new messages, in one statement.
+
+        Each id is ``max(now, previous + 1)``; for ``count`` ids the last is
+        ``max(now + count - 1, last + count)`` (as on PostgreSQL).
+        """
+        row = conn.execute(
+            "UPDATE threads SET last_seq = last_seq + ?1, "
+            "last_message_id = max(?2 + ?1 - 1, last_message_id + ?1), last_message_ms = ?2 "
+            "WHERE id = ?3 RETURNING last_seq, last_message_id",
+            (count, now_ms, thread_id),
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no thread {thread_id!r}")
+        seq, last_id = int(row["last_seq"]), int(row["last_message_id"])
+        return [(seq - count + k, last_id - count + k) for k in range(1, count + 1)]
+
+    def _insert_messages(
+        self, conn: sqlite3.Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int
+    ) -> list[MessageRecord]:
+        pairs = self._next_ids(conn, thread_id, len(drafts), now_ms)
+        records = [drafted_message(thread_id, seq, mid, d, now_ms) for (seq, mid), d in zip(pairs, drafts, strict=True)]
+        sql = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        if len(records) == 1:
+            conn.execute(sql, message_values(records[0]))  # a send: no executemany machinery
+        else:
+            conn.executemany(sql, [message_values(r) for r in records])
+        for record, draft in zip(records, drafts, strict=True):
+            if draft.attachments:
+                self._link_images(conn, record, draft.attachments)
+        return records
+
+    @staticmethod
+    def _join(conn: sqlite3.Connection, thread_id: str, members: Sequence[ParticipantRecord], pos: int) -> None:
+        conn.executemany(
+            "INSERT INTO participants (thread_id, user_id, display_name, share_history_ms, metadata, "
+            "joined_pos) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (thread_id, p.user_id, p.display_name, p.share_history_ms, dump_json(p.metadata), pos)
+                for p in members
+            ],
+        )
