@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -28,6 +29,8 @@ from threadline.store.positions import Cursor
 from threadline.store.records import MessageRecord, ParticipantRecord, ReadReceiptRecord, ThreadRecord, UserRecord
 
 from .common import Page, invalid
+
+_Row = TypeVar("_Row")
 
 __all__ = [
     "MAX_PAGE",
@@ -209,13 +212,7 @@ class AdminService:
         Raises:
             ChatServiceError: 400 bad page size or token; 404 unknown thread.
         """
-        limit = page_size(size)
-        after = decode_cursor(cursor, f"participants:{thread_id}", (int,))
-        await self._thread(thread_id)
-        skip = after[0] if after else 0
-        rows = await self._store.list_participants(thread_id, skip=skip, limit=limit + 1)
-        return Page(rows[:limit], encode_cursor(f"participants:{thread_id}", skip + limit) if len(rows) > limit
-                    else None)
+        return await self._offset_page("participants", thread_id, size, cursor, self._store.list_participants)
 
     async def receipts(
         self, thread_id: str, *, size: int | None, cursor: str | None
@@ -225,12 +222,23 @@ class AdminService:
         Raises:
             ChatServiceError: 400 bad page size or token; 404 unknown thread.
         """
+        return await self._offset_page("receipts", thread_id, size, cursor, self._store.list_read_receipts)
+
+    async def _offset_page(
+        self,
+        kind: str,
+        thread_id: str,
+        size: int | None,
+        cursor: str | None,
+        fetch: Callable[..., Awaitable[list[_Row]]],
+    ) -> Page[_Row]:
+        """A page of one thread's rows listed by offset; the token carries the next offset."""
         limit = page_size(size)
-        after = decode_cursor(cursor, f"receipts:{thread_id}", (int,))
+        after = decode_cursor(cursor, f"{kind}:{thread_id}", (int,))
         await self._thread(thread_id)
         skip = after[0] if after else 0
-        rows = await self._store.list_read_receipts(thread_id, skip=skip, limit=limit + 1)
-        return Page(rows[:limit], encode_cursor(f"receipts:{thread_id}", skip + limit) if len(rows) > limit
+        rows = await fetch(thread_id, skip=skip, limit=limit + 1)
+        return Page(rows[:limit], encode_cursor(f"{kind}:{thread_id}", skip + limit) if len(rows) > limit
                     else None)
 
     async def user(self, user_id: str) -> UserRecord:
