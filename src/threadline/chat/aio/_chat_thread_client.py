@@ -155,9 +155,7 @@ class ChatThreadClient:
         return async_item_paged(lambda call: self._runner.run(call, **kwargs), pager)
 
     @distributed_trace_async
-    async def send_typing_notification(
-        self, *, sender_display_name: str | None = None, **kwargs: Any
-    ) -> None:
+    async def send_typing_notification(self, *, sender_display_name: str | None = None, **kwargs: Any) -> None:
         """Tell the other participants that the caller is typing.
 
         Args:
