@@ -100,7 +100,7 @@ class Connection(Stream):
             return
         if event.position == 0 and self.queued_bytes * 2 > self.manager.options.queue_bytes:
             return  # typing indicators are the first to go under pressure
-        self._enqueue(self.manager.frame_head_bytes(event) + self._tail().encode())
+        self._queue(self.manager.frame_head_bytes(event) + self._tail().encode())
 
     def _tail(self) -> str:
         """The end of an event frame: the recipient, and the resume token after the event."""
@@ -125,6 +125,10 @@ class Connection(Stream):
         if self._writable_now():
             write_text_frame(self.direct, frame, b"")
             return
+        self._queue(frame)
+
+    def _queue(self, frame: bytes) -> None:
+        """Queue a frame that cannot go straight to the socket (closes a connection queued too deep)."""
         options = self.manager.options
         waiting = len(self.queue) if self.queue is not None else 0
         if waiting >= options.queue_frames or self.queued_bytes + len(frame) > options.queue_bytes:
