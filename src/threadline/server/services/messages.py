@@ -12,7 +12,7 @@ from threadline.server.events import Hub
 from threadline.server.limits import Limits
 from threadline.store.base import Effects, NotAllowed, Store
 from threadline.store.blobs import AttachmentUnavailable
-from threadline.store.records import Event, MessageDraft, MessageRecord, ReadReceiptRecord
+from threadline.store.records import Event, MessageDraft, MessageRecord, ParticipantRecord, ReadReceiptRecord
 
 from . import payloads
 from .actor import Actor
@@ -125,8 +125,9 @@ class MessageService:
 
     async def _visible(
         self, actor: Actor, thread_id: str, message_id: str, *, allow_deleted: bool = False
-    ) -> MessageRecord:
-        """The message, if the actor is a member and it is within the actor's shared history.
+    ) -> tuple[MessageRecord, ParticipantRecord]:
+        """The message and the actor's membership, if the actor is a member and the message
+        is within the actor's shared history.
 
         Raises:
             ChatServiceError: 403 not a member; 404 unknown thread, or unknown, too old or
@@ -140,7 +141,7 @@ class MessageService:
             or message.created_ms < member.share_history_ms
         ):
             raise ChatServiceError(ErrorKind.NOT_FOUND, "Message not found.", target="chatMessageId")
-        return message
+        return message, member
 
     async def get(self, actor: Actor, thread_id: str, message_id: str) -> MessageRecord:
         """Return a message the actor may see.
@@ -148,7 +149,8 @@ class MessageService:
         Raises:
             ChatServiceError: 404 unknown, deleted or older than the actor's share-history time; 403.
         """
-        return await self._visible(actor, thread_id, message_id)
+        message, _ = await self._visible(actor, thread_id, message_id)
+        return message
 
     async def list_messages(
         self, actor: Actor, thread_id: str, *, page_size: int | None, start_time: str | None, cursor: str | None
@@ -188,7 +190,7 @@ class MessageService:
             ChatServiceError: 400, 403 not the sender, 404.
         """
         image_ids = validate_attachments(attachments, self._limits)
-        message = await self._visible(actor, thread_id, message_id)
+        message, _ = await self._visible(actor, thread_id, message_id)
         if message.sender_id != actor.user_id:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "Only the sender may edit a message.")
         body = self._content(content, message.type) if content is not None else None
@@ -215,7 +217,7 @@ class MessageService:
         Raises:
             ChatServiceError: 403 not the sender, 404 unknown message.
         """
-        message = await self._visible(actor, thread_id, message_id, allow_deleted=True)
+        message, _ = await self._visible(actor, thread_id, message_id, allow_deleted=True)
         if message.sender_id != actor.user_id:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "Only the sender may delete a message.")
         if message.deleted_ms is not None:
@@ -237,9 +239,8 @@ class MessageService:
         if not message_id:
             raise invalid("chatMessageId must not be empty.", "chatMessageId")
         check_text(message_id, "chatMessageId", MAX_ID_CHARS)
-        message = await self._visible(actor, thread_id, message_id)
-        _, member = await self._store.get_access(thread_id, actor.user_id)  # the reader's name in the thread
-        name = member.display_name if member is not None else None
+        message, member = await self._visible(actor, thread_id, message_id)
+        name = member.display_name  # the reader's name in the thread
         receipt = ReadReceiptRecord(thread_id, actor.user_id, message_id, now_ms())
         scope_key = (f"receipt:{actor.user_id}:{thread_id}", repeatability_id) if repeatability_id else None
         effects: Effects[ReadReceiptRecord] = Effects(
