@@ -42,6 +42,7 @@ __all__ = [
     "SESSION_SECONDS",
     "Session",
     "authorize",
+    "authorized_body",
     "clear_cookies",
     "new_session",
     "read_session",
@@ -181,3 +182,14 @@ def authorize(call: Call, body: bytes) -> Session | None:
         raise ChatServiceError(ErrorKind.UNAUTHORIZED, "Sign the request with the access key or sign in.")
     require_csrf(call, session)
     return session
+
+
+async def authorized_body(call: Call) -> bytes:
+    """Read the request body and let the admin request through (``authorize``); returns the body.
+
+    Raises:
+        ChatServiceError: as ``authorize``.
+    """
+    body = await call.body()
+    authorize(call, body)
+    return body

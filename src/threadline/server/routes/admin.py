@@ -20,7 +20,7 @@ from threadline.protocol.wire import CreateIdentityRequest, IssueTokenRequest
 from threadline.server import metrics, views
 from threadline.server.admin_session import (
     Session,
-    authorize,
+    authorized_body,
     clear_cookies,
     new_session,
     session_cookies,
@@ -45,12 +45,6 @@ class SignIn(msgspec.Struct, rename="camel"):
 
     access_key: str | None = None
     connection_string: str | None = None
-
-
-async def _authorized(call: Call) -> bytes:
-    body = await call.body()
-    authorize(call, body)
-    return body
 
 
 def _time(ms: int | None) -> str | None:
@@ -125,7 +119,7 @@ async def admin_session(call: Call) -> Response:
 
 @admin
 async def admin_sign_out(call: Call) -> Response:
-    await _authorized(call)
+    await authorized_body(call)
     response = no_content(call)
     for cookie in clear_cookies(secure=call.request.url.scheme == "https"):
         response.headers.append("set-cookie", cookie)
@@ -134,7 +128,7 @@ async def admin_sign_out(call: Call) -> Response:
 
 @admin
 async def admin_list_identities(call: Call) -> Response:
-    await _authorized(call)
+    await authorized_body(call)
     size, search = call.query_int("maxPageSize"), call.query("search")
     page = await call.state.admin.users(search=search, size=size, cursor=call.query("continuationToken"))
     return _page(call, [_user(u) for u in page.items], page.cursor, {"maxPageSize": size, "search": search})
@@ -142,7 +136,7 @@ async def admin_list_identities(call: Call) -> Response:
 
 @admin
 async def admin_create_identity(call: Call) -> Response:
-    body = await _authorized(call)
+    body = await authorized_body(call)
     request = call.decode(body, CreateIdentityRequest, empty=CreateIdentityRequest())
     user, issued = await call.state.identity.create(request.create_token_with_scopes, request.expires_in_minutes)
     result: dict[str, Any] = {"identity": _user(user)}
@@ -153,13 +147,13 @@ async def admin_create_identity(call: Call) -> Response:
 
 @admin
 async def admin_get_identity(call: Call) -> Response:
-    await _authorized(call)
+    await authorized_body(call)
     return json(call, _user(await call.state.admin.user(call.path("user_id"))))
 
 
 @admin
 async def admin_issue_token(call: Call) -> Response:
-    body = await _authorized(call)
+    body = await authorized_body(call)
     request = call.decode(body, IssueTokenRequest)
     issued = await call.state.identity.issue(call.path("user_id"), request.scopes, request.expires_in_minutes)
     return json(call, {"token": issued.token, "expiresOn": format_precise_ms(issued.expires_at * 1000)})
@@ -167,7 +161,7 @@ async def admin_issue_token(call: Call) -> Response:
 
 @admin
 async def admin_list_threads(call: Call) -> Response:
-    await _authorized(call)
+    await authorized_body(call)
     size, topic, member = call.query_int("maxPageSize"), call.query("topic"), call.query("member")
     page = await call.state.admin.threads(
         topic=topic, member=member, size=size, cursor=call.query("continuationToken")
@@ -178,7 +172,7 @@ async def admin_list_threads(call: Call) -> Response:
 
 @admin
 async def admin_get_thread(call: Call) -> Response:
-    await _authorized(call)
+    await authorized_body(call)
     detail = await call.state.admin.thread(call.path("thread_id"))
     return json(call, {
         "thread": _thread(detail.thread, detail.participant_count),
@@ -189,7 +183,7 @@ async def admin_get_thread(call: Call) -> Response:
 
 @admin
 async def admin_list_messages(call: Call) -> Response:
-    await _authorized(call)
+    await authorized_body(call)
     size = call.query_int("maxPageSize")
     page = await call.state.admin.messages(
         call.path("thread_id"), size=size, cursor=call.query("continuationToken")
@@ -199,7 +193,7 @@ async def admin_list_messages(call: Call) -> Response:
 
 @admin
 async def admin_list_participants(call: Call) -> Response:
-    await _authorized(call)
+    await authorized_body(call)
     size = call.query_int("maxPageSize")
     page = await call.state.admin.participants(
         call.path("thread_id"), size=size, cursor=call.query("continuationToken")
@@ -209,7 +203,7 @@ async def admin_list_participants(call: Call) -> Response:
 
 @admin
 async def admin_list_read_receipts(call: Call) -> Response:
-    await _authorized(call)
+    await authorized_body(call)
     size = call.query_int("maxPageSize")
     page = await call.state.admin.receipts(call.path("thread_id"), size=size, cursor=call.query("continuationToken"))
     return _page(call, [views.receipt(r) for r in page.items], page.cursor, {"maxPageSize": size})
@@ -231,7 +225,7 @@ def key_metrics() -> dict[str, float]:
 
 @admin
 async def admin_status(call: Call) -> Response:
-    await _authorized(call)
+    await authorized_body(call)
     return json(call, await call.state.admin.status(key_metrics()))
 
 

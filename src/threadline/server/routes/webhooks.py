@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.protocol.times import parse_iso
-from threadline.server.admin_session import authorize
+from threadline.server.admin_session import authorized_body
 from threadline.server.endpoint import Call, endpoint, json, no_content
 from threadline.server.metrics import REGISTRY
 from threadline.server.webhooks.model import SubscriptionError, public_view
@@ -47,12 +47,6 @@ class AddRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fi
 
 class ReplayRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
     since: str | None = None
-
-
-async def _signed(call: Call) -> bytes:
-    body = await call.body()
-    authorize(call, body)
-    return body
 
 
 #: The per-subscription series of ``telemetry.py``, by the name the API gives them.
@@ -95,7 +89,7 @@ def _not_found() -> ChatServiceError:
 
 @admin
 async def add_webhook(call: Call) -> Response:
-    request = call.decode(await _signed(call), AddRequest)
+    request = call.decode(await authorized_body(call), AddRequest)
     try:
         sub = await _service(call).add(
             request.url, schema=request.schema, event_types=request.events, subject_prefix=request.subject_prefix,
@@ -111,14 +105,14 @@ async def add_webhook(call: Call) -> Response:
 
 @admin
 async def list_webhooks(call: Call) -> Response:
-    await _signed(call)
+    await authorized_body(call)
     metrics = _node_metrics()
     return json(call, {"value": [_view(s, metrics) for s in await _service(call).all()]})
 
 
 @admin
 async def get_webhook(call: Call) -> Response:
-    await _signed(call)
+    await authorized_body(call)
     sub = await _service(call).get(call.path("sub_id"))
     if sub is None:
         raise _not_found()
@@ -127,7 +121,7 @@ async def get_webhook(call: Call) -> Response:
 
 @admin
 async def remove_webhook(call: Call) -> Response:
-    await _signed(call)
+    await authorized_body(call)
     if not await _service(call).remove(call.path("sub_id")):
         raise _not_found()
     return no_content(call)
@@ -135,7 +129,7 @@ async def remove_webhook(call: Call) -> Response:
 
 @admin
 async def list_webhook_deadletters(call: Call) -> Response:
-    await _signed(call)
+    await authorized_body(call)
     sub_id = call.path("sub_id")
     if await _service(call).get(sub_id) is None:
         raise _not_found()
@@ -148,7 +142,7 @@ async def list_webhook_deadletters(call: Call) -> Response:
 
 @admin
 async def replay_webhook(call: Call) -> Response:
-    request = call.decode(await _signed(call), ReplayRequest, empty=ReplayRequest())
+    request = call.decode(await authorized_body(call), ReplayRequest, empty=ReplayRequest())
     sub_id = call.path("sub_id")
     if await _service(call).get(sub_id) is None:
         raise _not_found()
