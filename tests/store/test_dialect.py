@@ -15,7 +15,7 @@ def test_numbered_rewrites_placeholders_in_order() -> None:
 
 def test_every_shared_statement_has_both_forms_with_the_same_arguments() -> None:
     shared = {name: value for name, value in vars(dialect).items() if isinstance(value, Shared)}
-    assert len(shared) == 13
+    assert len(shared) == 14
     for name, statement in shared.items():
         marks = statement.sqlite.count("?")
         assert marks > 0, name

@@ -74,6 +74,13 @@ GET_ACCESS = Shared.of(
     "FROM threads t LEFT JOIN participants p "
     f"ON p.thread_id = t.id AND p.user_id = ? AND p.{LIVE_MEMBER} WHERE t.id = ?"
 )
+#: Set the given properties (NULL: unchanged); arguments: topic, metadata, keep retention,
+#: retention, keep retention again, expiry, thread id.
+UPDATE_THREAD = Shared.of(
+    "UPDATE threads SET topic = coalesce(?, topic), metadata = coalesce(?, metadata), "
+    "retention = CASE WHEN ? THEN retention ELSE ? END, "
+    f"expires_ms = CASE WHEN ? THEN expires_ms ELSE ? END WHERE id = ? RETURNING {THREAD_COLUMNS}"
+)
 DUE_THREADS = Shared.of(
     "SELECT id FROM threads WHERE expires_ms <= ? AND deleted_ms IS NULL ORDER BY expires_ms LIMIT ?"
 )

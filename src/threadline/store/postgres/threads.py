@@ -120,11 +120,9 @@ class PostgresThreads(PostgresCore):
                 return Outcome()
             keep = retention is None
             row = await c.fetchrow(
-                "UPDATE threads SET topic = coalesce($1, topic), metadata = coalesce($2, metadata), "
-                "retention = CASE WHEN $3 THEN retention ELSE $4 END, "
-                f"expires_ms = CASE WHEN $3 THEN expires_ms ELSE $5 END WHERE id = $6 RETURNING {THREAD_COLUMNS}",
+                dialect.UPDATE_THREAD.postgres,
                 topic, dump_json(metadata), keep, dump_json(retention.policy) if retention else None,
-                retention.expires_ms if retention else None, thread_id,
+                keep, retention.expires_ms if retention else None, thread_id,
             )
             changed = draft is not None and topic is not None and topic != old
             message = (await self._insert_messages(c, thread_id, [draft], now_ms))[0] if changed and draft else None

@@ -107,9 +107,7 @@ class SqliteThreads(SqliteCore):
                 return Outcome()
             keep = retention is None
             row = c.execute(
-                "UPDATE threads SET topic = coalesce(?, topic), metadata = coalesce(?, metadata), "
-                "retention = CASE WHEN ? THEN retention ELSE ? END, "
-                f"expires_ms = CASE WHEN ? THEN expires_ms ELSE ? END WHERE id = ? RETURNING {THREAD_COLUMNS}",
+                dialect.UPDATE_THREAD.sqlite,
                 (topic, dump_json(metadata), keep, dump_json(retention.policy) if retention else None,
                  keep, retention.expires_ms if retention else None, thread_id),
             ).fetchone()
