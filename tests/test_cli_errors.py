@@ -62,6 +62,7 @@ def new_key() -> str:
         (["--http-port", "abc"], {}, "argument --http-port: invalid int value: 'abc'"),
         (["--workers", "0"], {}, "--workers 0: out of range"),
         ([], {"THREADLINE_HTTP_PORT": "eighty"}, "THREADLINE_HTTP_PORT='eighty' is not a whole number"),
+        ([], {"THREADLINE_WEBHOOK_TIMEOUT": "soon"}, "THREADLINE_WEBHOOK_TIMEOUT='soon' is not a number"),
         ([], {"THREADLINE_IDEMPOTENCY_RETENTION": "0"}, "THREADLINE_IDEMPOTENCY_RETENTION 0: out of range"),
         ([], {"THREADLINE_SQLITE_SYNCHRONOUS": "OFF"}, "THREADLINE_SQLITE_SYNCHRONOUS=OFF: unknown level"),
         (["--throttle", "fast"], {}, "--throttle fast: not on, off or a positive factor"),

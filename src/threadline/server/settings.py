@@ -37,7 +37,13 @@ def _env_int(name: str, default: int) -> int:
 
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
-    return float(value) if value not in (None, "") else default
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number; set it to one (default {default}) "
+                            "or unset it") from None
 
 
 def _read_or_create(path: Path, make: str) -> str:
@@ -146,7 +152,7 @@ class Settings:
             throttle=env("THREADLINE_THROTTLE", "on"),
             throttle_keys=_env_int("THREADLINE_THROTTLE_KEYS", 100_000),
             workers=_env_int("THREADLINE_WORKERS", 1),
-            retention_interval_seconds=float(env("THREADLINE_RETENTION_INTERVAL") or 60),
+            retention_interval_seconds=_env_float("THREADLINE_RETENTION_INTERVAL", 60.0),
             retention_clock_skew_seconds=_env_int("THREADLINE_RETENTION_CLOCK_SKEW", 0),
             header_timeout=_env_float("THREADLINE_HEADER_TIMEOUT", 10.0),
             body_timeout=_env_float("THREADLINE_BODY_TIMEOUT", 30.0),
@@ -158,10 +164,10 @@ class Settings:
             cors_origins=env("THREADLINE_CORS_ORIGINS", "*"),
             webhook_allow=env("THREADLINE_WEBHOOK_ALLOW", ""),
             webhook_topic=env("THREADLINE_WEBHOOK_TOPIC") or None,
-            webhook_timeout=float(env("THREADLINE_WEBHOOK_TIMEOUT") or 30),
+            webhook_timeout=_env_float("THREADLINE_WEBHOOK_TIMEOUT", 30.0),
             webhook_poll_ms=_env_int("THREADLINE_WEBHOOK_POLL_MS", 250),
             webhook_lease_seconds=_env_int("THREADLINE_WEBHOOK_LEASE_SECONDS", 15),
-            webhook_retry_scale=float(env("THREADLINE_WEBHOOK_RETRY_SCALE") or 1),
+            webhook_retry_scale=_env_float("THREADLINE_WEBHOOK_RETRY_SCALE", 1.0),
             webhook_public_url=env("THREADLINE_WEBHOOK_PUBLIC_URL") or None,
         )
 
