@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from .dialect import Shared
 from .positions import LEGACY, Cursor, parse
 from .records import Event
 
@@ -156,6 +157,21 @@ COLUMNS = (
 DEAD_COLUMNS = (
     "id, subscription_id, event_id, event_type, thread_id, position, envelope, reason, attempts, created_ms, replay"
 )
+
+# Statements the same on both engines but for their placeholders (see store/dialect.py).
+RELEASE_LEASE = Shared.of(
+    "UPDATE webhook_subscriptions SET lease_owner = NULL, lease_expires_ms = 0 WHERE id = ? AND lease_owner = ?"
+)
+#: Arguments: cursor, attempts, first attempt, next attempt, subscription id, lease owner, now.
+SAVE_PROGRESS = Shared.of(
+    "UPDATE webhook_subscriptions SET cursor = ?, attempts = ?, first_attempt_ms = ?, "
+    "next_attempt_ms = ? WHERE id = ? AND lease_owner = ? AND lease_expires_ms >= ?"
+)
+ADD_DEAD = Shared.of(
+    "INSERT INTO webhook_deadletters (subscription_id, event_id, event_type, thread_id, position, "
+    "envelope, reason, attempts, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+DROP_DEAD = Shared.of("DELETE FROM webhook_deadletters WHERE id = ? AND subscription_id = ?")
 
 
 def subscription_params(s: SubscriptionRecord) -> tuple[Any, ...]:

@@ -9,8 +9,12 @@ from typing import TYPE_CHECKING, Any
 from .positions import Cursor
 from .records import Event
 from .webhooks import (
+    ADD_DEAD,
     COLUMNS,
     DEAD_COLUMNS,
+    DROP_DEAD,
+    RELEASE_LEASE,
+    SAVE_PROGRESS,
     DeadLetterRecord,
     Progress,
     SubscriptionRecord,
@@ -97,8 +101,7 @@ class PostgresWebhooks:
     async def release_lease(self, sub_id: str, owner: str) -> None:
         async def run(c: Connection) -> None:
             await c.execute(
-                "UPDATE webhook_subscriptions SET lease_owner = NULL, lease_expires_ms = 0 "
-                "WHERE id = $1 AND lease_owner = $2", sub_id, owner,
+                RELEASE_LEASE.postgres, sub_id, owner,
             )
 
         await self._store._write(run)
@@ -106,8 +109,7 @@ class PostgresWebhooks:
     async def save_progress(self, sub_id: str, owner: str, now_ms: int, progress: Progress) -> bool:
         async def run(c: Connection) -> bool:
             done = _count(await c.execute(
-                "UPDATE webhook_subscriptions SET cursor = $1, attempts = $2, first_attempt_ms = $3, "
-                "next_attempt_ms = $4 WHERE id = $5 AND lease_owner = $6 AND lease_expires_ms >= $7",
+                SAVE_PROGRESS.postgres,
                 progress.cursor, progress.attempts, progress.first_attempt_ms, progress.next_attempt_ms,
                 sub_id, owner, now_ms,
             )) > 0
@@ -115,14 +117,12 @@ class PostgresWebhooks:
                 return False
             for d in progress.dead:
                 await c.execute(
-                    "INSERT INTO webhook_deadletters (subscription_id, event_id, event_type, thread_id, position, "
-                    "envelope, reason, attempts, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    ADD_DEAD.postgres,
                     sub_id, d.event_id, d.event_type, d.thread_id, d.position, d.envelope, d.reason,
                     d.attempts, d.created_ms,
                 )
             for dead_id in progress.replayed:
-                await c.execute("DELETE FROM webhook_deadletters WHERE id = $1 AND subscription_id = $2",
-                                dead_id, sub_id)
+                await c.execute(DROP_DEAD.postgres, dead_id, sub_id)
             return True
 
         return await self._store._write(run)

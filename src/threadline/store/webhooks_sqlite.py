@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING, Any
 from .positions import Cursor
 from .records import Event
 from .webhooks import (
+    ADD_DEAD,
     COLUMNS,
     DEAD_COLUMNS,
+    DROP_DEAD,
+    RELEASE_LEASE,
+    SAVE_PROGRESS,
     DeadLetterRecord,
     Progress,
     SubscriptionRecord,
@@ -89,15 +93,13 @@ class SqliteWebhooks:
 
     async def release_lease(self, sub_id: str, owner: str) -> None:
         await self._store._write(lambda c: c.execute(
-            "UPDATE webhook_subscriptions SET lease_owner = NULL, lease_expires_ms = 0 "
-            "WHERE id = ? AND lease_owner = ?", (sub_id, owner),
+            RELEASE_LEASE.sqlite, (sub_id, owner),
         ))
 
     async def save_progress(self, sub_id: str, owner: str, now_ms: int, progress: Progress) -> bool:
         def run(c: sqlite3.Connection) -> bool:
             done = c.execute(
-                "UPDATE webhook_subscriptions SET cursor = ?, attempts = ?, first_attempt_ms = ?, "
-                "next_attempt_ms = ? WHERE id = ? AND lease_owner = ? AND lease_expires_ms >= ?",
+                SAVE_PROGRESS.sqlite,
                 (progress.cursor, progress.attempts, progress.first_attempt_ms, progress.next_attempt_ms,
                  sub_id, owner, now_ms),
             ).rowcount > 0
@@ -105,13 +107,12 @@ class SqliteWebhooks:
                 return False
             for d in progress.dead:
                 c.execute(
-                    "INSERT INTO webhook_deadletters (subscription_id, event_id, event_type, thread_id, position, "
-                    "envelope, reason, attempts, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    ADD_DEAD.sqlite,
                     (sub_id, d.event_id, d.event_type, d.thread_id, d.position, d.envelope, d.reason,
                      d.attempts, d.created_ms),
                 )
             for dead_id in progress.replayed:
-                c.execute("DELETE FROM webhook_deadletters WHERE id = ? AND subscription_id = ?", (dead_id, sub_id))
+                c.execute(DROP_DEAD.sqlite, (dead_id, sub_id))
             return True
 
         return await self._store._write(run)
