@@ -72,7 +72,6 @@ class PostgresEvents(PostgresCore):
         return await self._write(run)
 
     async def prune_idempotency(self, before_ms: int) -> int:
-        """Forget repeatability ids recorded before ``before_ms``; return how many."""
         return await self._delete_before("idempotency", before_ms)
 
     async def _delete_before(self, table: str, before_ms: int) -> int:

@@ -40,7 +40,6 @@ class PostgresIdentities(PostgresCore):
         return {row["id"]: user_from(row) for row in rows}
 
     async def revoke_tokens(self, user_id: str) -> int | None:
-        """Raise the user's token generation; return it, or None if no such live user."""
         value = await self._write(
             lambda c: c.fetchval(
                 dialect.REVOKE_TOKENS.postgres,

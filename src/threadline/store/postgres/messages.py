@@ -72,7 +72,6 @@ class PostgresMessages(PostgresCore):
     async def list_messages(
         self, thread_id: str, *, before_seq: int | None, min_created_ms: int, limit: int
     ) -> list[MessageRecord]:
-        """Messages newest first, with ``sequence_id < before_seq`` when given."""
         sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND created_ms >= $2"
         args: list[Any] = [thread_id, min_created_ms]
         if before_seq is not None:
@@ -160,8 +159,6 @@ class PostgresMessages(PostgresCore):
     async def send_read_receipt(
         self, receipt: ReadReceiptRecord, effects: Effects[ReadReceiptRecord]
     ) -> Outcome[ReadReceiptRecord]:
-        """Keep the reader's latest receipt."""
-
         async def run(c: Connection, finish: _Finish) -> Outcome[ReadReceiptRecord]:
             async def apply() -> ReadReceiptRecord:
                 await c.execute(

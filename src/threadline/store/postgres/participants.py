@@ -19,7 +19,6 @@ class PostgresParticipants(PostgresCore):
     """Participants (memberships) of :class:`~threadline.store.postgres.PostgresStore`."""
 
     async def list_participants(self, thread_id: str, *, skip: int, limit: int) -> list[ParticipantRecord]:
-        """Live members in join order."""
         rows = await self._read(
             lambda c: c.fetch(
                 dialect.LIST_PARTICIPANTS.postgres,
@@ -88,8 +87,6 @@ class PostgresParticipants(PostgresCore):
         self, thread_id: str, user_id: str, draft: MessageDraft, now_ms: int,
         effects: Effects[MessageRecord | None],
     ) -> Outcome[MessageRecord | None]:
-        """End a membership and write the ``participantRemoved`` draft; None if not a member."""
-
         async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord | None]:
             if not await self._lock_thread(c, thread_id):
                 return Outcome()

@@ -28,12 +28,6 @@ class PostgresThreads(PostgresCore):
         *,
         max_members: int | None = None,
     ) -> Outcome[list[MessageRecord]]:
-        """Create a thread with its members and first (system) messages.
-
-        Raises:
-            TooManyParticipants: more than ``max_members`` participants.
-        """
-
         async def run(c: Connection, finish: _Finish) -> Outcome[list[MessageRecord]]:
             async def apply() -> list[MessageRecord]:
                 if max_members is not None and len({p.user_id for p in participants}) > max_members:
@@ -56,7 +50,6 @@ class PostgresThreads(PostgresCore):
         return await self._write_events(run)
 
     async def get_thread(self, thread_id: str) -> ThreadRecord | None:
-        """Return the thread, deleted or not."""
         row = await self._read(
             lambda c: c.fetchrow(dialect.GET_THREAD.postgres, thread_id)
         )
@@ -65,7 +58,6 @@ class PostgresThreads(PostgresCore):
     async def get_access(
         self, thread_id: str, user_id: str
     ) -> tuple[ThreadRecord | None, ParticipantRecord | None]:
-        """Return the thread and the user's live membership in it, in one read."""
         row = await self._read(
             lambda c: c.fetchrow(
                 dialect.GET_ACCESS.postgres,
@@ -153,7 +145,6 @@ class PostgresThreads(PostgresCore):
         return await self._write_events(run)
 
     async def due_threads(self, now_ms: int, limit: int) -> list[str]:
-        """Ids of live threads whose retention expiry is at or before ``now_ms``, oldest expiry first."""
         rows = await self._read(
             lambda c: c.fetch(
                 dialect.DUE_THREADS.postgres,
