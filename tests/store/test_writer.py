@@ -157,14 +157,83 @@ def test_an_idle_write_runs_on_the_loop_and_is_committed(tmp_path: Path) -> None
         await writer.start(setup)
         ran_on = await writer.run(insert(1))
         assert rows(path) == [(1, "v1")]  # committed before run() returned
-        # it began without waiting (busy timeout 0), then gave the connection its own timeout back
-        assert await writer.run(lambda c: c.execute("PRAGMA busy_timeout").fetchone()[0]) == 5000
+        # the loop's writes never wait for a lock: they began with a busy timeout of 0 (the thread's
+        # BEGIN waits with the connection's own: test_the_loop_never_waits_for_another_process...)
+        assert await writer.run(lambda c: c.execute("PRAGMA busy_timeout").fetchone()[0]) == 0
         await writer.stop()
         return ran_on, writer
 
     ran_on, writer = asyncio.run(main())
     assert ran_on == threading.get_ident()  # this thread ran the loop, so it ran the write too
     assert (writer.writes, writer.groups, writer.inline_writes) == (2, 2, 2)
+
+
+def test_writes_made_in_one_turn_of_the_loop_share_one_commit(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    answered: list[int] = []
+
+    async def main() -> tuple[list[object], Writer]:
+        writer = Writer(lambda: connect(path), inline=True)
+        await writer.start(setup)
+
+        def write(k: int):  # type: ignore[no-untyped-def]
+            def run(conn: sqlite3.Connection) -> int:
+                assert not answered  # nobody of the group is answered before its COMMIT
+                conn.execute("INSERT INTO t (k, v) VALUES (?, ?)", (k, f"v{k}"))
+                if k == 7:
+                    raise ValueError("write 7 fails after inserting")
+                return k
+            return run
+
+        async def one(k: int) -> int:
+            value: int = await writer.run(write(k))
+            assert (k, f"v{k}") in rows(path)  # committed, seen from another connection
+            answered.append(k)
+            return value
+
+        # gather starts the 30 tasks in one turn; each runs up to its write and waits
+        results = await asyncio.gather(*(one(k) for k in range(30)), return_exceptions=True)
+        await writer.stop()
+        return results, writer
+
+    results, writer = asyncio.run(main())
+    assert isinstance(results[7], ValueError)
+    assert [r for i, r in enumerate(results) if i != 7] == [k for k in range(30) if k != 7]
+    assert rows(path) == [(k, f"v{k}") for k in range(30) if k != 7]  # 7 was rolled back alone
+    assert (writer.writes, writer.groups, writer.inline_writes) == (30, 1, 29)
+    assert sorted(answered) == [k for k in range(30) if k != 7]
+
+
+def test_a_turn_larger_than_a_batch_commits_in_batches(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+
+    async def main() -> Writer:
+        writer = Writer(lambda: connect(path), inline=True, max_batch=8)
+        await writer.start(setup)
+        await asyncio.gather(*(writer.run(insert(k)) for k in range(20)))
+        await writer.stop()
+        return writer
+
+    writer = asyncio.run(main())
+    assert (writer.writes, writer.groups, writer.inline_writes) == (20, 3, 20)  # 8 + 8 + 4
+    assert [k for k, _ in rows(path)] == list(range(20))
+
+
+def test_a_turn_not_yet_ended_at_stop_is_committed_by_the_thread(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+
+    async def main() -> Writer:
+        writer = Writer(lambda: connect(path), inline=True)
+        await writer.start(setup)
+        writes = [asyncio.ensure_future(writer.run(insert(k))) for k in range(5)]
+        await asyncio.sleep(0)  # the five are waiting in this turn; stop() comes before the turn ends
+        await writer.stop()
+        assert [w.result() != threading.get_ident() for w in writes] == [True] * 5
+        return writer
+
+    writer = asyncio.run(main())
+    assert (writer.writes, writer.inline_writes) == (5, 0)
+    assert [k for k, _ in rows(path)] == list(range(5))
 
 
 def test_a_failed_inline_write_rolls_back_and_the_next_one_goes_on(tmp_path: Path) -> None:

@@ -11,18 +11,24 @@ Group commit keeps the one-writer design (no "database is locked", whatever
 the concurrency) while paying BEGIN and COMMIT once per group rather than once
 per write; under load the groups grow by themselves, idle they are single writes.
 
-With ``inline=True`` an idle writer lets the event loop run a write itself:
-when nothing is queued and the thread is not inside a group, the loop takes
-the connection's lock without waiting, begins with a busy timeout of zero and
-commits, saving the two thread hand-offs (about half a millisecond of the
-idle send). If anything is in the way (the thread holds the connection,
-another process holds the database's write lock) the write goes to the
-thread as usual, so the loop never waits on a lock. Inline writes never
-checkpoint (that would fsync on the loop): the connection's automatic
-checkpoint is off and the thread runs a passive checkpoint, from a second
-connection, after every ``checkpoint_every`` writes. Only for ``synchronous=NORMAL``, where COMMIT
-does not fsync. Writes of unbounded size (``bulk``, the retention pruners)
-always go to the thread.
+With ``inline=True`` an idle writer lets the event loop commit writes itself.
+A write made on the loop is not run at once: it joins the writes made in the
+same turn of the loop, and at the end of that turn (``call_soon``) the loop
+runs them all in one transaction, each in its own SAVEPOINT (a lone write
+needs none), and commits once: under load the concurrent requests of one turn
+share a COMMIT, idle a write costs one turn more than running it at once.
+That saves the two thread hand-offs of a queued write (about half a
+millisecond of the idle send). The loop never waits for a lock: it takes the
+connection only when the thread is not using it and nothing is queued for the
+thread, and begins with the connection's busy timeout at zero (the thread
+raises it to the configured value for its own groups and lowers it again). If
+anything is in the way (the thread holds the connection, another process holds
+the database's write lock) the turn's writes go to the thread as usual.
+Inline writes never checkpoint (that would fsync on the loop): the
+connection's automatic checkpoint is off and the thread runs a passive
+checkpoint, from a second connection, after every ``checkpoint_every`` writes.
+Only for ``synchronous=NORMAL``, where COMMIT does not fsync. Writes of
+unbounded size (``bulk``, the retention pruners) always go to the thread.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ T = TypeVar("T")
 
 #: A queued write: the function, the future it answers, the loop that future belongs to.
 _Item = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+#: A write's outcome: the write, its value, the error it raised (None when it did not).
+_Result = tuple[_Item, Any, "BaseException | None"]
 
 #: Queued to ask the thread for a passive checkpoint (inline writes never checkpoint).
 _CHECKPOINT = "checkpoint"
@@ -93,8 +102,10 @@ class Writer:
         self._accepting = False
         #: Held by whoever uses the connection: the thread for a group, the loop for an inline write.
         self._using = threading.Lock()
+        #: The writes made on the loop during its current turn (inline only; the loop's alone).
+        self._turn: list[_Item] = []
         self._conn: sqlite3.Connection | None = None
-        #: The connection's own busy timeout, which the thread's writes keep (inline ones use 0).
+        #: The connection's own busy timeout, which the thread's groups use (the loop's use 0).
         self._busy_ms = 0
         self._since_checkpoint = 0
         #: Writes run and transactions committed so far (their ratio is the mean group size).
@@ -121,7 +132,9 @@ class Writer:
         self._accepting = True
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
-        """Run a write, inline when the writer is idle, else queued; return once it has committed.
+        """Run a write, with this turn's other writes on the loop when the writer is idle, else queued.
+
+        Returns once the write has committed.
 
         Args:
             fn: the write, a function of the write connection.
@@ -134,73 +147,74 @@ class Writer:
         """
         if not self._accepting:
             raise StoreUnavailable("the store is closed")
-        if self._inline and not bulk and self._queue.empty() and self._using.acquire(blocking=False):
-            try:
-                ran, value = self._run_inline(fn)
-            finally:
-                self._using.release()
-            if ran:
-                await asyncio.sleep(0)  # a write stays a point where other tasks get their turn
-                return value  # type: ignore[return-value]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, future, loop))
+        if self._inline and not bulk:
+            if not self._turn:
+                loop.call_soon(self._end_turn)
+            self._turn.append((fn, future, loop))
+        else:
+            self._queue.put((fn, future, loop))
         return await future
 
     async def stop(self) -> None:
         """Commit every write queued so far, then close the connection and end the thread."""
         self._accepting = False
+        self._hand_over(self._turn)  # a turn not yet ended goes to the thread, before the stop marker
+        self._turn = []
         thread, self._thread = self._thread, None
         if thread is None:
             return
         self._queue.put(None)
         await asyncio.to_thread(thread.join)
 
+    def _hand_over(self, items: list[_Item]) -> None:
+        for item in items:
+            self._queue.put(item)
+
     # -- inline (on the event loop, holding ``_using``) --------------------------------------------
 
-    def _run_inline(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
-        """Try one write in its own transaction without waiting for any lock.
+    def _end_turn(self) -> None:
+        """Commit the writes made during this turn of the loop, on the loop if nothing is in the way."""
+        turn, self._turn = self._turn, []
+        if not turn:
+            return  # stop() handed them to the thread
+        while turn:
+            batch, turn = turn[: self._max_batch], turn[self._max_batch :]
+            if not (self._queue.empty() and self._using.acquire(blocking=False)):
+                break
+            try:
+                results = self._commit_inline(batch)
+            finally:
+                self._using.release()
+            if results is None:
+                break
+            for (_, future, _), value, error in results:
+                _settle(future, value, error)
+        else:
+            return
+        self._hand_over(batch + turn)
+
+    def _commit_inline(self, batch: list[_Item]) -> list[_Result] | None:
+        """Run a turn's writes in one transaction without waiting for any lock.
 
         Returns:
-            ``(False, None)`` when the database's write lock is taken (queue it
-            instead), else ``(True, fn's result)``.
-
-        Raises:
-            StoreUnavailable: BEGIN or COMMIT failed for another reason.
-            Exception: whatever ``fn`` raised, after the rollback.
+            None when the database's write lock is taken (queue them instead),
+            else each write's result or error.
         """
         conn = self._conn
         if conn is None:
-            return False, None
+            return None
         try:
-            conn.execute("PRAGMA busy_timeout=0")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            conn.execute("BEGIN IMMEDIATE")  # the busy timeout is 0 outside the thread's groups
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                return False, None  # another process writes: the thread waits for it, not the loop
-            raise _unavailable(exc) from None
-        try:
-            value = fn(conn)
-        except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if readonly(exc):
-                raise _unavailable(exc) from None  # type: ignore[arg-type]
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise _unavailable(exc) from None
-        self.writes += 1
-        self.groups += 1
-        self.inline_writes += 1
-        self._count_for_checkpoint(1)
-        return True, value
+                return None  # another process writes: the thread waits for it, not the loop
+            failure = _unavailable(exc)
+            return [(item, None, failure) for item in batch]
+        results, committed = self._group(conn, batch)
+        self.inline_writes += committed
+        return results
 
     def _count_for_checkpoint(self, writes: int) -> None:
         if not self._inline:
@@ -226,6 +240,7 @@ class Writer:
             if self._inline:
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run here, never inline
                 self._busy_ms = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+                conn.execute("PRAGMA busy_timeout=0")  # the loop never waits; the thread raises it for its groups
                 checkpointer = self._connect()
         except Exception as exc:
             if conn is not None:
@@ -284,30 +299,60 @@ class Writer:
         self.checkpoints += requests
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
-        results: list[tuple[_Item, Any, BaseException | None]] = []
+        """Run a group on the thread, waiting for the database's lock as long as the busy timeout allows."""
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if self._inline:
+                conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                if self._inline:
+                    conn.execute("PRAGMA busy_timeout=0")
+        except sqlite3.Error as exc:
+            failure = _unavailable(exc)
+            results: list[_Result] = [(item, None, failure) for item in batch]
+        else:
+            results, _ = self._group(conn, batch)
+        for (_, future, loop), value, error in results:
+            with contextlib.suppress(RuntimeError):  # the caller's loop has closed
+                loop.call_soon_threadsafe(_settle, future, value, error)
+
+    def _group(self, conn: sqlite3.Connection, batch: list[_Item]) -> tuple[list[_Result], int]:
+        """Run a group in the transaction just begun and commit it.
+
+        Each write runs in its own SAVEPOINT (a lone write needs none), so one that raises is
+        rolled back alone; if a savepoint or COMMIT fails, every write of the group fails with
+        :class:`StoreUnavailable` and nothing of it holds.
+
+        Returns:
+            Each write's result or error, and how many of them committed.
+        """
+        results: list[_Result] = []
+        alone = len(batch) == 1
+        try:
             for item in batch:
-                conn.execute("SAVEPOINT write")
+                if not alone:
+                    conn.execute("SAVEPOINT write")
                 try:
                     value = item[0](conn)
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO write")
-                    conn.execute("RELEASE write")
+                    conn.execute("ROLLBACK" if alone else "ROLLBACK TO write")
+                    if not alone:
+                        conn.execute("RELEASE write")
                     results.append((item, None, _unavailable(exc) if readonly(exc) else exc))  # type: ignore[arg-type]
                 else:
-                    conn.execute("RELEASE write")
+                    if not alone:
+                        conn.execute("RELEASE write")
                     results.append((item, value, None))
-            conn.execute("COMMIT")
-            self.writes += len(batch)
-            self.groups += 1
-            self._count_for_checkpoint(len(batch))
-        except sqlite3.Error as exc:  # BEGIN, a savepoint or COMMIT failed: nothing of the group holds
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # a savepoint or COMMIT failed: nothing of the group holds
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             failure = _unavailable(exc)
-            results = [(item, None, failure) for item in batch]
-        for (_, future, loop), value, error in results:
-            with contextlib.suppress(RuntimeError):  # the caller's loop has closed
-                loop.call_soon_threadsafe(_settle, future, value, error)
+            return [(item, None, failure) for item in batch], 0
+        self.writes += len(batch)
+        self.groups += 1
+        self._count_for_checkpoint(len(batch))
+        return results, sum(1 for _, _, error in results if error is None)
