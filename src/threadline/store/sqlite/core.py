@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import dialect
-from ..base import Effects, Outcome, StoreError, StoreUnavailable
+from ..base import Effects, NotAllowed, Outcome, StoreError, StoreUnavailable
 from ..blobs import FileBlobs
+from ..dialect import LIVE_MEMBER
 from ..records import Event, MessageDraft, MessageRecord, ParticipantRecord
 from ..rows import MESSAGE_COLUMNS, drafted_message, dump_json, message_values
 from ..sqlite_images import SqliteImages
@@ -165,27 +166,59 @@ class SqliteCore(SqliteImages):
         return events
 
     @staticmethod
-    def _next_ids(conn: sqlite3.Connection, thread_id: str, count: int, now_ms: int) -> list[tuple[int, int]]:
+    def _next_ids(
+        conn: sqlite3.Connection, thread_id: str, count: int, now_ms: int, sender: str | None = None
+    ) -> list[tuple[int, int]]:
         """Allocate (sequence id, epoch-ms message id) pairs for new messages, in one statement.
 
         Each id is ``max(now, previous + 1)``; for ``count`` ids the last is
-        ``max(now + count - 1, last + count)`` (as on PostgreSQL).
+        ``max(now + count - 1, last + count)`` (as on PostgreSQL). With ``sender``, the same
+        statement checks that the thread is live and the sender a live member of it (a send's
+        check and allocation in one step).
+
+        Raises:
+            NotAllowed: with ``sender``, the thread is missing or deleted, or the sender no member.
+            StoreError: without ``sender``, the thread is missing.
         """
+        guard = (
+            " AND deleted_ms IS NULL AND EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = threads.id "
+            f"AND p.user_id = ?4 AND p.{LIVE_MEMBER})" if sender is not None else ""
+        )
         row = conn.execute(
             "UPDATE threads SET last_seq = last_seq + ?1, "
             "last_message_id = max(?2 + ?1 - 1, last_message_id + ?1), last_message_ms = ?2 "
-            "WHERE id = ?3 RETURNING last_seq, last_message_id",
-            (count, now_ms, thread_id),
+            f"WHERE id = ?3{guard} RETURNING last_seq, last_message_id",
+            (count, now_ms, thread_id, sender) if sender is not None else (count, now_ms, thread_id),
         ).fetchone()
         if row is None:
+            if sender is not None:
+                SqliteCore._refuse(conn, thread_id, sender)
             raise StoreError(f"no thread {thread_id!r}")
         seq, last_id = int(row["last_seq"]), int(row["last_message_id"])
         return [(seq - count + k, last_id - count + k) for k in range(1, count + 1)]
 
+    @staticmethod
+    def _refuse(conn: sqlite3.Connection, thread_id: str, user_id: str) -> None:
+        """Raise why a user may not write to a thread, if they may not (one read).
+
+        Raises:
+            NotAllowed: the thread is missing or deleted, or the user is not a live member.
+        """
+        row = conn.execute(
+            "SELECT t.deleted_ms IS NULL AS live, EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = t.id "
+            f"AND p.user_id = ? AND p.{LIVE_MEMBER}) AS member FROM threads t WHERE t.id = ?",
+            (user_id, thread_id),
+        ).fetchone()
+        if row is None or not row["live"]:
+            raise NotAllowed(thread_missing=True)
+        if not row["member"]:
+            raise NotAllowed(thread_missing=False)
+
     def _insert_messages(
-        self, conn: sqlite3.Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int
+        self, conn: sqlite3.Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int,
+        sender: str | None = None,
     ) -> list[MessageRecord]:
-        pairs = self._next_ids(conn, thread_id, len(drafts), now_ms)
+        pairs = self._next_ids(conn, thread_id, len(drafts), now_ms, sender)
         records = [drafted_message(thread_id, seq, mid, d, now_ms) for (seq, mid), d in zip(pairs, drafts, strict=True)]
         sql = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         if len(records) == 1:

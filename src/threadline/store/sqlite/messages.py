@@ -7,8 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import dialect
-from ..base import Effects, NotAllowed, Outcome
-from ..dialect import LIVE_MEMBER
+from ..base import Effects, Outcome
 from ..records import MessageDraft, MessageRecord, ReadReceiptRecord
 from ..rows import MESSAGE_COLUMNS, dump_json, message_from, receipt_from
 from .core import SqliteCore
@@ -24,16 +23,13 @@ class SqliteMessages(SqliteCore):
     ) -> Outcome[MessageRecord]:
         def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
             # Inside the write (the one writer): a removed member can never send, nor replay a key.
-            row = c.execute(
-                "SELECT t.deleted_ms IS NULL AS live, EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = t.id "
-                f"AND p.user_id = ? AND p.{LIVE_MEMBER}) AS member FROM threads t WHERE t.id = ?",
-                (draft.sender_id, thread_id),
-            ).fetchone()
-            if row is None or not row["live"]:
-                raise NotAllowed(thread_missing=True)
-            if not row["member"]:
-                raise NotAllowed(thread_missing=False)
-            outcome = self._effects(c, effects, lambda: self._insert_messages(c, thread_id, [draft], now_ms)[0])
+            # Without a key the check is part of the thread's UPDATE that allocates the ids.
+            if effects.idempotency is not None:
+                self._refuse(c, thread_id, draft.sender_id)
+            sender = draft.sender_id if effects.idempotency is None else None
+            outcome = self._effects(
+                c, effects, lambda: self._insert_messages(c, thread_id, [draft], now_ms, sender)[0]
+            )
             if outcome.value is not None:
                 outcome.events = self._publishable(c, thread_id, effects, outcome.value, now_ms)
             return outcome
