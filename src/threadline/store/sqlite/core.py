@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec.json as json
+
 from .. import dialect
 from ..base import Effects, NotAllowed, Outcome, StoreError, StoreUnavailable
 from ..blobs import FileBlobs
@@ -20,6 +22,22 @@ from ..sqlite_images import SqliteImages
 from ..writer import Writer
 
 __all__ = ["SqliteCore"]
+
+#: Who receives an event: a member whose stay covers its position and, for one revealing a
+#: message, whose window holds it. Parameters: thread, position, position, message time twice.
+_RECIPIENT = (
+    "thread_id = ? AND joined_pos <= ? AND (left_pos IS NULL OR left_pos >= ?) "
+    "AND (? IS NULL OR share_history_ms <= ?)"
+)
+_LOG_EVENT = (
+    "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?, ?, ?, ?, ?) RETURNING position"
+)
+#: The same insert, returning the new event's recipients too (a JSON array), read in the same statement.
+_LOG_EVENT_AND_RECIPIENTS = (
+    _LOG_EVENT + ", (SELECT json_group_array(p.user_id) FROM participants p WHERE p.thread_id = events.thread_id "
+    "AND p.joined_pos <= events.position AND (p.left_pos IS NULL OR p.left_pos >= events.position) "
+    "AND (events.message_ms IS NULL OR p.share_history_ms <= events.message_ms))"
+)
 
 T = TypeVar("T")
 
@@ -118,17 +136,22 @@ class SqliteCore(SqliteImages):
     @staticmethod
     def _log_events(
         conn: sqlite3.Connection, thread_id: str, items: list[tuple[str, bytes]], now_ms: int,
-        message_ms: int | None,
+        message_ms: int | None, *, with_recipients: bool = False,
     ) -> list[Event]:
+        """Append a write's events to the log.
+
+        With ``with_recipients`` each insert also reads the event's recipients (as
+        :meth:`_recipients`) in the same statement: right only when the write changes no
+        membership after its events (``_publishable`` without ``on_position``).
+        """
+        sql = _LOG_EVENT_AND_RECIPIENTS if with_recipients else _LOG_EVENT
         events = []
         for kind, payload in items:
-            cursor = conn.execute(
-                "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?, ?, ?, ?, ?)",
-                (thread_id, kind, payload, now_ms, message_ms),
-            )
-            position = cursor.lastrowid
-            assert position is not None
-            events.append(Event(position, thread_id, kind, payload, now_ms, message_ms=message_ms))
+            row = conn.execute(sql, (thread_id, kind, payload, now_ms, message_ms)).fetchone()
+            event = Event(int(row[0]), thread_id, kind, payload, now_ms, message_ms=message_ms)
+            if with_recipients:
+                event.recipients = tuple(json.decode(row[1], type=list[str]))
+            events.append(event)
         return events
 
     @staticmethod
@@ -140,8 +163,7 @@ class SqliteCore(SqliteImages):
     def _recipients(conn: sqlite3.Connection, event: Event) -> tuple[str, ...]:
         """Members whose stay covers the event's position and, for one revealing a message, whose window holds it."""
         rows = conn.execute(
-            "SELECT user_id FROM participants WHERE thread_id = ? AND joined_pos <= ? "
-            "AND (left_pos IS NULL OR left_pos >= ?) AND (? IS NULL OR share_history_ms <= ?)",
+            f"SELECT user_id FROM participants WHERE {_RECIPIENT}",
             (event.thread_id, event.position, event.position, event.message_ms, event.message_ms),
         ).fetchall()
         return tuple(r["user_id"] for r in rows)
@@ -158,9 +180,10 @@ class SqliteCore(SqliteImages):
         before = self._current_position(conn) if on_position is not None else 0
         items = effects.events(value) if effects.events is not None and value is not None else []
         reveals = effects.reveals(value) if effects.reveals is not None and items else None
+        if on_position is None:
+            return self._log_events(conn, thread_id, items, now_ms, reveals, with_recipients=True)
         events = self._log_events(conn, thread_id, items, now_ms, reveals)
-        if on_position is not None:
-            on_position(events[0].position if events else None, before)
+        on_position(events[0].position if events else None, before)
         for event in events:
             event.recipients = self._recipients(conn, event)
         return events
