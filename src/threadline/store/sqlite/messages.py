@@ -24,11 +24,13 @@ class SqliteMessages(SqliteCore):
         def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
             # Inside the write (the one writer): a removed member can never send, nor replay a key.
             # Without a key the check is part of the thread's UPDATE that allocates the ids.
+            sender = draft.sender_id or ""  # no sender is no member
             if effects.idempotency is not None:
-                self._refuse(c, thread_id, draft.sender_id)
-            sender = draft.sender_id if effects.idempotency is None else None
+                self._refuse(c, thread_id, sender)
             outcome = self._effects(
-                c, effects, lambda: self._insert_messages(c, thread_id, [draft], now_ms, sender)[0]
+                c, effects, lambda: self._insert_messages(
+                    c, thread_id, [draft], now_ms, sender if effects.idempotency is None else None
+                )[0]
             )
             if outcome.value is not None:
                 outcome.events = self._publishable(c, thread_id, effects, outcome.value, now_ms)
