@@ -234,7 +234,11 @@ async def backend_pids(database: str | None) -> list[int]:
     return [int(r["pid"]) for r in rows]
 
 
-async def send_cases(label: str, nodes: list[Node], seconds: float, database: str | None) -> None:
+#: Figures the summary reads: (case label, c, spread) -> (req/s, server ms/op, PostgreSQL ms/op or None).
+Figures = dict[tuple[str, int, int], tuple[float, float, float | None]]
+
+
+async def send_cases(label: str, nodes: list[Node], seconds: float, database: str | None, figures: Figures) -> None:
     for spread in (1, 32):
         per_node = await targets(nodes, spread)
         for c in (8, 32):
@@ -251,6 +255,43 @@ async def send_cases(label: str, nodes: list[Node], seconds: float, database: st
                               max(r.p99_ms for r in results), sum(r.requests for r in results),
                               sum(r.errors for r in results))
             print(row(f"send, {label}", c, str(spread), total, server, pg), flush=True)
+            ops = max(1, total.requests)
+            figures[(label, c, spread)] = (total.rps, server / ops, pg / ops if pg is not None else None)
+
+
+def store_rate(rows: list[str], case: str) -> float:
+    """The writes/s of one printed store-level row."""
+    line = next(r for r in rows if r.startswith(case))
+    return float(line[44:].split()[1])
+
+
+def summary(figures: Figures, store_rows: list[str]) -> list[str]:
+    """Issue #12's targets, each with the ratio measured in this run."""
+    lines = []
+
+    def check(what: str, value: float, target: float, unit: str = "%", lower_is_better: bool = False) -> None:
+        met = value <= target if lower_is_better else value >= target
+        shown = f"{value:.0f}%" if unit == "%" else f"{value:.2f} {unit}"
+        goal = f"{'<=' if lower_is_better else '>='} {target:.0f}%" if unit == "%" else f"<= {target:.2f} {unit}"
+        lines.append(f"{what:<62} {shown:>10}  target {goal:<10} {'met' if met else 'NOT met'}")
+
+    ceiling = figures[("ceiling", 32, 0)][0]
+    for spread in (1, 32):
+        sqlite, pg = figures[("SQLite", 32, spread)], figures[("PostgreSQL, 1 process", 32, spread)]
+        where = "one thread" if spread == 1 else "32 threads"
+        check(f"PostgreSQL / SQLite send, C=32, {where}", 100 * pg[0] / sqlite[0], 100)
+        check(f"SQLite send / raw-Starlette ceiling, C=32, {where}", 100 * sqlite[0] / ceiling, 40)
+        check(f"PostgreSQL server CPU per send, C=32, {where}", pg[1], 0.5, "ms", True)
+        check(f"PostgreSQL CPU per send, C=32, {where}", pg[2] or 0.0, 0.4, "ms", True)
+    for engine in ("SQLite", "PostgreSQL"):
+        for where in ("32 threads", "1 thread"):
+            with_events = store_rate(store_rows, f"{engine}, send + event, {where}")
+            without = store_rate(store_rows, f"{engine}, send, no event, {where}")
+            check(f"store, {engine}: writes with events / without, {where}", 100 * with_events / without, 90)
+        spread = store_rate(store_rows, f"{engine}, send + event, 32 threads")
+        single = store_rate(store_rows, f"{engine}, send + event, 1 thread")
+        check(f"store, {engine}: 32 writers on 32 threads / on one thread", 100 * spread / single, 200)
+    return lines
 
 
 async def main_async(args: argparse.Namespace, database: str) -> None:
@@ -258,34 +299,40 @@ async def main_async(args: argparse.Namespace, database: str) -> None:
     redis = f"{args.redis}?channel=threadline-bench:{secrets.token_hex(4)}"
     print(f"{os.cpu_count()} CPUs; {args.seconds:g} s per case; wrk, servers and PostgreSQL share this machine.\n")
     print(HEADER)
+    figures: Figures = {}
     ceiling = Ceiling(free_port())
     try:
         for c in (8, 32):
             before = tree_cpu_ms(ceiling.process.pid)
             result = await asyncio.to_thread(run_wrk, f"http://127.0.0.1:{ceiling.port}", [("/messages", "x")], c,
                                              args.seconds)
-            print(row("raw Starlette POST -> 201 (ceiling)", c, "-", result,
-                      tree_cpu_ms(ceiling.process.pid) - before, None), flush=True)
+            server = tree_cpu_ms(ceiling.process.pid) - before
+            print(row("raw Starlette POST -> 201 (ceiling)", c, "-", result, server, None), flush=True)
+            figures[("ceiling", c, 0)] = (result.rps, server / max(1, result.requests), None)
     finally:
         ceiling.stop()
     async with cluster(root, 1) as nodes:
-        await send_cases("SQLite", nodes, args.seconds, None)
+        await send_cases("SQLite", nodes, args.seconds, None, figures)
     async with cluster(root, 1, "--database", database, "--events", redis) as nodes:
-        await send_cases("PostgreSQL, 1 process", nodes, args.seconds, database)
+        await send_cases("PostgreSQL, 1 process", nodes, args.seconds, database, figures)
     async with cluster(root, 1, "--database", database, "--events", redis, "--workers", "2") as nodes:
-        await send_cases("PostgreSQL, --workers 2", nodes, args.seconds, database)
+        await send_cases("PostgreSQL, --workers 2", nodes, args.seconds, database, figures)
     async with cluster(root, 2, "--database", database, "--events", redis) as nodes:
-        await send_cases("PostgreSQL, 2 nodes", nodes, args.seconds, database)
+        await send_cases("PostgreSQL, 2 nodes", nodes, args.seconds, database, figures)
         print("\nReal-time delivery, send through node A -> frame on a WebSocket (Redis hub), idle:")
         print(f"{'case':<34} {'messages':>8} {'p50 ms':>8} {'p99 ms':>8}")
         for listen_on in (0, 1):
             print(await delivery_case(nodes, listen_on, args.messages), flush=True)
     print(f"\nStore level (no HTTP), {args.seconds:g} s each:")
     print(STORE_HEADER)
-    for line in await contention("sqlite", str(root), args.seconds):
-        print(line, flush=True)
-    for line in await contention("postgres", database, args.seconds):
-        print(line, flush=True)
+    store_rows = []
+    for engine, where in (("sqlite", str(root)), ("postgres", database)):
+        for line in await contention(engine, where, args.seconds):
+            print(line, flush=True)
+            store_rows.append(line)
+    print("\nIssue #12's targets, ratios from this run:")
+    for line in summary(figures, store_rows):
+        print(line)
 
 
 def free_port() -> int:
