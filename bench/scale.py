@@ -290,7 +290,8 @@ def summary(figures: Figures, store_rows: list[str]) -> list[str]:
             check(f"store, {engine}: writes with events / without, {where}", 100 * with_events / without, 90)
         spread = store_rate(store_rows, f"{engine}, send + event, 32 threads")
         single = store_rate(store_rows, f"{engine}, send + event, 1 thread")
-        check(f"store, {engine}: 32 writers on 32 threads / on one thread", 100 * spread / single, 200)
+        if engine == "PostgreSQL":  # SQLite has one writer by design: its threads share it
+            check(f"store, {engine}: 32 writers on 32 threads / on one thread", 100 * spread / single, 200)
     return lines
 
 
