@@ -129,6 +129,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.up = True
+        self.held = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -148,6 +149,8 @@ class TcpProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await src.read(65536):
+                    while self.held:  # a silent link: connected, but nothing gets through
+                        await asyncio.sleep(0.02)
                     dst.write(data)
                     await dst.drain()
             dst.close()
@@ -164,6 +167,10 @@ class TcpProxy:
 
     def resume(self) -> None:
         self.up = True
+
+    def hold(self, held: bool = True) -> None:
+        """Stop (or, with False, restart) forwarding without closing anything."""
+        self.held = held
 
     async def close(self) -> None:
         self.cut()

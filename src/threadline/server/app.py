@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -21,6 +22,7 @@ from threadline.protocol.wire import encode
 from threadline.store.base import Store, StoreError
 
 from . import metrics
+from .access_cache import AccessCache
 from .cors import SlashCollapse, cors_middleware, parse_origins
 from .errors import JSON, error_response
 from .events import Hub, LocalHub
@@ -31,6 +33,7 @@ from .realtime import RawSendCapture, RealtimeManager, RealtimeOptions, realtime
 from .realtime import browser as browser_rt
 from .routes import admin, chat, identity, images
 from .routes import webhooks as webhook_routes
+from .services.access import Access
 from .services.admin import AdminService, limits_dict
 from .services.admission import Admission
 from .services.identity import IdentityService
@@ -45,7 +48,10 @@ from .webhooks.safety import AllowList
 from .webhooks.service import WebhookService
 from .webhooks.wake import WakingHub
 
-__all__ = ["create_app", "open_hub", "open_store", "running"]
+if TYPE_CHECKING:
+    from .redis_invalidation import RedisInvalidations
+
+__all__ = ["create_app", "open_access", "open_hub", "open_store", "running"]
 
 log = logging.getLogger("threadline.server")
 
@@ -71,6 +77,25 @@ def open_hub(settings: Settings, store: Store) -> Hub:
     return LocalHub()
 
 
+def open_access(settings: Settings, store: Store) -> tuple[Access, RedisInvalidations | None]:
+    """The access cache the deployment allows, and its invalidation channel (not yet started).
+
+    SQLite: one process writes the file, so the cache is on and invalidated in-process.
+    PostgreSQL with ``--events`` Redis: on, with invalidations over Redis (suspended while
+    the channel is down). PostgreSQL without Redis: off, since other processes may write
+    the same database unseen (``docs/design.md``, "Access cache").
+    """
+    if not settings.is_postgres:
+        return Access(store, AccessCache(settings.cache_entries, settings.cache_ttl_seconds)), None
+    if not settings.events:
+        return Access(store), None
+    from .redis_invalidation import RedisInvalidations
+
+    cache = AccessCache(settings.cache_entries, settings.cache_ttl_seconds, serving=False)
+    channel = RedisInvalidations(settings.events, cache)
+    return Access(store, cache, channel), channel
+
+
 async def health(request: Request) -> Response:
     """Liveness: the process answers."""
     return Response(b'{"status":"ok"}', media_type=JSON)
@@ -90,13 +115,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(ChatServiceError(ErrorKind.INTERNAL))
 
 
-def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
+def create_app(settings: Settings, store: Store, hub: Hub, access: Access | None = None) -> Starlette:
     """Build the ASGI app over an opened store and a started hub.
 
     Args:
         settings: prepared settings (see :meth:`Settings.prepared`).
         store: the opened store.
         hub: the started event hub.
+        access: the access cache and its started channel (None: :func:`open_access`'s choice for
+            SQLite, no cache for PostgreSQL).
 
     Returns:
         The Starlette application.
@@ -128,12 +155,15 @@ def create_app(settings: Settings, store: Store, hub: Hub) -> Starlette:
     app.state.store = store
     app.state.hub = hub
     app.state.issuer = issuer
-    app.state.identity = IdentityService(store, issuer, settings.resource_id)
-    app.state.threads = ThreadService(store, hub, settings.limits, settings.resource_id)
-    app.state.messages = MessageService(store, hub, settings.limits)
-    app.state.images = ImageService(store, settings.limits)
+    if access is None:
+        access = open_access(settings, store)[0] if not settings.is_postgres else Access(store)
+    app.state.access = access
+    app.state.identity = IdentityService(store, issuer, settings.resource_id, access)
+    app.state.threads = ThreadService(store, hub, settings.limits, settings.resource_id, access)
+    app.state.messages = MessageService(store, hub, settings.limits, access)
+    app.state.images = ImageService(store, settings.limits, access)
     app.state.throttle = make_throttle(settings.limits, issuer, settings.throttle, settings.throttle_keys)
-    app.state.admission = Admission(store, app.state.throttle)
+    app.state.admission = Admission(store, app.state.throttle, access)
     app.state.realtime = RealtimeManager(store, hub, app.state.identity, issuer, RealtimeOptions(
         queue_bytes=settings.realtime_queue_bytes, connections_per_user=settings.realtime_per_user,
     ))
@@ -164,18 +194,21 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
 
     store = await open_checked(settings, refuse_others=False)
     hub = open_hub(settings, store)
+    access, channel = open_access(settings, store)
     try:
         await hub.start()
+        if channel is not None:
+            await channel.start()
         pruner = asyncio.create_task(_prune(store, settings))
         deliverer = Dispatcher(store, config_from(settings))
         await deliverer.start()
         waking = WakingHub(hub, deliverer.wake, deliverer.ephemeral)  # wakes this node's deliverers at once
         skew_ms = settings.retention_clock_skew_seconds * 1000
         retention = RetentionPruner(store, waking, clock=lambda: now_ms() + skew_ms,
-                                    on_deleted=metrics.retention_deleted)
+                                    on_deleted=metrics.retention_deleted, access=access)
         expirer = asyncio.create_task(retention.run_forever(settings.retention_interval_seconds))
         try:
-            app = create_app(settings, store, waking)
+            app = create_app(settings, store, waking, access)
             app.state.retention = retention
             yield app
         finally:
@@ -186,4 +219,6 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
                     await task
             await hub.stop()
     finally:
+        if channel is not None:
+            await channel.stop()
         await store.close()

@@ -19,6 +19,12 @@ Metrics (one registry per server process, see ``docs/operations.md``):
 * ``threadline_realtime_queued_bytes`` — bytes waiting in real-time send queues;
 * ``threadline_event_hub_connected`` — 1 while the event hub reaches the other
   nodes (always, for the in-process hub), 0 while the Redis hub reconnects;
+* ``threadline_access_cache_lookups_total{kind,result}`` — the access cache's
+  lookups (``user``/``member``; ``hit``, ``miss``, ``bypass`` while it is off or suspended);
+* ``threadline_access_cache_invalidations_total{kind}`` — entries' keys dropped by writes
+  (``user``, ``thread``, ``member``), here and from other nodes;
+* ``threadline_access_cache_entries`` — entries held now (gauge);
+* ``threadline_access_cache_serving`` — 1 while the access cache may serve (gauge);
 * the standard ``process_*`` and ``python_*`` metrics.
 
 Logs: :func:`configure_logging` sends every ``threadline.*`` record to stderr
@@ -53,6 +59,10 @@ from starlette.responses import Response
 __all__ = [
     "REGISTRY",
     "JsonFormatter",
+    "access_cache_invalidated",
+    "access_cache_lookup",
+    "access_cache_serving",
+    "access_cache_size",
     "client_aborted",
     "configure_logging",
     "connection_refused",
@@ -229,6 +239,48 @@ def realtime_queued_bytes(read: Callable[[], float]) -> None:
 def hub_connected(connected: bool) -> None:
     """Note whether the event hub reaches the other nodes now."""
     _HUB_CONNECTED.set(1 if connected else 0)
+
+
+_CACHE_LOOKUPS = Counter(
+    "threadline_access_cache_lookups_total",
+    "Access cache lookups, by kind (user, member) and result (hit, miss, bypass while suspended or off).",
+    ["kind", "result"], registry=REGISTRY,
+)
+_CACHE_INVALIDATIONS = Counter(
+    "threadline_access_cache_invalidations_total",
+    "Access cache keys invalidated by writes of this or another node, by kind (user, thread, member).",
+    ["kind"], registry=REGISTRY,
+)
+_CACHE_ENTRIES = Gauge("threadline_access_cache_entries", "Access cache entries held now.", registry=REGISTRY)
+_CACHE_SERVING = Gauge(
+    "threadline_access_cache_serving",
+    "1 while the access cache may serve; 0 while it is off or suspended (invalidation channel down).",
+    registry=REGISTRY,
+)
+_lookups: dict[tuple[str, str], Any] = {}
+
+
+def access_cache_lookup(kind: str, result: str) -> None:
+    """Count one access cache lookup (``user``/``member``; ``hit``/``miss``/``bypass``)."""
+    child = _lookups.get((kind, result))
+    if child is None:
+        child = _lookups[(kind, result)] = _CACHE_LOOKUPS.labels(kind, result)
+    child.inc()
+
+
+def access_cache_invalidated(kind: str, count: int = 1) -> None:
+    """Count invalidated access cache keys (``user``, ``thread``, ``member``)."""
+    _CACHE_INVALIDATIONS.labels(kind).inc(count)
+
+
+def access_cache_size(entries: int) -> None:
+    """Note how many entries the access cache holds."""
+    _CACHE_ENTRIES.set(entries)
+
+
+def access_cache_serving(serving: bool) -> None:
+    """Note whether the access cache may serve now."""
+    _CACHE_SERVING.set(1 if serving else 0)
 
 
 def render() -> bytes:

@@ -94,6 +94,8 @@ class Settings:
         webhook_lease_seconds: how long a node's lease on a subscription lasts unless renewed.
         webhook_retry_scale: multiplies Event Grid's retry schedule (tests shrink it).
         webhook_public_url: base URL of the ``validationUrl`` sent in the handshake (omitted when None).
+        cache_entries: the most users, and the most memberships, the access cache holds (0: off).
+        cache_ttl_seconds: how long an access cache entry may be served (a backstop; writes invalidate).
     """
 
     data_dir: Path = Path("threadline-data")
@@ -128,6 +130,8 @@ class Settings:
     webhook_lease_seconds: int = 15
     webhook_retry_scale: float = 1.0
     webhook_public_url: str | None = None
+    cache_entries: int = 20_000
+    cache_ttl_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -169,6 +173,8 @@ class Settings:
             webhook_lease_seconds=_env_int("THREADLINE_WEBHOOK_LEASE_SECONDS", 15),
             webhook_retry_scale=_env_float("THREADLINE_WEBHOOK_RETRY_SCALE", 1.0),
             webhook_public_url=env("THREADLINE_WEBHOOK_PUBLIC_URL") or None,
+            cache_entries=_env_int("THREADLINE_CACHE_ENTRIES", 20_000),
+            cache_ttl_seconds=_env_float("THREADLINE_CACHE_TTL", 10.0),
         )
 
     def prepared(self) -> Settings:

@@ -15,7 +15,8 @@ budget (``docs/limits.md``, "Who spends a budget"):
 
 The route layer calls :meth:`Admission.admit` right after authentication; the
 service methods check membership again on their own (they do not trust the
-route), which costs one more indexed read on throttled operations only.
+route); both ask the access cache (:mod:`.access`), so the second check is
+usually no read at all.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.server.throttle import Throttle, Ticket
 from threadline.store.base import Store
 
+from .access import Access
 from .actor import Actor
 from .common import require_member
 
@@ -39,11 +41,13 @@ class Admission:
     Args:
         store: the database (thread membership).
         throttle: the rate limiter, or None when throttling is off.
+        access: the access cache in front of the store (None: read the store every time).
     """
 
-    def __init__(self, store: Store, throttle: Throttle | None) -> None:
+    def __init__(self, store: Store, throttle: Throttle | None, access: Access | None = None) -> None:
         self._store = store
         self._throttle = throttle
+        self._access = access or Access(store)
 
     @property
     def throttle(self) -> Throttle | None:
@@ -89,7 +93,7 @@ class Admission:
             ChatServiceError: 404 unknown (or deleted) thread, 403 not a member or no chat scope.
         """
         if operation not in _ON_DELETED_THREADS:
-            await require_member(self._store, actor, thread_id)
+            await require_member(self._access, actor, thread_id)
             return
         thread, member = await self._store.get_access(thread_id, actor.user_id)
         if thread is None:

@@ -15,6 +15,7 @@ from threadline.server.limits import Limits
 from threadline.store.base import Store
 from threadline.store.records import ParticipantRecord, ThreadRecord
 
+from .access import Access
 from .actor import Actor
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "invalid",
     "merge_metadata",
     "require_member",
+    "require_member_thread",
     "resolve_identifier",
     "validate_metadata",
     "validate_page_size",
@@ -51,10 +53,26 @@ def invalid(message: str, target: str | None = None) -> ChatServiceError:
     return ChatServiceError(ErrorKind.INVALID, message, target=target)
 
 
-async def require_member(
+async def require_member(access: Access, actor: Actor, thread_id: str) -> ParticipantRecord:
+    """Return the actor's live membership of a live thread (from the access cache when it holds it).
+
+    Raises:
+        ChatServiceError: 404 for an unknown or deleted thread, 403 for a non-member.
+    """
+    if not actor.can_chat:
+        raise ChatServiceError(ErrorKind.FORBIDDEN, "The token has no chat scope.")
+    live, member = await access.membership(thread_id, actor.user_id)
+    if not live:
+        raise ChatServiceError(ErrorKind.NOT_FOUND, "Thread not found.", target="chatThreadId")
+    if member is None:
+        raise ChatServiceError(ErrorKind.FORBIDDEN)
+    return member
+
+
+async def require_member_thread(
     store: Store, actor: Actor, thread_id: str
 ) -> tuple[ThreadRecord, ParticipantRecord]:
-    """Return the live thread and the actor's membership.
+    """Return the live thread, read now (its topic, metadata...), and the actor's membership.
 
     Raises:
         ChatServiceError: 404 for an unknown or deleted thread, 403 for a non-member.

@@ -11,6 +11,7 @@ from threadline.protocol.times import now_ms
 from threadline.store.base import Store
 from threadline.store.records import UserRecord
 
+from .access import Access
 from .actor import Actor
 
 __all__ = ["IdentityService", "IssuedToken"]
@@ -35,12 +36,16 @@ class IdentityService:
         store: the database.
         issuer: signs and verifies tokens.
         resource_id: the resource whose users this serves.
+        access: the access cache in front of the store (None: read the store every time).
     """
 
-    def __init__(self, store: Store, issuer: TokenIssuer, resource_id: str) -> None:
+    def __init__(
+        self, store: Store, issuer: TokenIssuer, resource_id: str, access: Access | None = None
+    ) -> None:
         self._store = store
         self._issuer = issuer
         self._resource_id = resource_id
+        self._access = access or Access(store)
 
     @staticmethod
     def _minutes(minutes: int | None) -> int:
@@ -111,7 +116,11 @@ class IdentityService:
         Raises:
             ChatServiceError: 404 unknown identity.
         """
-        if await self._store.revoke_tokens(user_id) is None:
+        try:
+            generation = await self._store.revoke_tokens(user_id)
+        finally:
+            await self._access.changed(users=[user_id])
+        if generation is None:
             raise _not_found()
 
     async def delete(self, user_id: str) -> None:
@@ -120,7 +129,11 @@ class IdentityService:
         Raises:
             ChatServiceError: 404 unknown identity.
         """
-        if not await self._store.delete_user(user_id, now_ms()):
+        try:
+            deleted = await self._store.delete_user(user_id, now_ms())
+        finally:
+            await self._access.changed(users=[user_id])
+        if not deleted:
             raise _not_found()
 
     async def exchange_teams_token(self, token: str, app_id: str, user_id: str) -> IssuedToken:
@@ -140,6 +153,10 @@ class IdentityService:
     async def authenticate(self, token: str) -> Actor:
         """Verify a user access token against its signature, expiry, revocation and deletion.
 
+        The signature and expiry are checked on every call; the user's deletion and token
+        generation come from the access cache when it holds them (kept only for live users
+        whose token's signature was valid).
+
         Raises:
             ChatServiceError: 401 for any failure.
         """
@@ -147,7 +164,7 @@ class IdentityService:
             claims = self._issuer.verify(token)
         except InvalidToken:
             raise ChatServiceError(ErrorKind.UNAUTHORIZED) from None
-        user = await self._store.get_user(claims.user_id)
-        if user is None or user.deleted_ms is not None or user.token_generation != claims.generation:
+        generation = await self._access.token_generation(claims.user_id, claims.generation)
+        if generation != claims.generation:
             raise ChatServiceError(ErrorKind.UNAUTHORIZED)
         return Actor(claims.user_id, claims.scopes)

@@ -15,6 +15,7 @@ from threadline.store.base import Store
 from threadline.store.blobs import AttachmentUnavailable, ImageLimitReached
 from threadline.store.records import ImageRecord
 
+from .access import Access
 from .actor import Actor
 from .common import invalid, require_member
 
@@ -94,11 +95,13 @@ class ImageService:
     Args:
         store: the database (rows) and its blob storage (bytes).
         limits: the size limit of one image.
+        access: the access cache in front of the store (None: read the store every time).
     """
 
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: Store, limits: Limits, access: Access | None = None) -> None:
         self._store = store
         self._limits = limits
+        self._access = access or Access(store)
 
     async def may_upload(self, actor: Actor, thread_id: str) -> None:
         """Check membership before an upload's body is read, so a stranger cannot make the server buffer it.
@@ -106,7 +109,7 @@ class ImageService:
         Raises:
             ChatServiceError: 403 not a member; 404 unknown or deleted thread.
         """
-        await require_member(self._store, actor, thread_id)
+        await require_member(self._access, actor, thread_id)
 
     async def upload(self, actor: Actor, thread_id: str, data: bytes, file_name: str | None) -> ImageRecord:
         """Keep an image the actor uploads to a thread.
@@ -124,7 +127,7 @@ class ImageService:
             ChatServiceError: 400 empty or the thread's image limit reached, 413 too large,
                 415 not jpeg/png/gif/webp/heic, 403, 404.
         """
-        await require_member(self._store, actor, thread_id)
+        await require_member(self._access, actor, thread_id)
         if not data:
             raise invalid("The image is empty.", "chatImageFile")
         if len(data) > self._limits.image_bytes:
@@ -173,7 +176,7 @@ class ImageService:
             ChatServiceError: 403 not a member; 404 unknown image, or attached to a message
                 outside the actor's shared history.
         """
-        _, member = await require_member(self._store, actor, thread_id)
+        member = await require_member(self._access, actor, thread_id)
         image = await self._store.get_image(thread_id, image_id) if _IMAGE_ID.match(image_id) else None
         if image is None:
             raise _not_found()
@@ -189,7 +192,7 @@ class ImageService:
         Raises:
             ChatServiceError: 403 not a member or not the uploader; 404 unknown thread.
         """
-        await require_member(self._store, actor, thread_id)
+        await require_member(self._access, actor, thread_id)
         image = await self._store.get_image(thread_id, image_id) if _IMAGE_ID.match(image_id) else None
         if image is None:
             return

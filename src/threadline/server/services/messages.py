@@ -15,6 +15,7 @@ from threadline.store.blobs import AttachmentUnavailable
 from threadline.store.records import Event, MessageDraft, MessageRecord, ParticipantRecord, ReadReceiptRecord
 
 from . import payloads
+from .access import Access
 from .actor import Actor
 from .common import (
     Page,
@@ -51,12 +52,14 @@ class MessageService:
         store: the database.
         hub: where committed events go.
         limits: sizes to enforce.
+        access: the access cache in front of the store (None: read the store every time).
     """
 
-    def __init__(self, store: Store, hub: Hub, limits: Limits) -> None:
+    def __init__(self, store: Store, hub: Hub, limits: Limits, access: Access | None = None) -> None:
         self._store = store
         self._hub = hub
         self._limits = limits
+        self._access = access or Access(store)
 
     def _content(self, content: str | None, kind: str) -> str:
         if content is None or not content.strip():
@@ -93,7 +96,7 @@ class MessageService:
         if sender_display_name is not None and len(sender_display_name) > self._limits.display_name_chars:
             raise invalid("senderDisplayName is too long.", "senderDisplayName")
         if image_ids:
-            await require_member(self._store, actor, thread_id)
+            await require_member(self._access, actor, thread_id)
             await require_own_images(self._store, actor, thread_id, image_ids)
         elif not actor.can_chat:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token has no chat scope.")
@@ -133,7 +136,7 @@ class MessageService:
             ChatServiceError: 403 not a member; 404 unknown thread, or unknown, too old or
                 (unless ``allow_deleted``) deleted message.
         """
-        _, member = await require_member(self._store, actor, thread_id)
+        member = await require_member(self._access, actor, thread_id)
         message = await self._store.get_message(thread_id, message_id)
         if (
             message is None
@@ -163,7 +166,7 @@ class MessageService:
         size = validate_page_size(page_size, self._limits)
         start = parse_time(start_time, "startTime") or 0
         before = parse_sequence_cursor(cursor)
-        _, member = await require_member(self._store, actor, thread_id)
+        member = await require_member(self._access, actor, thread_id)
         rows = await self._store.list_messages(
             thread_id, before_seq=before, min_created_ms=max(start, member.share_history_ms), limit=size + 1
         )
@@ -261,7 +264,7 @@ class MessageService:
         """
         size = validate_page_size(page_size, self._limits)
         offset = validate_skip(skip)
-        _, member = await require_member(self._store, actor, thread_id)
+        member = await require_member(self._access, actor, thread_id)
         rows = await self._store.list_read_receipts(
             thread_id, skip=offset, limit=size + 1, min_message_ms=member.share_history_ms
         )
@@ -273,7 +276,7 @@ class MessageService:
         Raises:
             ChatServiceError: 403, 404.
         """
-        await require_member(self._store, actor, thread_id)
+        await require_member(self._access, actor, thread_id)
         recipients = tuple(
             p.user_id
             for p in await self._store.list_participants(

@@ -22,6 +22,7 @@ from threadline.store.base import Effects, Store, StoreError
 from threadline.store.records import ThreadRecord
 
 from . import payloads
+from .access import Access
 from .common import invalid
 
 __all__ = [
@@ -101,12 +102,14 @@ class RetentionPruner:
         clock: epoch milliseconds "now" (injectable so tests need not wait days).
         batch: threads read per batch (a round runs batches until none is due).
         on_deleted: told how many threads each round deleted (metrics).
+        access: the access cache to tell of each deletion (None: the store is read every time).
     """
 
     def __init__(
         self, store: Store, hub: Hub, *, clock: Callable[[], int] = now_ms, batch: int = 100,
-        on_deleted: Callable[[int], None] | None = None,
+        on_deleted: Callable[[int], None] | None = None, access: Access | None = None,
     ) -> None:
+        self._access = access or Access(store)
         self._store = store
         self._hub = hub
         self._clock = clock
@@ -125,7 +128,10 @@ class RetentionPruner:
             due = await self._store.due_threads(now, self._batch)
             for thread_id in due:
                 effects: Effects[ThreadRecord] = Effects(events=_deleted(now))
-                outcome = await self._store.delete_thread(thread_id, now, effects, expired_by=now)
+                try:
+                    outcome = await self._store.delete_thread(thread_id, now, effects, expired_by=now)
+                finally:  # before its event goes out: no node serves the thread after
+                    await self._access.changed(threads=[thread_id])
                 if outcome.value is not None:
                     deleted.append(thread_id)
                     await self._hub.publish(outcome.events)

@@ -25,6 +25,7 @@ from threadline.store.records import (
 )
 
 from . import payloads
+from .access import Access
 from .actor import Actor
 from .common import (
     Page,
@@ -34,6 +35,7 @@ from .common import (
     parse_sequence_cursor,
     parse_time,
     require_member,
+    require_member_thread,
     resolve_identifier,
     validate_metadata,
     validate_page_size,
@@ -64,13 +66,17 @@ class ThreadService:
         hub: where committed events go.
         limits: sizes to enforce.
         resource_id: the resource whose users may join threads.
+        access: the access cache in front of the store (None: read the store every time).
     """
 
-    def __init__(self, store: Store, hub: Hub, limits: Limits, resource_id: str) -> None:
+    def __init__(
+        self, store: Store, hub: Hub, limits: Limits, resource_id: str, access: Access | None = None
+    ) -> None:
         self._store = store
         self._hub = hub
         self._limits = limits
         self._resource_id = resource_id
+        self._access = access or Access(store)
 
     # -- validation ------------------------------------------------------------------------------
 
@@ -201,7 +207,7 @@ class ThreadService:
         Raises:
             ChatServiceError: 404 unknown or deleted, 403 not a member.
         """
-        thread, _ = await require_member(self._store, actor, thread_id)
+        thread, _ = await require_member_thread(self._store, actor, thread_id)
         return thread
 
     async def update(
@@ -228,7 +234,7 @@ class ThreadService:
         Raises:
             ChatServiceError: 400 bad topic, metadata or policy; 403; 404.
         """
-        thread, _ = await require_member(self._store, actor, thread_id)
+        thread, _ = await require_member_thread(self._store, actor, thread_id)
         if not actor.can_manage_threads:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not update threads.")
         new_topic = self._topic(topic) if topic is not None else None
@@ -273,7 +279,10 @@ class ThreadService:
         effects: Effects[ThreadRecord] = Effects(
             events=lambda _: payloads.thread_deleted(thread_id, actor.user_id, now)
         )
-        outcome = await self._store.delete_thread(thread_id, now, effects)
+        try:
+            outcome = await self._store.delete_thread(thread_id, now, effects)
+        finally:
+            await self._access.changed(threads=[thread_id])
         await self._hub.publish(outcome.events)
 
     async def list_threads(
@@ -307,7 +316,7 @@ class ThreadService:
         """
         size = validate_page_size(page_size, self._limits)
         offset = validate_skip(skip)
-        await require_member(self._store, actor, thread_id)
+        await require_member(self._access, actor, thread_id)
         rows = await self._store.list_participants(thread_id, skip=offset, limit=size + 1)
         return Page.by_offset(rows, size, offset)
 
@@ -327,7 +336,7 @@ class ThreadService:
         Raises:
             ChatServiceError: 400 empty, too many in the batch or the thread full, 403, 404.
         """
-        await require_member(self._store, actor, thread_id)
+        await require_member(self._access, actor, thread_id)
         if not actor.can_manage_members:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not add participants.")
         if not participants:
@@ -350,6 +359,8 @@ class ThreadService:
             )
         except TooManyParticipants:
             raise self._thread_full() from None
+        finally:  # a user who joins anew has a new window (docs/design.md, "Access cache")
+            await self._access.changed(members=[(thread_id, m.user_id) for m in members])
         if outcome.replayed is not None:
             return msgspec.json.decode(outcome.replayed, type=list[CommunicationError])
         await self._hub.publish(outcome.events)
@@ -361,7 +372,7 @@ class ThreadService:
         Raises:
             ChatServiceError: 400, 403, 404.
         """
-        await require_member(self._store, actor, thread_id)
+        await require_member(self._access, actor, thread_id)
         raw = resolve_identifier(identifier)
         if raw != actor.user_id and not actor.can_manage_members:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not remove participants.")
@@ -369,7 +380,10 @@ class ThreadService:
         effects: Effects[MessageRecord | None] = Effects(
             events=lambda m: payloads.participants_event(False, m) if m is not None else []
         )
-        outcome = await self._store.remove_participant(thread_id, raw, draft, now_ms(), effects)
+        try:
+            outcome = await self._store.remove_participant(thread_id, raw, draft, now_ms(), effects)
+        finally:
+            await self._access.changed(members=[(thread_id, raw)])
         await self._hub.publish(outcome.events)
 
 
