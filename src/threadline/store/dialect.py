@@ -11,28 +11,30 @@ arrays, how events take their positions) stay with their engine, in
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass
 
 from .rows import MESSAGE_COLUMNS, PARTICIPANT_COLUMNS, T_THREAD_COLUMNS, THREAD_COLUMNS
 
-__all__ = ["LIVE_MEMBER", "Shared", "numbered"]
+__all__ = ["LIVE_MEMBER", "LogRead", "Shared", "numbered"]
 
 #: The condition a membership row meets while the member is in the thread.
 LIVE_MEMBER = "left_pos IS NULL"
 
 
-def numbered(sql: str) -> str:
+def numbered(sql: str, start: int = 1) -> str:
     """Rewrite the ``?`` placeholders of ``sql`` as PostgreSQL's ``$1, $2, ...``, in order.
 
     Args:
         sql: a statement whose only ``?`` are placeholders (none inside literals).
+        start: the number of the first placeholder.
 
     Returns:
         The statement with numbered placeholders.
     """
-    counter = itertools.count(1)
+    counter = itertools.count(start)
     return re.sub(r"\?", lambda _: f"${next(counter)}", sql)
 
 
@@ -53,6 +55,77 @@ class Shared:
         """The statement ``sql`` (written with ``?``) in both forms."""
         return cls(sql, numbered(sql))
 
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    """A read of the event log after a resume cursor, written once for both engines.
+
+    ``template`` reads the events ``e`` of one partition after a bound, in position
+    order: it has ``{after}`` where the bound's condition goes, ``?`` for its other
+    arguments, and ends with ``ORDER BY e.position LIMIT ?``. Both engines take the
+    arguments in the same order: the cursor first, then the template's own.
+
+    * SQLite has one partition: ``{after}`` is ``e.position > ?`` and the cursor is its
+      one position.
+    * PostgreSQL: the cursor is one bound per partition. The template runs once per
+      partition (``LATERAL`` over the bounds), each run a range of the index
+      ``events_partition`` on ``(position % partitions, position)`` (migration 0042) from
+      its own bound, and the runs are merged by position under the same limit, which
+      gives exactly the rows of one ordered scan of every partition after its bound.
+
+    Attributes:
+        template: the one-partition statement (see above).
+    """
+
+    template: str
+
+    @property
+    def sqlite(self) -> str:
+        """The statement for SQLite (one partition): arguments ``after``, then the template's."""
+        return self.template.format(after="e.position > ?")
+
+    def postgres(self, partitions: int) -> str:
+        """The statement for PostgreSQL over ``partitions`` partitions: arguments ``bounds``, then the template's.
+
+        Args:
+            partitions: the store's partition count; written into the statement as a
+                literal, as the index expression has it.
+
+        Returns:
+            The statement with numbered placeholders.
+        """
+        return _per_partition(self.template, int(partitions))
+
+
+@functools.cache
+def _per_partition(template: str, partitions: int) -> str:
+    inner = numbered(template.format(after=f"e.position % {partitions} = b.k - 1 AND e.position > b.after"), 2)
+    limit = inner.count("$") + 1  # the template's last placeholder is its LIMIT
+    return (
+        "SELECT x.* FROM unnest($1::bigint[]) WITH ORDINALITY AS b(after, k) "
+        f"CROSS JOIN LATERAL ({inner}) x ORDER BY x.position LIMIT ${limit}"
+    )
+
+
+# -- the event log -------------------------------------------------------------------------------
+#: Whether the user (one argument) received event ``e``: a stay of theirs in its thread covers its
+#: position, and their share-history window covers the message it reveals (if any).
+RECEIVED_BY = (
+    "EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = e.thread_id "
+    "AND p.user_id = ? AND p.joined_pos <= e.position "
+    "AND (p.left_pos IS NULL OR p.left_pos >= e.position) "
+    "AND (e.message_ms IS NULL OR p.share_history_ms <= e.message_ms))"
+)
+#: The stored events after a cursor the user received; arguments: cursor, user id, limit.
+EVENTS_SINCE = LogRead(
+    "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms, e.message_ms FROM events e "
+    f"WHERE {{after}} AND {RECEIVED_BY} ORDER BY e.position LIMIT ?"
+)
+#: Every stored event after a cursor (a webhook subscription's); arguments: cursor, limit.
+EVENTS_AFTER = LogRead(
+    "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms FROM events e "
+    "WHERE {after} ORDER BY e.position LIMIT ?"
+)
 
 # -- identities ----------------------------------------------------------------------------------
 CREATE_USER = Shared.of("INSERT INTO users (id, created_ms, token_generation) VALUES (?, ?, ?)")

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .dialect import EVENTS_AFTER
 from .positions import Cursor
 from .records import Event
 from .webhooks import (
@@ -128,15 +129,11 @@ class PostgresWebhooks:
         return await self._store._write(run)
 
     async def events_after(self, after: Sequence[int], limit: int) -> list[Event]:
-        bounds, count, low = list(after), len(after), min(after)
+        bounds, low = list(after), min(after)
 
         async def run(c: Connection) -> list[Event]:
             # Per partition, after its own bound (a partition's positions rise in commit order).
-            rows = await c.fetch(
-                "SELECT position, thread_id, type, payload, created_ms FROM events WHERE position > $3 "
-                f"AND position > ($1::bigint[])[position % {count} + 1] ORDER BY position LIMIT $2",
-                bounds, limit, low,
-            )
+            rows = await c.fetch(EVENTS_AFTER.postgres(len(bounds)), bounds, limit)
             if not rows:
                 return []
             threads = sorted({r["thread_id"] for r in rows})

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .dialect import EVENTS_AFTER
 from .positions import Cursor
 from .records import Event
 from .webhooks import (
@@ -121,10 +122,7 @@ class SqliteWebhooks:
         (low,) = after  # one partition
 
         def run(c: sqlite3.Connection) -> list[Event]:
-            rows = c.execute(
-                "SELECT position, thread_id, type, payload, created_ms FROM events WHERE position > ? "
-                "ORDER BY position LIMIT ?", (low, limit),
-            ).fetchall()
+            rows = c.execute(EVENTS_AFTER.sqlite, (low, limit)).fetchall()
             if not rows:
                 return []
             threads = sorted({r["thread_id"] for r in rows})
