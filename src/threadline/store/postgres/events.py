@@ -62,9 +62,5 @@ class PostgresEvents(PostgresCore):
         return await self._write(run)
 
     async def prune_idempotency(self, before_ms: int) -> int:
-        return await self._delete_before("idempotency", before_ms)
-
-    async def _delete_before(self, table: str, before_ms: int) -> int:
-        """Delete the rows of ``table`` (a constant name) created before ``before_ms``; return how many."""
-        status = await self._write(lambda c: c.execute(f"DELETE FROM {table} WHERE created_ms < $1", before_ms))
+        status = await self._write(lambda c: c.execute(dialect.PRUNE_IDEMPOTENCY.postgres, before_ms))
         return int(str(status).rsplit(" ", 1)[-1])

@@ -52,6 +52,5 @@ class SqliteEvents(SqliteCore):
 
     async def prune_idempotency(self, before_ms: int) -> int:
         return await self._write(
-            lambda c: c.execute("DELETE FROM idempotency WHERE created_ms < ?", (before_ms,)).rowcount,
-            bulk=True,
+            lambda c: c.execute(dialect.PRUNE_IDEMPOTENCY.sqlite, (before_ms,)).rowcount, bulk=True
         )
