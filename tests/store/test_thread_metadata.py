@@ -7,6 +7,7 @@ that committed before them: none is lost, and the size limit holds for the map a
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import msgspec
 import pytest
@@ -46,7 +47,7 @@ async def test_concurrent_patches_each_adding_a_key_keep_every_key(engine: Engin
     # the patches ran one after another: each stored the keys of every one before it, plus its own
     maps = sorted((o.value.thread.metadata or {} for o in outcomes if o.value is not None), key=len)
     assert [len(m) for m in maps] == list(range(1, n + 1))
-    assert all(set(a) < set(b) for a, b in zip(maps, maps[1:], strict=False))
+    assert all(set(a) < set(b) for a, b in itertools.pairwise(maps))
     assert all(len(o.events) == 1 for o in outcomes)
 
 

@@ -195,7 +195,7 @@ class Store(Protocol):
         thread_id: str,
         *,
         topic: str | None,
-        metadata: MetadataPatch | None,
+        metadata: MetadataPatch | dict[str, str] | None,
         draft: MessageDraft | None,
         now_ms: int,
         effects: Effects[ThreadUpdate],
@@ -204,9 +204,10 @@ class Store(Protocol):
         """Set the given properties (None: unchanged) of a live thread in one transaction.
 
         The ``topicUpdated`` draft is written only when ``topic`` differs from the
-        stored topic. The metadata patch is merged into the map read in the same
-        transaction, under the thread's lock, so concurrent patches lose no key. The
-        value (and so the events) is None when the thread is not live.
+        stored topic. A metadata patch is merged into the map read in the same
+        transaction, under the thread's lock, so concurrent patches lose no key (a
+        plain map replaces the stored one). The value (and so the events) is None
+        when the thread is not live.
 
         Raises:
             ~threadline.store.metadata.MetadataTooLarge: the merged map is over the patch's limit.

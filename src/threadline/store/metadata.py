@@ -29,19 +29,21 @@ class MetadataTooLarge(StoreError):
         self.limit = limit
 
 
-def apply_metadata(current: dict[str, str] | None, patch: MetadataPatch) -> dict[str, str]:
+def apply_metadata(current: dict[str, str] | None, patch: MetadataPatch | dict[str, str]) -> dict[str, str]:
     """Merge ``patch`` into the stored map ``current`` and check the result's size.
 
     Args:
         current: the stored map, read inside the write (None: none).
-        patch: the patch and its limit.
+        patch: the patch and its limit, or a whole map that replaces the stored one as it is.
 
     Returns:
-        The merged map.
+        The map to store.
 
     Raises:
         MetadataTooLarge: the merged map's compact JSON is over ``patch.max_bytes``.
     """
+    if isinstance(patch, dict):
+        return patch
     merged = patch.merged(current)
     if patch.max_bytes is not None and merged and len(msgspec.json.encode(merged)) > patch.max_bytes:
         raise MetadataTooLarge(patch.max_bytes)

@@ -86,7 +86,7 @@ class SqliteThreads(SqliteCore):
         thread_id: str,
         *,
         topic: str | None,
-        metadata: MetadataPatch | None,
+        metadata: MetadataPatch | dict[str, str] | None,
         draft: MessageDraft | None,
         now_ms: int,
         effects: Effects[ThreadUpdate],
