@@ -14,7 +14,10 @@ import msgspec
 from .base import StoreError
 from .records import MetadataPatch
 
-__all__ = ["MetadataTooLarge", "apply_metadata"]
+__all__ = ["MetadataChange", "MetadataTooLarge", "apply_metadata"]
+
+#: What ``update_thread`` takes as metadata: a patch merged inside the write, or a whole map that replaces it.
+MetadataChange = MetadataPatch | dict[str, str]
 
 
 class MetadataTooLarge(StoreError):
@@ -29,7 +32,7 @@ class MetadataTooLarge(StoreError):
         self.limit = limit
 
 
-def apply_metadata(current: dict[str, str] | None, patch: MetadataPatch | dict[str, str]) -> dict[str, str]:
+def apply_metadata(current: dict[str, str] | None, patch: MetadataChange) -> dict[str, str]:
     """Merge ``patch`` into the stored map ``current`` and check the result's size.
 
     Args:

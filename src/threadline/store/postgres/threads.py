@@ -6,16 +6,8 @@ from collections.abc import Sequence
 
 from .. import dialect
 from ..base import Effects, Outcome, TooManyParticipants
-from ..metadata import apply_metadata
-from ..records import (
-    MessageDraft,
-    MessageRecord,
-    MetadataPatch,
-    ParticipantRecord,
-    RetentionChange,
-    ThreadRecord,
-    ThreadUpdate,
-)
+from ..metadata import MetadataChange, apply_metadata
+from ..records import MessageDraft, MessageRecord, ParticipantRecord, RetentionChange, ThreadRecord, ThreadUpdate
 from ..rows import access_from, dump_json, load_json, thread_from
 from .core import Connection, PostgresCore
 from .finish import _Finish
@@ -86,7 +78,7 @@ class PostgresThreads(PostgresCore):
         thread_id: str,
         *,
         topic: str | None,
-        metadata: MetadataPatch | dict[str, str] | None,
+        metadata: MetadataChange | None,
         draft: MessageDraft | None,
         now_ms: int,
         effects: Effects[ThreadUpdate],
