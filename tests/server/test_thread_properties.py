@@ -5,6 +5,8 @@ get and PATCH (merge-patch), their validation, and the system messages and event
 from __future__ import annotations
 
 import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -132,6 +134,29 @@ def test_patch_is_a_merge_patch(server: RunningServer, owner: User) -> None:
     assert patch(server, owner, tid, {"metadata": None, "retentionPolicy": {"kind": "none"}}).status_code == 204
     got = props(server, owner, tid)
     assert (got["metadata"], got["retentionPolicy"], got["topic"]) == ({}, {"kind": "none"}, "renamed")
+
+
+def test_concurrent_patches_each_adding_a_key_keep_every_key(server: RunningServer, owner: User) -> None:
+    """The merge is in the store's write, under the thread's lock: PATCHes at once drop no key, pass no limit."""
+    tid = create(server, owner, metadata={"base": "0"})["id"]
+    n = 16
+    with ThreadPoolExecutor(n) as pool:
+        codes = list(pool.map(lambda i: patch(server, owner, tid, {"metadata": {f"k{i}": str(i)}}).status_code,
+                              range(n)))
+    assert codes == [204] * n
+    assert props(server, owner, tid)["metadata"] == {"base": "0", **{f"k{i}": str(i) for i in range(n)}}
+
+    # each fits the 1,024 bytes alone, and two more fit together, not three: the others get ACS's 400
+    big = "x" * 400
+    tid = create(server, owner, metadata={"base": "0"})["id"]
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda i: patch(server, owner, tid, {"metadata": {f"b{i}": big}}), range(6)))
+    assert sorted(a.status_code for a in answers) == [204, 204, 400, 400, 400, 400]
+    for refused in (a for a in answers if a.status_code == 400):
+        assert refused.json()["error"] == {
+            "code": "BadRequest", "message": "metadata must not exceed 1024 bytes.", "target": "metadata"}
+    stored = props(server, owner, tid)["metadata"]
+    assert len(stored) == 3 and stored["base"] == "0" and len(json.dumps(stored, separators=(",", ":"))) <= 1024
 
 
 def test_topic_updated_message_only_when_the_topic_changes(server: RunningServer, owner: User) -> None:

@@ -7,7 +7,8 @@ supplies its own connection plumbing (``_peek`` for SQLite, ``_read`` for
 PostgreSQL).
 
 Search is a case-insensitive substring test (``instr``/``strpos``, so ``%``
-and ``_`` in the text mean themselves).
+and ``_`` in the text mean themselves). Each statement is written once, with
+``?``, for both engines (:class:`~.dialect.Engine` spells the differences).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from .dialect import POSTGRES, SQLITE, Engine
 from .records import ThreadRecord, UserRecord
 from .rows import T_THREAD_COLUMNS, thread_from, user_from
 
-__all__ = ["PostgresAdminQueries", "SqliteAdminQueries"]
+__all__ = ["AdminQueries", "PostgresAdminQueries", "SqliteAdminQueries"]
 
 T = TypeVar("T")
 _ACTIVITY = "coalesce(t.last_message_ms, t.created_ms)"
@@ -37,59 +39,14 @@ def _counts(row: Any) -> dict[str, int]:
     return {name: int(row[name]) for name in ("users", "threads", "messages", "memberships", "events")}
 
 
-class SqliteAdminQueries:
-    """The admin reads of :class:`~threadline.store.sqlite.SqliteStore`."""
+class AdminQueries:
+    """The admin reads, over the engine's :meth:`_rows` (see :meth:`Store.admin_users` and its neighbours)."""
 
-    async def _peek(self, fn: Callable[[sqlite3.Connection], T]) -> T:  # pragma: no cover - the store's own
-        raise NotImplementedError
+    #: the engine the statements are rendered for.
+    _sql: Engine
 
-    async def admin_users(
-        self, *, search: str | None, after: tuple[int, str] | None, limit: int
-    ) -> list[UserRecord]:
-        """Identities, deleted ones included, newest first (see :meth:`Store.admin_users`)."""
-        sql = "SELECT * FROM users WHERE 1 = 1"
-        args: list[Any] = []
-        if search:
-            sql += " AND instr(lower(id), lower(?)) > 0"
-            args.append(search)
-        if after is not None:
-            sql += " AND (created_ms < ? OR (created_ms = ? AND id < ?))"
-            args += [after[0], after[0], after[1]]
-        sql += " ORDER BY created_ms DESC, id DESC LIMIT ?"
-        args.append(limit)
-        rows = await self._peek(lambda c: c.execute(sql, args).fetchall())
-        return [user_from(r) for r in rows]
-
-    async def admin_threads(
-        self, *, topic: str | None, member: str | None, after: tuple[int, str] | None, limit: int
-    ) -> list[tuple[ThreadRecord, int]]:
-        """Threads, deleted ones included, latest activity first, with their live member counts."""
-        sql = f"SELECT {T_THREAD_COLUMNS}, {_LIVE_COUNT} AS members FROM threads t WHERE 1 = 1"
-        args: list[Any] = []
-        if topic:
-            sql += " AND instr(lower(t.topic), lower(?)) > 0"
-            args.append(topic)
-        if member:
-            sql += (" AND EXISTS (SELECT 1 FROM participants m WHERE m.thread_id = t.id AND m.left_pos IS NULL "
-                    "AND instr(lower(m.user_id), lower(?)) > 0)")
-            args.append(member)
-        if after is not None:
-            sql += f" AND ({_ACTIVITY} < ? OR ({_ACTIVITY} = ? AND t.id < ?))"
-            args += [after[0], after[0], after[1]]
-        sql += f" ORDER BY {_ACTIVITY} DESC, t.id DESC LIMIT ?"
-        args.append(limit)
-        rows = await self._peek(lambda c: c.execute(sql, args).fetchall())
-        return [(thread_from(r), int(r["members"])) for r in rows]
-
-    async def admin_counts(self) -> dict[str, int]:
-        """Live identities and threads, messages, live memberships and kept events."""
-        return _counts(await self._peek(lambda c: c.execute(_COUNTS).fetchone()))
-
-
-class PostgresAdminQueries:
-    """The admin reads of :class:`~threadline.store.postgres.PostgresStore` (ids ordered bytewise, as SQLite)."""
-
-    async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:  # pragma: no cover - the store's own
+    async def _rows(self, sql: str, args: list[Any]) -> list[Any]:  # pragma: no cover - each engine's own
+        """Run a read on the engine and return its rows."""
         raise NotImplementedError
 
     async def admin_users(
@@ -99,39 +56,52 @@ class PostgresAdminQueries:
         sql = "SELECT * FROM users WHERE true"
         args: list[Any] = []
         if search:
+            sql += f" AND {self._sql.find}(lower(id), lower(?)) > 0"
             args.append(search)
-            sql += f" AND strpos(lower(id), lower(${len(args)})) > 0"
-        if after is not None:
-            args += [after[0], after[1]]
-            a, b = len(args) - 1, len(args)
-            sql += f' AND (created_ms < ${a} OR (created_ms = ${a} AND id COLLATE "C" < ${b}))'
-        args.append(limit)
-        sql += f' ORDER BY created_ms DESC, id COLLATE "C" DESC LIMIT ${len(args)}'
-        rows = await self._read(lambda c: c.fetch(sql, *args))
-        return [user_from(r) for r in rows]
+        page = self._sql.newest_first(sql, args, key="created_ms", ident="id", after=after, limit=limit)
+        return [user_from(r) for r in await self._rows(*page)]
 
     async def admin_threads(
         self, *, topic: str | None, member: str | None, after: tuple[int, str] | None, limit: int
     ) -> list[tuple[ThreadRecord, int]]:
         """Threads, deleted ones included, latest activity first, with their live member counts."""
+        find = self._sql.find
         sql = f"SELECT {T_THREAD_COLUMNS}, {_LIVE_COUNT} AS members FROM threads t WHERE true"
         args: list[Any] = []
         if topic:
+            sql += f" AND {find}(lower(t.topic), lower(?)) > 0"
             args.append(topic)
-            sql += f" AND strpos(lower(t.topic), lower(${len(args)})) > 0"
         if member:
-            args.append(member)
             sql += (" AND EXISTS (SELECT 1 FROM participants m WHERE m.thread_id = t.id AND m.left_pos IS NULL "
-                    f"AND strpos(lower(m.user_id), lower(${len(args)})) > 0)")
-        if after is not None:
-            args += [after[0], after[1]]
-            a, b = len(args) - 1, len(args)
-            sql += f' AND ({_ACTIVITY} < ${a} OR ({_ACTIVITY} = ${a} AND t.id COLLATE "C" < ${b}))'
-        args.append(limit)
-        sql += f' ORDER BY {_ACTIVITY} DESC, t.id COLLATE "C" DESC LIMIT ${len(args)}'
-        rows = await self._read(lambda c: c.fetch(sql, *args))
-        return [(thread_from(r), int(r["members"])) for r in rows]
+                    f"AND {find}(lower(m.user_id), lower(?)) > 0)")
+            args.append(member)
+        page = self._sql.newest_first(sql, args, key=_ACTIVITY, ident="t.id", after=after, limit=limit)
+        return [(thread_from(r), int(r["members"])) for r in await self._rows(*page)]
 
     async def admin_counts(self) -> dict[str, int]:
         """Live identities and threads, messages, live memberships and kept events."""
-        return _counts(await self._read(lambda c: c.fetchrow(_COUNTS)))
+        return _counts((await self._rows(_COUNTS, []))[0])
+
+
+class SqliteAdminQueries(AdminQueries):
+    """The admin reads of :class:`~threadline.store.sqlite.SqliteStore`."""
+
+    _sql = SQLITE
+
+    async def _peek(self, fn: Callable[[sqlite3.Connection], T]) -> T:  # pragma: no cover - the store's own
+        raise NotImplementedError
+
+    async def _rows(self, sql: str, args: list[Any]) -> list[Any]:
+        return await self._peek(lambda c: c.execute(sql, args).fetchall())
+
+
+class PostgresAdminQueries(AdminQueries):
+    """The admin reads of :class:`~threadline.store.postgres.PostgresStore` (ids ordered bytewise, as SQLite)."""
+
+    _sql = POSTGRES
+
+    async def _read(self, fn: Callable[[Any], Awaitable[T]]) -> T:  # pragma: no cover - the store's own
+        raise NotImplementedError
+
+    async def _rows(self, sql: str, args: list[Any]) -> list[Any]:
+        return list(await self._read(lambda c: c.fetch(sql, *args)))

@@ -23,7 +23,9 @@ live and in :meth:`Store.events_since` alike.
 
 Count-based caps (``max_members``) are checked inside the write transaction,
 after the rows they count are locked, so concurrent writes cannot together
-pass them; a write that would raises :class:`TooManyParticipants`.
+pass them; a write that would raises :class:`TooManyParticipants`. Likewise a
+thread's metadata patch is merged into the stored map, and its size checked,
+inside the write, under the thread's lock (:mod:`.metadata`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .records import (
     ImageRecord,
     MessageDraft,
     MessageRecord,
+    MetadataPatch,
     ParticipantRecord,
     ReadReceiptRecord,
     RetentionChange,
@@ -192,7 +195,7 @@ class Store(Protocol):
         thread_id: str,
         *,
         topic: str | None,
-        metadata: dict[str, str] | None,
+        metadata: MetadataPatch | dict[str, str] | None,
         draft: MessageDraft | None,
         now_ms: int,
         effects: Effects[ThreadUpdate],
@@ -201,8 +204,13 @@ class Store(Protocol):
         """Set the given properties (None: unchanged) of a live thread in one transaction.
 
         The ``topicUpdated`` draft is written only when ``topic`` differs from the
-        stored topic. The value (and so the events) is None when the thread is not
-        live.
+        stored topic. A metadata patch is merged into the map read in the same
+        transaction, under the thread's lock, so concurrent patches lose no key (a
+        plain map replaces the stored one). The value (and so the events) is None
+        when the thread is not live.
+
+        Raises:
+            ~threadline.store.metadata.MetadataTooLarge: the merged map is over the patch's limit.
         """
 
     async def delete_thread(

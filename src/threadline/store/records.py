@@ -11,6 +11,7 @@ __all__ = [
     "ImageRecord",
     "MessageDraft",
     "MessageRecord",
+    "MetadataPatch",
     "ParticipantRecord",
     "ReadReceiptRecord",
     "RetentionChange",
@@ -44,6 +45,34 @@ class ThreadRecord:
     metadata: dict[str, str] | None = None
     retention: dict[str, Any] | None = None
     expires_ms: int | None = None
+
+
+@dataclass(slots=True)
+class MetadataPatch:
+    """A merge-patch of a thread's metadata, merged by the store inside the write that stores it.
+
+    The store reads the stored map under the write's lock (the thread row on PostgreSQL,
+    the one writer on SQLite), so concurrent patches each see the others' keys.
+
+    Attributes:
+        changes: key -> new value; a None value removes the key.
+        clear: merge into an empty map instead of the stored one (``metadata: null`` clears it).
+        max_bytes: the most bytes the merged map's compact JSON may take (None: no limit).
+    """
+
+    changes: dict[str, str | None] = field(default_factory=dict)
+    clear: bool = False
+    max_bytes: int | None = None
+
+    def merged(self, current: dict[str, str] | None) -> dict[str, str]:
+        """The map after this patch, from ``current`` (the stored map; None: none)."""
+        merged = {} if self.clear else dict(current or {})
+        for key, value in self.changes.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        return merged
 
 
 @dataclass(slots=True)

@@ -159,6 +159,34 @@ DEAD_COLUMNS = (
 )
 
 # Statements the same on both engines but for their placeholders (see store/dialect.py).
+ADD_SUBSCRIPTION = Shared.of(
+    f"INSERT INTO webhook_subscriptions ({COLUMNS}) VALUES ({', '.join('?' * len(COLUMNS.split(',')))})"
+)
+GET_SUBSCRIPTION = Shared.of(f"SELECT {COLUMNS} FROM webhook_subscriptions WHERE id = ?")
+LIST_SUBSCRIPTIONS = f"SELECT {COLUMNS} FROM webhook_subscriptions ORDER BY created_ms, id"
+#: The subscription's cursor; PostgreSQL's form locks the row (SQLite's one writer needs no lock).
+GET_CURSOR = Shared.of("SELECT cursor FROM webhook_subscriptions WHERE id = ?", lock=" FOR UPDATE")
+DROP_DEADLETTERS = Shared.of("DELETE FROM webhook_deadletters WHERE subscription_id = ?")
+REMOVE_SUBSCRIPTION = Shared.of("DELETE FROM webhook_subscriptions WHERE id = ?")
+#: Arguments: subscription id, the handshake code (None: any) twice.
+ACTIVATE = Shared.of(
+    "UPDATE webhook_subscriptions SET status = 'active', attempts = 0, first_attempt_ms = NULL, "
+    "next_attempt_ms = 0 WHERE id = ? AND (CAST(? AS TEXT) IS NULL OR validation_code = ?)"
+)
+#: Arguments: owner, lease end, subscription id, owner again, now.
+ACQUIRE_LEASE = Shared.of(
+    "UPDATE webhook_subscriptions SET lease_owner = ?, lease_expires_ms = ? WHERE id = ? "
+    "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_ms < ?)"
+)
+LIST_DEADLETTERS = Shared.of(
+    f"SELECT {DEAD_COLUMNS} FROM webhook_deadletters WHERE subscription_id = ? ORDER BY id LIMIT ?"
+)
+REQUEST_REPLAY = Shared.of("UPDATE webhook_deadletters SET replay = 1 WHERE subscription_id = ?")
+#: A rewind: the new cursor, delivery state and lease reset; arguments: cursor, subscription id.
+REWIND = Shared.of(
+    "UPDATE webhook_subscriptions SET cursor = ?, attempts = 0, first_attempt_ms = NULL, next_attempt_ms = 0, "
+    "lease_owner = NULL, lease_expires_ms = 0 WHERE id = ?"
+)
 RELEASE_LEASE = Shared.of(
     "UPDATE webhook_subscriptions SET lease_owner = NULL, lease_expires_ms = 0 WHERE id = ? AND lease_owner = ?"
 )

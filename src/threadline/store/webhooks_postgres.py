@@ -6,15 +6,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import webhooks as wh
+from .dialect import EVENTS_AFTER
 from .positions import Cursor
 from .records import Event
 from .webhooks import (
-    ADD_DEAD,
-    COLUMNS,
-    DEAD_COLUMNS,
-    DROP_DEAD,
-    RELEASE_LEASE,
-    SAVE_PROGRESS,
     DeadLetterRecord,
     Progress,
     SubscriptionRecord,
@@ -31,8 +27,6 @@ if TYPE_CHECKING:
     from .postgres import PostgresStore
 
 __all__ = ["PostgresWebhooks"]
-
-_MARKS = ", ".join(f"${i + 1}" for i in range(len(COLUMNS.split(","))))
 
 
 async def _heads(c: Connection) -> list[int]:
@@ -54,62 +48,47 @@ class PostgresWebhooks:
     async def add_subscription(self, sub: SubscriptionRecord) -> None:
         async def run(c: Connection) -> None:
             sub.cursor = Cursor(await _heads(c)).token()
-            await c.execute(f"INSERT INTO webhook_subscriptions ({COLUMNS}) VALUES ({_MARKS})",
-                            *subscription_params(sub))
+            await c.execute(wh.ADD_SUBSCRIPTION.postgres, *subscription_params(sub))
 
         await self._store._write(run)
 
     async def get_subscription(self, sub_id: str) -> SubscriptionRecord | None:
-        row = await self._store._read(
-            lambda c: c.fetchrow(f"SELECT {COLUMNS} FROM webhook_subscriptions WHERE id = $1", sub_id)
-        )
+        row = await self._store._read(lambda c: c.fetchrow(wh.GET_SUBSCRIPTION.postgres, sub_id))
         return subscription_from(row) if row is not None else None
 
     async def list_subscriptions(self) -> list[SubscriptionRecord]:
-        rows = await self._store._read(
-            lambda c: c.fetch(f"SELECT {COLUMNS} FROM webhook_subscriptions ORDER BY created_ms, id")
-        )
+        rows = await self._store._read(lambda c: c.fetch(wh.LIST_SUBSCRIPTIONS))
         return [subscription_from(r) for r in rows]
 
     async def remove_subscription(self, sub_id: str) -> bool:
         async def run(c: Connection) -> bool:
-            await c.execute("DELETE FROM webhook_deadletters WHERE subscription_id = $1", sub_id)
-            return _count(await c.execute("DELETE FROM webhook_subscriptions WHERE id = $1", sub_id)) > 0
+            await c.execute(wh.DROP_DEADLETTERS.postgres, sub_id)
+            return _count(await c.execute(wh.REMOVE_SUBSCRIPTION.postgres, sub_id)) > 0
 
         return await self._store._write(run)
 
     async def activate(self, sub_id: str, code: str | None) -> bool:
         async def run(c: Connection) -> bool:
-            return _count(await c.execute(
-                "UPDATE webhook_subscriptions SET status = 'active', attempts = 0, first_attempt_ms = NULL, "
-                "next_attempt_ms = 0 WHERE id = $1 "
-                "AND ($2::text IS NULL OR validation_code = $2)", sub_id, code,
-            )) > 0
+            return _count(await c.execute(wh.ACTIVATE.postgres, sub_id, code, code)) > 0
 
         return await self._store._write(run)
 
     async def acquire_lease(self, sub_id: str, owner: str, now_ms: int, ttl_ms: int) -> bool:
         async def run(c: Connection) -> bool:
-            return _count(await c.execute(
-                "UPDATE webhook_subscriptions SET lease_owner = $1, lease_expires_ms = $2 WHERE id = $3 "
-                "AND (lease_owner IS NULL OR lease_owner = $1 OR lease_expires_ms < $4)",
-                owner, now_ms + ttl_ms, sub_id, now_ms,
-            )) > 0
+            return _count(await c.execute(wh.ACQUIRE_LEASE.postgres, owner, now_ms + ttl_ms, sub_id, owner, now_ms)) > 0
 
         return await self._store._write(run)
 
     async def release_lease(self, sub_id: str, owner: str) -> None:
         async def run(c: Connection) -> None:
-            await c.execute(
-                RELEASE_LEASE.postgres, sub_id, owner,
-            )
+            await c.execute(wh.RELEASE_LEASE.postgres, sub_id, owner)
 
         await self._store._write(run)
 
     async def save_progress(self, sub_id: str, owner: str, now_ms: int, progress: Progress) -> bool:
         async def run(c: Connection) -> bool:
             done = _count(await c.execute(
-                SAVE_PROGRESS.postgres,
+                wh.SAVE_PROGRESS.postgres,
                 progress.cursor, progress.attempts, progress.first_attempt_ms, progress.next_attempt_ms,
                 sub_id, owner, now_ms,
             )) > 0
@@ -117,26 +96,22 @@ class PostgresWebhooks:
                 return False
             for d in progress.dead:
                 await c.execute(
-                    ADD_DEAD.postgres,
+                    wh.ADD_DEAD.postgres,
                     sub_id, d.event_id, d.event_type, d.thread_id, d.position, d.envelope, d.reason,
                     d.attempts, d.created_ms,
                 )
             for dead_id in progress.replayed:
-                await c.execute(DROP_DEAD.postgres, dead_id, sub_id)
+                await c.execute(wh.DROP_DEAD.postgres, dead_id, sub_id)
             return True
 
         return await self._store._write(run)
 
     async def events_after(self, after: Sequence[int], limit: int) -> list[Event]:
-        bounds, count, low = list(after), len(after), min(after)
+        bounds, low = list(after), min(after)
 
         async def run(c: Connection) -> list[Event]:
             # Per partition, after its own bound (a partition's positions rise in commit order).
-            rows = await c.fetch(
-                "SELECT position, thread_id, type, payload, created_ms FROM events WHERE position > $3 "
-                f"AND position > ($1::bigint[])[position % {count} + 1] ORDER BY position LIMIT $2",
-                bounds, limit, low,
-            )
+            rows = await c.fetch(EVENTS_AFTER.postgres(len(bounds)), bounds, limit)
             if not rows:
                 return []
             threads = sorted({r["thread_id"] for r in rows})
@@ -158,22 +133,18 @@ class PostgresWebhooks:
         return await self._store._read(_heads)
 
     async def list_deadletters(self, sub_id: str, limit: int) -> list[DeadLetterRecord]:
-        rows = await self._store._read(lambda c: c.fetch(
-            f"SELECT {DEAD_COLUMNS} FROM webhook_deadletters WHERE subscription_id = $1 ORDER BY id LIMIT $2",
-            sub_id, limit,
-        ))
+        rows = await self._store._read(lambda c: c.fetch(wh.LIST_DEADLETTERS.postgres, sub_id, limit))
         return [dead_from(r) for r in rows]
 
     async def request_replay(self, sub_id: str) -> int:
         async def run(c: Connection) -> int:
-            return _count(await c.execute(
-                "UPDATE webhook_deadletters SET replay = 1 WHERE subscription_id = $1", sub_id))
+            return _count(await c.execute(wh.REQUEST_REPLAY.postgres, sub_id))
 
         return await self._store._write(run)
 
     async def rewind(self, sub_id: str, since_ms: int) -> str | None:
         async def run(c: Connection) -> str | None:
-            current = await c.fetchval("SELECT cursor FROM webhook_subscriptions WHERE id = $1 FOR UPDATE", sub_id)
+            current = await c.fetchval(wh.GET_CURSOR.postgres, sub_id)
             if current is None:
                 return None
             # Per partition: just before its first kept event created at or after since_ms, else its head.
@@ -187,11 +158,7 @@ class PostgresWebhooks:
                 target[int(r["part"])] = int(r["low"]) - count
             after = read_cursor(str(current), count).after
             token = Cursor([min(a, t) for a, t in zip(after, target, strict=True)]).token()
-            await c.execute(
-                "UPDATE webhook_subscriptions SET cursor = $1, attempts = 0, "
-                "first_attempt_ms = NULL, next_attempt_ms = 0, lease_owner = NULL, lease_expires_ms = 0 "
-                "WHERE id = $2", token, sub_id,
-            )
+            await c.execute(wh.REWIND.postgres, token, sub_id)
             return token
 
         return await self._store._write(run)

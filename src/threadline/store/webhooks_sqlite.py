@@ -7,15 +7,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import webhooks as wh
+from .dialect import EVENTS_AFTER
 from .positions import Cursor
 from .records import Event
 from .webhooks import (
-    ADD_DEAD,
-    COLUMNS,
-    DEAD_COLUMNS,
-    DROP_DEAD,
-    RELEASE_LEASE,
-    SAVE_PROGRESS,
     DeadLetterRecord,
     Progress,
     SubscriptionRecord,
@@ -30,8 +26,6 @@ if TYPE_CHECKING:
     from .sqlite import SqliteStore
 
 __all__ = ["SqliteWebhooks"]
-
-_MARKS = ", ".join("?" * len(COLUMNS.split(",")))
 
 
 def _position(c: sqlite3.Connection) -> int:
@@ -48,58 +42,44 @@ class SqliteWebhooks:
     async def add_subscription(self, sub: SubscriptionRecord) -> None:
         def run(c: sqlite3.Connection) -> None:
             sub.cursor = Cursor([_position(c)]).token()  # one partition
-            c.execute(f"INSERT INTO webhook_subscriptions ({COLUMNS}) VALUES ({_MARKS})", subscription_params(sub))
+            c.execute(wh.ADD_SUBSCRIPTION.sqlite, subscription_params(sub))
 
         await self._store._write(run)
 
     async def get_subscription(self, sub_id: str) -> SubscriptionRecord | None:
-        row = await self._store._read(
-            lambda c: c.execute(f"SELECT {COLUMNS} FROM webhook_subscriptions WHERE id = ?", (sub_id,)).fetchone()
-        )
+        row = await self._store._read(lambda c: c.execute(wh.GET_SUBSCRIPTION.sqlite, (sub_id,)).fetchone())
         return subscription_from(row) if row is not None else None
 
     async def list_subscriptions(self) -> list[SubscriptionRecord]:
-        rows = await self._store._read(
-            lambda c: c.execute(f"SELECT {COLUMNS} FROM webhook_subscriptions ORDER BY created_ms, id").fetchall()
-        )
+        rows = await self._store._read(lambda c: c.execute(wh.LIST_SUBSCRIPTIONS).fetchall())
         return [subscription_from(r) for r in rows]
 
     async def remove_subscription(self, sub_id: str) -> bool:
         def run(c: sqlite3.Connection) -> bool:
-            c.execute("DELETE FROM webhook_deadletters WHERE subscription_id = ?", (sub_id,))
-            return c.execute("DELETE FROM webhook_subscriptions WHERE id = ?", (sub_id,)).rowcount > 0
+            c.execute(wh.DROP_DEADLETTERS.sqlite, (sub_id,))
+            return c.execute(wh.REMOVE_SUBSCRIPTION.sqlite, (sub_id,)).rowcount > 0
 
         return await self._store._write(run)
 
     async def activate(self, sub_id: str, code: str | None) -> bool:
         def run(c: sqlite3.Connection) -> bool:
-            return c.execute(
-                "UPDATE webhook_subscriptions SET status = 'active', attempts = 0, first_attempt_ms = NULL, "
-                "next_attempt_ms = 0 WHERE id = ? "
-                "AND (? IS NULL OR validation_code = ?)", (sub_id, code, code),
-            ).rowcount > 0
+            return c.execute(wh.ACTIVATE.sqlite, (sub_id, code, code)).rowcount > 0
 
         return await self._store._write(run)
 
     async def acquire_lease(self, sub_id: str, owner: str, now_ms: int, ttl_ms: int) -> bool:
         def run(c: sqlite3.Connection) -> bool:
-            return c.execute(
-                "UPDATE webhook_subscriptions SET lease_owner = ?, lease_expires_ms = ? WHERE id = ? "
-                "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_ms < ?)",
-                (owner, now_ms + ttl_ms, sub_id, owner, now_ms),
-            ).rowcount > 0
+            return c.execute(wh.ACQUIRE_LEASE.sqlite, (owner, now_ms + ttl_ms, sub_id, owner, now_ms)).rowcount > 0
 
         return await self._store._write(run)
 
     async def release_lease(self, sub_id: str, owner: str) -> None:
-        await self._store._write(lambda c: c.execute(
-            RELEASE_LEASE.sqlite, (sub_id, owner),
-        ))
+        await self._store._write(lambda c: c.execute(wh.RELEASE_LEASE.sqlite, (sub_id, owner)))
 
     async def save_progress(self, sub_id: str, owner: str, now_ms: int, progress: Progress) -> bool:
         def run(c: sqlite3.Connection) -> bool:
             done = c.execute(
-                SAVE_PROGRESS.sqlite,
+                wh.SAVE_PROGRESS.sqlite,
                 (progress.cursor, progress.attempts, progress.first_attempt_ms, progress.next_attempt_ms,
                  sub_id, owner, now_ms),
             ).rowcount > 0
@@ -107,12 +87,12 @@ class SqliteWebhooks:
                 return False
             for d in progress.dead:
                 c.execute(
-                    ADD_DEAD.sqlite,
+                    wh.ADD_DEAD.sqlite,
                     (sub_id, d.event_id, d.event_type, d.thread_id, d.position, d.envelope, d.reason,
                      d.attempts, d.created_ms),
                 )
             for dead_id in progress.replayed:
-                c.execute(DROP_DEAD.sqlite, (dead_id, sub_id))
+                c.execute(wh.DROP_DEAD.sqlite, (dead_id, sub_id))
             return True
 
         return await self._store._write(run)
@@ -121,10 +101,7 @@ class SqliteWebhooks:
         (low,) = after  # one partition
 
         def run(c: sqlite3.Connection) -> list[Event]:
-            rows = c.execute(
-                "SELECT position, thread_id, type, payload, created_ms FROM events WHERE position > ? "
-                "ORDER BY position LIMIT ?", (low, limit),
-            ).fetchall()
+            rows = c.execute(EVENTS_AFTER.sqlite, (low, limit)).fetchall()
             if not rows:
                 return []
             threads = sorted({r["thread_id"] for r in rows})
@@ -147,29 +124,21 @@ class SqliteWebhooks:
         return [await self._store._read(_position)]
 
     async def list_deadletters(self, sub_id: str, limit: int) -> list[DeadLetterRecord]:
-        rows = await self._store._read(lambda c: c.execute(
-            f"SELECT {DEAD_COLUMNS} FROM webhook_deadletters WHERE subscription_id = ? ORDER BY id LIMIT ?",
-            (sub_id, limit),
-        ).fetchall())
+        rows = await self._store._read(lambda c: c.execute(wh.LIST_DEADLETTERS.sqlite, (sub_id, limit)).fetchall())
         return [dead_from(r) for r in rows]
 
     async def request_replay(self, sub_id: str) -> int:
-        return await self._store._write(lambda c: c.execute(
-            "UPDATE webhook_deadletters SET replay = 1 WHERE subscription_id = ?", (sub_id,)
-        ).rowcount)
+        return await self._store._write(lambda c: c.execute(wh.REQUEST_REPLAY.sqlite, (sub_id,)).rowcount)
 
     async def rewind(self, sub_id: str, since_ms: int) -> str | None:
         def run(c: sqlite3.Connection) -> str | None:
-            current = c.execute("SELECT cursor FROM webhook_subscriptions WHERE id = ?", (sub_id,)).fetchone()
+            current = c.execute(wh.GET_CURSOR.sqlite, (sub_id,)).fetchone()
             if current is None:
                 return None
             row = c.execute("SELECT min(position) FROM events WHERE created_ms >= ?", (since_ms,)).fetchone()
             target = int(row[0]) - 1 if row[0] is not None else _position(c)
             token = Cursor([min(target, read_cursor(current[0], 1).after[0])]).token()
-            c.execute(
-                "UPDATE webhook_subscriptions SET cursor = ?, attempts = 0, first_attempt_ms = NULL, "
-                "next_attempt_ms = 0, lease_owner = NULL, lease_expires_ms = 0 WHERE id = ?", (token, sub_id),
-            )
+            c.execute(wh.REWIND.sqlite, (token, sub_id))
             return token
 
         return await self._store._write(run)

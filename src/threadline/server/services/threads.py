@@ -15,9 +15,11 @@ from threadline.protocol.wire import CommunicationError, Identifier, Participant
 from threadline.server.events import Hub
 from threadline.server.limits import Limits
 from threadline.store.base import Effects, Store, TooManyParticipants
+from threadline.store.metadata import MetadataTooLarge
 from threadline.store.records import (
     MessageDraft,
     MessageRecord,
+    MetadataPatch,
     ParticipantRecord,
     RetentionChange,
     ThreadRecord,
@@ -31,7 +33,6 @@ from .common import (
     Page,
     check_participant_id,
     invalid,
-    merge_metadata,
     parse_sequence_cursor,
     parse_time,
     require_member,
@@ -238,26 +239,28 @@ class ThreadService:
         if not actor.can_manage_threads:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not update threads.")
         new_topic = self._topic(topic) if topic is not None else None
-        merged: dict[str, str] | None = None
-        if metadata is None:
-            merged = {}
-        elif not isinstance(metadata, msgspec.UnsetType):
-            merged = merge_metadata(thread.metadata, metadata, self._limits)
+        patch = None if isinstance(metadata, msgspec.UnsetType) else MetadataPatch(
+            dict(metadata or {}), clear=metadata is None, max_bytes=self._limits.metadata_bytes)
+        if patch is not None:  # checked early here, and again by the store on the map it stores
+            validate_metadata(patch.merged(thread.metadata), self._limits)
         retention: RetentionChange | None = None
         if not isinstance(retention_policy, msgspec.UnsetType):
             policy = validate_retention(retention_policy)
             retention = RetentionChange(policy, expiry_ms(policy, thread.created_ms))
-        if new_topic is None and merged is None and retention is None:
+        if new_topic is None and patch is None and retention is None:
             return
         now = now_ms()
         draft = MessageDraft("topicUpdated", topic=new_topic, initiator_id=actor.user_id) if new_topic else None
         effects: Effects[ThreadUpdate] = Effects(
             events=lambda update: payloads.thread_updated(update.thread, actor.user_id, now)
         )
-        outcome = await self._store.update_thread(
-            thread_id, topic=new_topic, metadata=merged, draft=draft, now_ms=now, effects=effects,
-            retention=retention,
-        )
+        try:  # the store merges the patch into the map it reads under the thread's lock
+            outcome = await self._store.update_thread(
+                thread_id, topic=new_topic, metadata=patch, draft=draft, now_ms=now, effects=effects,
+                retention=retention,
+            )
+        except MetadataTooLarge as exc:  # with the keys of a concurrent patch
+            raise invalid(f"metadata must not exceed {exc.limit} bytes.", "metadata") from None
         if outcome.value is None:
             raise ChatServiceError(ErrorKind.NOT_FOUND, "Thread not found.", target="chatThreadId")
         await self._hub.publish(outcome.events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .. import dialect
 from ..base import StoreError
 from ..records import Event
 from ..webhooks import keep_bounds
@@ -21,18 +22,7 @@ class PostgresEvents(PostgresCore):
         bounds = [after] * count if isinstance(after, int) else list(after)
         if len(bounds) != count:
             raise StoreError(f"a cursor over {len(bounds)} partitions, not {count}")
-        rows = await self._read(
-            lambda c: c.fetch(
-                "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms, e.message_ms FROM events e "
-                f"WHERE e.position > $4 AND e.position > ($1::bigint[])[e.position % {count} + 1] "
-                "AND EXISTS (SELECT 1 FROM participants p "
-                "WHERE p.thread_id = e.thread_id "
-                "AND p.user_id = $2 AND p.joined_pos <= e.position "
-                "AND (p.left_pos IS NULL OR p.left_pos >= e.position) "
-                "AND (e.message_ms IS NULL OR p.share_history_ms <= e.message_ms)) ORDER BY e.position LIMIT $3",
-                bounds, user_id, limit, min(bounds),
-            )
-        )
+        rows = await self._read(lambda c: c.fetch(dialect.EVENTS_SINCE.postgres(count), bounds, user_id, limit))
         return [
             Event(int(r["position"]), r["thread_id"], r["type"], bytes(r["payload"]), int(r["created_ms"]),
                   (user_id,), None if r["message_ms"] is None else int(r["message_ms"]))
@@ -72,9 +62,5 @@ class PostgresEvents(PostgresCore):
         return await self._write(run)
 
     async def prune_idempotency(self, before_ms: int) -> int:
-        return await self._delete_before("idempotency", before_ms)
-
-    async def _delete_before(self, table: str, before_ms: int) -> int:
-        """Delete the rows of ``table`` (a constant name) created before ``before_ms``; return how many."""
-        status = await self._write(lambda c: c.execute(f"DELETE FROM {table} WHERE created_ms < $1", before_ms))
+        status = await self._write(lambda c: c.execute(dialect.PRUNE_IDEMPOTENCY.postgres, before_ms))
         return int(str(status).rsplit(" ", 1)[-1])

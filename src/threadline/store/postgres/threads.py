@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from .. import dialect
 from ..base import Effects, Outcome, TooManyParticipants
-from ..dialect import LIVE_MEMBER
+from ..metadata import MetadataChange, apply_metadata
 from ..records import MessageDraft, MessageRecord, ParticipantRecord, RetentionChange, ThreadRecord, ThreadUpdate
-from ..rows import T_THREAD_COLUMNS, THREAD_COLUMNS, access_from, dump_json, thread_from
+from ..rows import access_from, dump_json, load_json, thread_from
 from .core import Connection, PostgresCore
 from .finish import _Finish
 
@@ -70,24 +69,7 @@ class PostgresThreads(PostgresCore):
         self, user_id: str, *, start_ms: int | None, limit: int, after: tuple[int, str] | None
     ) -> list[ThreadRecord]:
         """List the user's threads by (last activity desc, id desc), after the ``after`` cursor."""
-        sql = (
-            f"SELECT {T_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
-            f"WHERE p.user_id = $1 AND p.{LIVE_MEMBER}"
-        )
-        args: list[Any] = [user_id]
-        if start_ms is not None:
-            args.append(start_ms)
-            sql += f" AND t.last_message_ms >= ${len(args)}"
-        if after is not None:
-            args += [after[0], after[1]]
-            a, b = len(args) - 1, len(args)
-            sql += (
-                f" AND (t.last_message_ms < ${a} OR (t.last_message_ms = ${a} "
-                f'AND t.id COLLATE "C" < ${b}))'
-            )
-        args.append(limit)
-        # COLLATE "C": order ids bytewise, as SQLite does, whatever the database's collation.
-        sql += f' ORDER BY t.last_message_ms DESC NULLS LAST, t.id COLLATE "C" DESC LIMIT ${len(args)}'
+        sql, args = dialect.thread_page(dialect.POSTGRES, user_id, start_ms=start_ms, limit=limit, after=after)
         rows = await self._read(lambda c: c.fetch(sql, *args))
         return [thread_from(r) for r in rows]
 
@@ -96,7 +78,7 @@ class PostgresThreads(PostgresCore):
         thread_id: str,
         *,
         topic: str | None,
-        metadata: dict[str, str] | None,
+        metadata: MetadataChange | None,
         draft: MessageDraft | None,
         now_ms: int,
         effects: Effects[ThreadUpdate],
@@ -105,18 +87,17 @@ class PostgresThreads(PostgresCore):
         """Set the given properties (None: unchanged); ``topicUpdated`` only when the topic changes."""
 
         async def run(c: Connection, finish: _Finish) -> Outcome[ThreadUpdate]:
-            old = await c.fetchval(
-                "SELECT topic FROM threads WHERE id = $1 AND deleted_ms IS NULL FOR UPDATE", thread_id
-            )
+            old = await c.fetchrow(dialect.LOCK_THREAD.postgres, thread_id)
             if old is None:
                 return Outcome()
+            merged = None if metadata is None else apply_metadata(load_json(old["metadata"]), metadata)
             keep = retention is None
             row = await c.fetchrow(
                 dialect.UPDATE_THREAD.postgres,
-                topic, dump_json(metadata), keep, dump_json(retention.policy) if retention else None,
+                topic, dump_json(merged), keep, dump_json(retention.policy) if retention else None,
                 keep, retention.expires_ms if retention else None, thread_id,
             )
-            changed = draft is not None and topic is not None and topic != old
+            changed = draft is not None and topic is not None and topic != old["topic"]
             message = (await self._insert_messages(c, thread_id, [draft], now_ms))[0] if changed and draft else None
             outcome = Outcome(value=ThreadUpdate(thread_from(row), message))
             outcome.events = await self._publishable(c, finish, thread_id, effects, outcome.value, now_ms)
@@ -130,11 +111,7 @@ class PostgresThreads(PostgresCore):
         """Mark a live thread deleted (with ``expired_by``: only if expired by then); None if not."""
 
         async def run(c: Connection, finish: _Finish) -> Outcome[ThreadRecord]:
-            row = await c.fetchrow(
-                "UPDATE threads SET deleted_ms = $1 WHERE id = $2 AND deleted_ms IS NULL "
-                f"AND ($3::bigint IS NULL OR expires_ms <= $3) RETURNING {THREAD_COLUMNS}",
-                now_ms, thread_id, expired_by,
-            )
+            row = await c.fetchrow(dialect.DELETE_THREAD.postgres, now_ms, thread_id, expired_by, expired_by)
             thread = None if row is None else thread_from(row)
             if thread is not None:
                 await self._drop_images(c, thread_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from .. import dialect
 from ..records import Event
 from ..webhooks import keep_bounds
 from .core import SqliteCore
@@ -19,14 +20,7 @@ class SqliteEvents(SqliteCore):
         if not isinstance(after, int):
             (after,) = after  # one partition
         def run(c: sqlite3.Connection) -> list[Event]:
-            rows = c.execute(
-                "SELECT e.position, e.thread_id, e.type, e.payload, e.created_ms, e.message_ms FROM events e "
-                "WHERE e.position > ? AND EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = e.thread_id "
-                "AND p.user_id = ? AND p.joined_pos <= e.position "
-                "AND (p.left_pos IS NULL OR p.left_pos >= e.position) "
-                "AND (e.message_ms IS NULL OR p.share_history_ms <= e.message_ms)) ORDER BY e.position LIMIT ?",
-                (after, user_id, limit),
-            ).fetchall()
+            rows = c.execute(dialect.EVENTS_SINCE.sqlite, (after, user_id, limit)).fetchall()
             return [
                 Event(r["position"], r["thread_id"], r["type"], bytes(r["payload"]), r["created_ms"], (user_id,),
                       r["message_ms"])
@@ -58,6 +52,5 @@ class SqliteEvents(SqliteCore):
 
     async def prune_idempotency(self, before_ms: int) -> int:
         return await self._write(
-            lambda c: c.execute("DELETE FROM idempotency WHERE created_ms < ?", (before_ms,)).rowcount,
-            bulk=True,
+            lambda c: c.execute(dialect.PRUNE_IDEMPOTENCY.sqlite, (before_ms,)).rowcount, bulk=True
         )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
 from .. import dialect
 from ..base import Effects, Outcome, TooManyParticipants
-from ..dialect import LIVE_MEMBER
+from ..metadata import MetadataChange, apply_metadata
 from ..records import MessageDraft, MessageRecord, ParticipantRecord, RetentionChange, ThreadRecord, ThreadUpdate
-from ..rows import T_THREAD_COLUMNS, THREAD_COLUMNS, access_from, dump_json, thread_from
+from ..rows import access_from, dump_json, load_json, thread_from
 from .core import SqliteCore
 
 __all__ = ["SqliteThreads"]
@@ -70,45 +69,30 @@ class SqliteThreads(SqliteCore):
     async def list_threads(
         self, user_id: str, *, start_ms: int | None, limit: int, after: tuple[int, str] | None
     ) -> list[ThreadRecord]:
-        def run(c: sqlite3.Connection) -> list[ThreadRecord]:
-            sql = (
-                f"SELECT {T_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
-                f"WHERE p.user_id = ? AND p.{LIVE_MEMBER}"
-            )
-            args: list[Any] = [user_id]
-            if start_ms is not None:
-                sql += " AND t.last_message_ms >= ?"
-                args.append(start_ms)
-            if after is not None:
-                sql += " AND (t.last_message_ms < ? OR (t.last_message_ms = ? AND t.id < ?))"
-                args += [after[0], after[0], after[1]]
-            sql += " ORDER BY t.last_message_ms DESC, t.id DESC LIMIT ?"
-            args.append(limit)
-            return [thread_from(r) for r in c.execute(sql, args).fetchall()]
-
-        return await self._peek(run)
+        sql, args = dialect.thread_page(dialect.SQLITE, user_id, start_ms=start_ms, limit=limit, after=after)
+        rows = await self._peek(lambda c: c.execute(sql, args).fetchall())
+        return [thread_from(r) for r in rows]
 
     async def update_thread(
         self,
         thread_id: str,
         *,
         topic: str | None,
-        metadata: dict[str, str] | None,
+        metadata: MetadataChange | None,
         draft: MessageDraft | None,
         now_ms: int,
         effects: Effects[ThreadUpdate],
         retention: RetentionChange | None = None,
     ) -> Outcome[ThreadUpdate]:
         def run(c: sqlite3.Connection) -> Outcome[ThreadUpdate]:
-            old = c.execute(
-                "SELECT topic FROM threads WHERE id = ? AND deleted_ms IS NULL", (thread_id,)
-            ).fetchone()
+            old = c.execute(dialect.LOCK_THREAD.sqlite, (thread_id,)).fetchone()
             if old is None:
                 return Outcome()
+            merged = None if metadata is None else apply_metadata(load_json(old["metadata"]), metadata)
             keep = retention is None
             row = c.execute(
                 dialect.UPDATE_THREAD.sqlite,
-                (topic, dump_json(metadata), keep, dump_json(retention.policy) if retention else None,
+                (topic, dump_json(merged), keep, dump_json(retention.policy) if retention else None,
                  keep, retention.expires_ms if retention else None, thread_id),
             ).fetchone()
             changed = draft is not None and topic is not None and topic != old["topic"]
@@ -126,11 +110,7 @@ class SqliteThreads(SqliteCore):
 
         def run(c: sqlite3.Connection) -> Outcome[ThreadRecord]:
             dropped.clear()
-            row = c.execute(
-                "UPDATE threads SET deleted_ms = ? WHERE id = ? AND deleted_ms IS NULL "
-                f"AND (? IS NULL OR expires_ms <= ?) RETURNING {THREAD_COLUMNS}",
-                (now_ms, thread_id, expired_by, expired_by),
-            ).fetchone()
+            row = c.execute(dialect.DELETE_THREAD.sqlite, (now_ms, thread_id, expired_by, expired_by)).fetchone()
             thread = None if row is None else thread_from(row)
             if thread is not None:
                 dropped.extend(self._drop_images(c, thread_id))
