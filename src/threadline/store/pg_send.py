@@ -17,11 +17,21 @@ values in place of the marks, and this module does the same replacement on its
 own copy. A mark cannot come from user input by chance (each is a fresh random
 number per send), and the replacement is the same code path on both sides
 (``replace`` on text).
+
+Sends to one thread made in the same turn of the event loop are written together
+(:class:`SendTurn`): one ``threadline_send_many`` statement (migration 0043) runs each
+in its own subtransaction, so the thread row and its partition's counter are taken
+once and released by one commit instead of being handed from send to send, each
+waiting for the previous commit. A send refused there (thread gone, sender not a
+member) fails alone; a lone send takes the one-send statement as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -31,12 +41,18 @@ from .positions import partition_of
 from .records import Event, MessageDraft, MessageRecord
 from .rows import drafted_message, dump_json
 
-__all__ = ["send_in_one_statement", "supports"]
+__all__ = ["Prepared", "SendTurn", "prepare", "send_in_one_statement", "supports"]
 
 _SQL = (
     "SELECT replayed, seq, message_id, base, recipients FROM threadline_send("
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 )
+_SQL_MANY = (
+    "SELECT refused, replayed, seq, message_id, base, recipients FROM threadline_send_many("
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+)
+#: The most sends one statement writes (each is a subtransaction; PostgreSQL tracks 64 per backend cheaply).
+MAX_BATCH = 32
 
 
 def supports(draft: MessageDraft, effects: Effects[MessageRecord]) -> bool:
@@ -52,18 +68,66 @@ def _mark() -> int:
     return 10**17 + secrets.randbelow(9 * 10**17)
 
 
-async def send_in_one_statement(
-    conn: Any, thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[MessageRecord],
-    partitions: int,
-) -> Outcome[MessageRecord]:
+@dataclass
+class Prepared:
+    """A send ready for the database: its payloads built from a stand-in message (see the module)."""
+
+    thread_id: str
+    draft: MessageDraft
+    now_ms: int
+    id_mark: int
+    seq_mark: int
+    items: list[tuple[str, bytes]]
+    reveals: int | None
+    scope: str | None
+    key: str | None
+    result: str
+
+    @property
+    def batchable(self) -> bool:
+        """Whether it can share a statement with other sends (exactly one event, as a message has)."""
+        return len(self.items) == 1
+
+
+def prepare(thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[MessageRecord]) -> Prepared:
+    """Build a send's events and idempotency result from a stand-in message (see the module)."""
+    id_mark, seq_mark = _mark(), _mark()
+    stand_in = drafted_message(thread_id, seq_mark, id_mark, draft, now_ms)
+    items = effects.events(stand_in) if effects.events is not None else []
+    reveals = effects.reveals(stand_in) if effects.events is not None and effects.reveals is not None else None
+    scope, key = effects.idempotency if effects.idempotency is not None else (None, None)
+    result = effects.result(stand_in) if effects.result is not None and scope is not None else ""
+    return Prepared(thread_id, draft, now_ms, id_mark, seq_mark, items, reveals, scope, key, result)
+
+
+def _outcome(send: Prepared, row: Any, partitions: int) -> Outcome[MessageRecord]:
+    """The outcome of a written send, from its row of either statement."""
+    if row["replayed"] is not None:
+        return Outcome(replayed=row["replayed"])
+    seq, message_id = int(row["seq"]), int(row["message_id"])
+    message = drafted_message(send.thread_id, seq, message_id, send.draft, send.now_ms)
+    outcome = Outcome(value=message)
+    if send.items:
+        base = int(row["base"])
+        recipients = tuple(row["recipients"])
+        marks = (
+            (str(send.id_mark).encode(), str(message_id).encode()),
+            (str(send.seq_mark).encode(), str(seq).encode()),
+        )
+        for n, (kind, payload) in enumerate(send.items, 1):
+            for mark, real in marks:
+                payload = payload.replace(mark, real)
+            event = Event(base + n * partitions, send.thread_id, kind, payload, send.now_ms, recipients, send.reveals)
+            outcome.events.append(event)
+    return outcome
+
+
+async def send_in_one_statement(conn: Any, send: Prepared, partitions: int) -> Outcome[MessageRecord]:
     """Write a message, its idempotency key and its events in one statement and commit.
 
     Args:
         conn: a pooled asyncpg connection, not in a transaction.
-        thread_id: the thread.
-        draft: the message (no attachments: see :func:`supports`).
-        now_ms: the write's time.
-        effects: idempotency, result, events and share-history time of the write.
+        send: the prepared send (no attachments: see :func:`supports`).
         partitions: the store's event partitions (:mod:`.positions`).
 
     Returns:
@@ -75,35 +139,112 @@ async def send_in_one_statement(
             (checked under the thread's row lock; a replay is refused to a non-member too).
         asyncpg.exceptions.TransactionRollbackError: a conflict to retry.
     """
-    id_mark, seq_mark = _mark(), _mark()
-    stand_in = drafted_message(thread_id, seq_mark, id_mark, draft, now_ms)
-    items = effects.events(stand_in) if effects.events is not None else []
-    reveals = effects.reveals(stand_in) if effects.events is not None and effects.reveals is not None else None
-    scope, key = effects.idempotency if effects.idempotency is not None else (None, None)
-    result = effects.result(stand_in) if effects.result is not None and scope is not None else ""
+    draft = send.draft
     try:
         row = await conn.fetchrow(
-            _SQL, thread_id, scope, key, draft.type, draft.sender_id, draft.sender_display_name,
-            draft.content, dump_json(draft.metadata), now_ms, str(id_mark), str(seq_mark), result,
-            [kind for kind, _ in items], [payload for _, payload in items], reveals,
-            partition_of(thread_id, partitions), partitions,
+            _SQL, send.thread_id, send.scope, send.key, draft.type, draft.sender_id, draft.sender_display_name,
+            draft.content, dump_json(draft.metadata), send.now_ms, str(send.id_mark), str(send.seq_mark),
+            send.result, [kind for kind, _ in send.items], [payload for _, payload in send.items], send.reveals,
+            partition_of(send.thread_id, partitions), partitions,
         )
     except asyncpg.PostgresError as exc:
         code = getattr(exc, "sqlstate", None)
         if code in ("TL404", "TL403"):
             raise NotAllowed(thread_missing=code == "TL404") from exc
         raise
-    if row["replayed"] is not None:
-        return Outcome(replayed=row["replayed"])
-    seq, message_id = int(row["seq"]), int(row["message_id"])
-    message = drafted_message(thread_id, seq, message_id, draft, now_ms)
-    outcome = Outcome(value=message)
-    if items:
-        base = int(row["base"])
-        recipients = tuple(row["recipients"])
-        marks = ((str(id_mark).encode(), str(message_id).encode()), (str(seq_mark).encode(), str(seq).encode()))
-        for n, (kind, payload) in enumerate(items, 1):
-            for mark, real in marks:
-                payload = payload.replace(mark, real)
-            outcome.events.append(Event(base + n * partitions, thread_id, kind, payload, now_ms, recipients, reveals))
-    return outcome
+    return _outcome(send, row, partitions)
+
+
+async def send_many(conn: Any, sends: list[Prepared], partitions: int) -> list[Outcome[MessageRecord] | NotAllowed]:
+    """Write sends to one thread (each :attr:`Prepared.batchable`) in one statement and commit.
+
+    Returns:
+        Per send, in order, its outcome or the :class:`NotAllowed` that refused it alone.
+
+    Raises:
+        asyncpg.exceptions.TransactionRollbackError: a conflict to retry (nothing was written).
+    """
+    thread_id = sends[0].thread_id
+    rows = await conn.fetch(
+        _SQL_MANY, thread_id, [s.scope for s in sends], [s.key for s in sends],
+        [s.draft.type for s in sends], [s.draft.sender_id for s in sends],
+        [s.draft.sender_display_name for s in sends], [s.draft.content for s in sends],
+        [dump_json(s.draft.metadata) for s in sends], [s.now_ms for s in sends],
+        [str(s.id_mark) for s in sends], [str(s.seq_mark) for s in sends], [s.result for s in sends],
+        [s.items[0][0] for s in sends], [s.items[0][1] for s in sends], [s.reveals for s in sends],
+        partition_of(thread_id, partitions), partitions,
+    )
+    if len(rows) != len(sends):  # pragma: no cover - the function returns one row per send
+        raise RuntimeError(f"threadline_send_many returned {len(rows)} rows for {len(sends)} sends")
+    return [
+        NotAllowed(thread_missing=row["refused"] == "TL404") if row["refused"] is not None
+        else _outcome(send, row, partitions)
+        for send, row in zip(sends, rows, strict=True)
+    ]
+
+
+_Pending = tuple[Prepared, "asyncio.Future[Outcome[MessageRecord]]"]
+Retrying = Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
+
+
+class SendTurn:
+    """Collects the sends of one turn of the event loop and writes each thread's together.
+
+    Args:
+        retrying: runs a function on a pooled connection, again on a conflict (the store's).
+        partitions: returns the store's event partitions.
+    """
+
+    def __init__(self, retrying: Retrying, partitions: Callable[[], int]) -> None:
+        self._retrying = retrying
+        self._partitions = partitions
+        self._turn: dict[str, list[_Pending]] = {}
+        self._writing: set[asyncio.Task[None]] = set()
+        #: Statements written and sends they carried (their ratio is the mean batch).
+        self.statements = 0
+        self.sends = 0
+
+    async def send(self, send: Prepared) -> Outcome[MessageRecord]:
+        """Write a send with the other sends to its thread made in this turn; return once committed.
+
+        Raises:
+            NotAllowed: as :func:`send_in_one_statement`, for this send alone.
+            StoreError: whatever the store raised for the statement (every send in it).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome[MessageRecord]] = loop.create_future()
+        if not self._turn:
+            loop.call_soon(self._end_turn)
+        self._turn.setdefault(send.thread_id, []).append((send, future))
+        return await future
+
+    def _end_turn(self) -> None:
+        turn, self._turn = self._turn, {}
+        for pending in turn.values():
+            for start in range(0, len(pending), MAX_BATCH):
+                task = asyncio.ensure_future(self._write(pending[start : start + MAX_BATCH]))
+                self._writing.add(task)
+                task.add_done_callback(self._writing.discard)
+
+    async def _write(self, pending: list[_Pending]) -> None:
+        sends = [send for send, _ in pending]
+        partitions = self._partitions()
+        results: list[Outcome[MessageRecord] | BaseException]
+        try:
+            if len(sends) == 1:
+                results = [await self._retrying(lambda c: send_in_one_statement(c, sends[0], partitions))]
+            else:
+                results = list(await self._retrying(lambda c: send_many(c, sends, partitions)))
+        except NotAllowed as exc:
+            results = [exc]
+        except BaseException as exc:  # the statement failed: none of its sends was written
+            results = [exc] * len(sends)
+        self.statements += 1
+        self.sends += len(sends)
+        for (_, future), result in zip(pending, results, strict=True):
+            if future.done():  # the caller gave up; the send committed all the same
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

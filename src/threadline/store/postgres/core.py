@@ -12,6 +12,7 @@ import asyncpg
 
 from .. import dialect
 from ..base import Effects, Outcome, StoreError, StoreReadOnly, StoreUnavailable
+from ..pg_send import SendTurn
 from ..positions import partition_of
 from ..postgres_images import PostgresBlobs, PostgresImages
 from ..records import Event, MessageDraft, MessageRecord, ParticipantRecord
@@ -58,6 +59,8 @@ class PostgresCore(PostgresImages):
         self._pool: asyncpg.Pool | None = None
         #: event partitions (:mod:`threadline.store.positions`): the rows of ``event_partitions``, read on open.
         self.partitions = 1
+        #: the sends of one turn of the event loop, written together per thread (:mod:`..pg_send`).
+        self.send_turn = SendTurn(self._retrying, lambda: self.partitions)
         #: image bytes, in the database (see :mod:`threadline.store.blobs`).
         self.blobs = PostgresBlobs(self._write, self._read)
 

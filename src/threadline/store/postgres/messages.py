@@ -24,15 +24,18 @@ class PostgresMessages(PostgresCore):
     ) -> Outcome[MessageRecord]:
         """Append a message with the next sequence id and a fresh epoch-ms id.
 
-        One statement and its commit (:mod:`threadline.store.pg_send`), unless the message links images.
+        One statement and its commit (:mod:`threadline.store.pg_send`), unless the message links images;
+        with the other sends to the thread made in the same turn of the event loop when it has one event.
 
         Raises:
             NotAllowed: the thread is missing or deleted, or the sender is not a live member.
         """
         if pg_send.supports(draft, effects):
-            return await self._retrying(
-                lambda c: pg_send.send_in_one_statement(c, thread_id, draft, now_ms, effects, self.partitions)
-            )
+            send = pg_send.prepare(thread_id, draft, now_ms, effects)
+            if send.batchable:
+                return await self.send_turn.send(send)
+            partitions = self.partitions
+            return await self._retrying(lambda c: pg_send.send_in_one_statement(c, send, partitions))
 
         async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord]:
             # as threadline_send: the thread row first, then the sender's membership under it
