@@ -44,6 +44,7 @@ from threadline.store.positions import Cursor
 from threadline.store.records import Event
 
 from .events import LocalHub, Subscriber
+from .turns import TurnBatcher
 
 __all__ = ["DEFAULT_CHANNEL", "RedisHub", "split_channel"]
 
@@ -137,6 +138,8 @@ class RedisHub:
         self._filling: asyncio.Task[None] | None = None
         self._fill_running = False
         self._publish_failures = 0
+        #: the events published during one turn of the loop, sent as one message (``turns.py``).
+        self._turns: TurnBatcher[_Wire] = TurnBatcher(self._publish_turn)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -196,11 +199,18 @@ class RedisHub:
             # gap in positions and read these events from the database.
             self._publish_failures += 1
             return
-        batch = _Batch(self.node, [
+        await self._turns.add([
             _Wire(e.position, e.thread_id, e.type, e.payload, e.created_ms, list(e.recipients)) for e in events
         ])
+
+    async def _publish_turn(self, wires: list[_Wire]) -> None:
+        """Send one turn's events to the other nodes as one message (``turns.py``); never raises."""
+        client = self._client
+        if client is None:
+            return
         try:
-            await asyncio.wait_for(client.publish(self.channel, _encode(batch)), self._publish_timeout)
+            message = _encode(_Batch(self.node, wires))
+            await asyncio.wait_for(client.publish(self.channel, message), self._publish_timeout)
         except (RedisError, OSError, TimeoutError) as exc:
             self._publish_failures += 1
             if self._publish_failures == 1 or self._publish_failures % 100 == 0:
