@@ -16,13 +16,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from threadline.protocol.inputs import invalid
 from threadline.protocol.times import now_ms
 from threadline.server.events import Hub
 from threadline.store.base import Effects, Store, StoreError
 from threadline.store.records import ThreadRecord
 
 from . import payloads
-from .common import invalid
 
 __all__ = [
     "DAY_MS",
