@@ -74,6 +74,14 @@ GET_ACCESS = Shared.of(
     "FROM threads t LEFT JOIN participants p "
     f"ON p.thread_id = t.id AND p.user_id = ? AND p.{LIVE_MEMBER} WHERE t.id = ?"
 )
+#: A thread's last activity as its member ``p`` may know it (``t`` the thread): the last message's
+#: time when that message is within the member's share-history window, else the thread's creation
+#: (which ``get_thread`` shows every member), so no list reveals when a hidden message came.
+VISIBLE_ACTIVITY = (
+    "(CASE WHEN t.last_message_ms >= p.share_history_ms THEN t.last_message_ms ELSE t.created_ms END)"
+)
+#: :data:`T_THREAD_COLUMNS` with ``last_message_ms`` as the member ``p`` may know it.
+LISTED_THREAD_COLUMNS = T_THREAD_COLUMNS.replace("t.last_message_ms", f"{VISIBLE_ACTIVITY} AS last_message_ms")
 #: Set the given properties (NULL: unchanged); arguments: topic, metadata, keep retention,
 #: retention, keep retention again, expiry, thread id.
 UPDATE_THREAD = Shared.of(

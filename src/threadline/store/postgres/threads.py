@@ -7,9 +7,9 @@ from typing import Any
 
 from .. import dialect
 from ..base import Effects, Outcome, TooManyParticipants
-from ..dialect import LIVE_MEMBER
+from ..dialect import LISTED_THREAD_COLUMNS, LIVE_MEMBER, VISIBLE_ACTIVITY
 from ..records import MessageDraft, MessageRecord, ParticipantRecord, RetentionChange, ThreadRecord, ThreadUpdate
-from ..rows import T_THREAD_COLUMNS, THREAD_COLUMNS, access_from, dump_json, thread_from
+from ..rows import THREAD_COLUMNS, access_from, dump_json, thread_from
 from .core import Connection, PostgresCore
 from .finish import _Finish
 
@@ -71,23 +71,23 @@ class PostgresThreads(PostgresCore):
     ) -> list[ThreadRecord]:
         """List the user's threads by (last activity desc, id desc), after the ``after`` cursor."""
         sql = (
-            f"SELECT {T_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
+            f"SELECT {LISTED_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
             f"WHERE p.user_id = $1 AND p.{LIVE_MEMBER}"
         )
         args: list[Any] = [user_id]
         if start_ms is not None:
             args.append(start_ms)
-            sql += f" AND t.last_message_ms >= ${len(args)}"
+            sql += f" AND {VISIBLE_ACTIVITY} >= ${len(args)}"
         if after is not None:
             args += [after[0], after[1]]
             a, b = len(args) - 1, len(args)
             sql += (
-                f" AND (t.last_message_ms < ${a} OR (t.last_message_ms = ${a} "
+                f" AND ({VISIBLE_ACTIVITY} < ${a} OR ({VISIBLE_ACTIVITY} = ${a} "
                 f'AND t.id COLLATE "C" < ${b}))'
             )
         args.append(limit)
         # COLLATE "C": order ids bytewise, as SQLite does, whatever the database's collation.
-        sql += f' ORDER BY t.last_message_ms DESC NULLS LAST, t.id COLLATE "C" DESC LIMIT ${len(args)}'
+        sql += f' ORDER BY {VISIBLE_ACTIVITY} DESC NULLS LAST, t.id COLLATE "C" DESC LIMIT ${len(args)}'
         rows = await self._read(lambda c: c.fetch(sql, *args))
         return [thread_from(r) for r in rows]
 

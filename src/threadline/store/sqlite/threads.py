@@ -8,9 +8,9 @@ from typing import Any
 
 from .. import dialect
 from ..base import Effects, Outcome, TooManyParticipants
-from ..dialect import LIVE_MEMBER
+from ..dialect import LISTED_THREAD_COLUMNS, LIVE_MEMBER, VISIBLE_ACTIVITY
 from ..records import MessageDraft, MessageRecord, ParticipantRecord, RetentionChange, ThreadRecord, ThreadUpdate
-from ..rows import T_THREAD_COLUMNS, THREAD_COLUMNS, access_from, dump_json, thread_from
+from ..rows import THREAD_COLUMNS, access_from, dump_json, thread_from
 from .core import SqliteCore
 
 __all__ = ["SqliteThreads"]
@@ -72,17 +72,17 @@ class SqliteThreads(SqliteCore):
     ) -> list[ThreadRecord]:
         def run(c: sqlite3.Connection) -> list[ThreadRecord]:
             sql = (
-                f"SELECT {T_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
+                f"SELECT {LISTED_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
                 f"WHERE p.user_id = ? AND p.{LIVE_MEMBER}"
             )
             args: list[Any] = [user_id]
             if start_ms is not None:
-                sql += " AND t.last_message_ms >= ?"
+                sql += f" AND {VISIBLE_ACTIVITY} >= ?"
                 args.append(start_ms)
             if after is not None:
-                sql += " AND (t.last_message_ms < ? OR (t.last_message_ms = ? AND t.id < ?))"
+                sql += f" AND ({VISIBLE_ACTIVITY} < ? OR ({VISIBLE_ACTIVITY} = ? AND t.id < ?))"
                 args += [after[0], after[0], after[1]]
-            sql += " ORDER BY t.last_message_ms DESC, t.id DESC LIMIT ?"
+            sql += f" ORDER BY {VISIBLE_ACTIVITY} DESC, t.id DESC LIMIT ?"
             args.append(limit)
             return [thread_from(r) for r in c.execute(sql, args).fetchall()]
 
