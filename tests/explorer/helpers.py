@@ -1,11 +1,13 @@
-"""Calling the admin API as scripts do (HMAC-signed) and as the Explorer does (session + CSRF); image and
-keyboard checks for the Explorer in Chromium."""
+"""Calling the admin API as scripts do (HMAC-signed) and as the Explorer does (session + CSRF); opening
+and signing in to the Explorer in Chromium, with image and keyboard checks."""
 
 from __future__ import annotations
 
 import struct
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,9 +16,19 @@ import requests
 
 from threadline.identity import hmac as signing
 
-from ..conftest import RunningServer
+from ..conftest import ROOT, RunningServer
 
 VERSION = "2026-11-28"
+#: Screenshots of the Chromium tests (gitignored).
+ARTIFACTS = ROOT / "tests" / "artifacts"
+#: How long one page step may take, in milliseconds.
+WAIT_MS = 15_000
+#: Every form control on the page has a label, and every button a name.
+UNLABELLED = """() => [
+  ...[...document.querySelectorAll("input, textarea, select")]
+    .filter((e) => !e.labels.length && !e.getAttribute("aria-label")).map((e) => e.outerHTML),
+  ...[...document.querySelectorAll("button")].filter((b) => !b.textContent.trim()).map((b) => b.outerHTML),
+]"""
 
 
 def admin_url(server: RunningServer, path: str, **params: Any) -> str:
@@ -118,3 +130,43 @@ def unreachable_by_keyboard(page: Any) -> list[str]:
         "(seen) => [...document.querySelectorAll('[data-kb]')].filter((e) => !seen.includes(e.dataset.kb))"
         ".map((e) => e.outerHTML.slice(0, 120))", [r for r in reached if r is not None])
     return missing
+
+
+def sign_in(page: Any, credential: str) -> None:
+    """Fill the sign-in form with an access key or connection string and submit it."""
+    page.get_by_label("Access key or connection string").fill(credential)
+    page.get_by_role("button", name="Sign in").click()
+
+
+@contextmanager
+def explorer(browser: Any, endpoint: str, credential: str | None = None, *, path: str = "/explorer/",
+             **context_options: Any) -> Iterator[tuple[Any, list[str]]]:
+    """The Explorer in a fresh browser context (its own cookies), closed on exit.
+
+    Args:
+        browser: the Playwright browser (the ``browser`` fixture).
+        endpoint: the server's http or https endpoint.
+        credential: sign in with this access key or connection string (and wait until signed in);
+            None leaves the sign-in form open.
+        path: the Explorer's path on the server.
+        context_options: for ``browser.new_context`` (viewport, permissions, ignore_https_errors...).
+
+    Yields:
+        The page, and the console errors and uncaught exceptions it reports (appended as they come).
+    """
+    from playwright.sync_api import expect
+
+    context = browser.new_context(**context_options)
+    try:
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"{endpoint}{path}")
+        if credential is not None:
+            sign_in(page, credential)
+            expect(page.get_by_role("navigation", name="Views")).to_be_visible()
+        yield page, problems
+    finally:
+        context.close()

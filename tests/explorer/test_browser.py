@@ -3,46 +3,31 @@
 Signs in with the connection string, creates an identity, acts as it, opens a
 thread, sends a message, and sees a message from another client (the official
 SDK) arrive through the live view; the hostile-looking content stays text.
-Screenshots go to ``tests/artifacts/`` (gitignored); the browser fixture is in ``conftest.py``.
+Screenshots go to ``tests/artifacts/`` (gitignored); the browser fixture is in ``conftest.py``, the
+sign-in (:func:`.helpers.explorer`) in ``helpers.py``.
 """
 
 from __future__ import annotations
 
 import secrets
+from contextlib import closing
 from typing import Any
 
 from azure.communication.chat import ChatMessageType, ChatParticipant
 from azure.communication.identity import CommunicationUserIdentifier
 
-from ..conftest import ROOT, RunningServer
+from ..conftest import RunningServer
 from ..support import new_user, official_chat
-from .helpers import unreachable_by_keyboard
-
-ARTIFACTS = ROOT / "tests" / "artifacts"
-WAIT_MS = 15_000
-#: Every form control on the page has a label, and every button a name.
-UNLABELLED = """() => [
-  ...[...document.querySelectorAll("input, textarea, select")]
-    .filter((e) => !e.labels.length && !e.getAttribute("aria-label")).map((e) => e.outerHTML),
-  ...[...document.querySelectorAll("button")].filter((b) => !b.textContent.trim()).map((b) => b.outerHTML),
-]"""
+from .helpers import ARTIFACTS, UNLABELLED, explorer, sign_in, unreachable_by_keyboard
 
 
 def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1200, "height": 1000})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.http_endpoint)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.set_default_timeout(WAIT_MS)
-    try:
-        page.goto(f"{server.http_endpoint}/explorer")
-        page.get_by_label("Access key or connection string").fill(server.connection_string)
-        page.get_by_role("button", name="Sign in").click()
+    with explorer(browser, server.http_endpoint, server.connection_string, path="/explorer",
+                  viewport={"width": 1200, "height": 1000},
+                  permissions=["clipboard-read", "clipboard-write"]) as (page, problems):
         expect(page.get_by_role("heading", name="Identities")).to_be_visible()
         nav = page.get_by_role("navigation", name="Views")
 
@@ -166,8 +151,6 @@ def test_explorer_end_to_end(server: RunningServer, browser: Any) -> None:
         assert width <= 360, f"the page scrolls sideways on a narrow window ({width}px)"
         page.screenshot(path=str(ARTIFACTS / f"explorer-narrow-{server.engine}.png"), full_page=True)
         assert not [p for p in problems if "Content Security Policy" in p or "Uncaught" in p], problems
-    finally:
-        context.close()
 
 
 def test_a_revoked_acting_token_is_renewed(server: RunningServer, browser: Any) -> None:
@@ -181,12 +164,7 @@ def test_a_revoked_acting_token_is_renewed(server: RunningServer, browser: Any) 
     thread_id = official_chat(server, owner).create_chat_thread(topic, thread_participants=[
         ChatParticipant(identifier=CommunicationUserIdentifier(made), display_name="Made"),
     ]).chat_thread.id
-    page = browser.new_page()
-    page.set_default_timeout(WAIT_MS)
-    try:
-        page.goto(f"{server.http_endpoint}/explorer/")
-        page.get_by_label("Access key or connection string").fill(server.access_key)
-        page.keyboard.press("Enter")
+    with explorer(browser, server.http_endpoint, server.access_key) as (page, _):
         page.get_by_label("Search ids").fill(made)
         page.keyboard.press("Enter")
         page.locator("li.card", has_text=made).get_by_role("button", name="Act as").click()
@@ -217,47 +195,33 @@ def test_a_revoked_acting_token_is_renewed(server: RunningServer, browser: Any) 
         expect(page.get_by_role("alert")).to_contain_text("The session has ended")
         expect(page.get_by_label("Access key or connection string")).to_be_focused()
         expect(page.locator("#acting")).to_be_hidden()
-    finally:
-        page.close()
 
 
 def test_explorer_over_https(server: RunningServer, browser: Any) -> None:
     """Over HTTPS the cookie is Secure and the live view runs on wss:, under the same CSP."""
     from playwright.sync_api import expect
 
-    context = browser.new_context(ignore_https_errors=True)  # the test CA is not in Chromium's store
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    try:
-        page.goto(f"{server.https_endpoint}/explorer/")
-        page.get_by_label("Access key or connection string").fill(server.connection_string)
-        page.keyboard.press("Enter")
+    # ignore_https_errors: the test CA is not in Chromium's store.
+    with explorer(browser, server.https_endpoint, server.connection_string,
+                  ignore_https_errors=True) as (page, _):
         page.get_by_role("button", name="Create identity with a chat token").click()
         made = page.locator(".new-identity").inner_text().strip()
         page.get_by_label("Search ids").fill(made)
         page.keyboard.press("Enter")
         page.locator("li.card", has_text=made).get_by_role("button", name="Act as").click()
         expect(page.locator("#live-state")).to_have_text("live view: connected")
-        cookies = context.cookies()
+        cookies = page.context.cookies()
         assert {c["path"] for c in cookies} == {"/admin", "/explorer"}
         assert all(c["secure"] and c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
-    finally:
-        context.close()
 
 
 def test_explorer_refuses_a_wrong_key(server: RunningServer, browser: Any) -> None:
     from playwright.sync_api import expect
 
-    page = browser.new_page()
-    page.set_default_timeout(WAIT_MS)
-    try:
-        page.goto(f"{server.http_endpoint}/explorer/")
-        page.get_by_label("Access key or connection string").fill("d3Jvbmcga2V5IGZvciB0aGlzIHNlcnZlciAhISEhISE=")
-        page.keyboard.press("Enter")
+    with explorer(browser, server.http_endpoint) as (page, _):
+        sign_in(page, "d3Jvbmcga2V5IGZvciB0aGlzIHNlcnZlciAhISEhISE=")
         expect(page.get_by_role("alert")).to_contain_text("The access key is not valid.")
         expect(page.get_by_role("navigation", name="Views")).to_be_hidden()
-    finally:
-        page.close()
 
 
 def test_explorer_shows_and_sends_images(server: RunningServer, browser: Any) -> None:
@@ -281,16 +245,8 @@ def test_explorer_shows_and_sends_images(server: RunningServer, browser: Any) ->
     thread = client.get_chat_thread_client(thread_id)
     uploaded = thread.upload_image(red, "red.png")
     thread.send_message("a red one", attachments=[ChatAttachment(id=uploaded.id, attachment_type="image")])
-    context = browser.new_context(viewport={"width": 1000, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.set_default_timeout(WAIT_MS)
-    try:
-        page.goto(f"{server.http_endpoint}/explorer/")
-        page.get_by_label("Access key or connection string").fill(server.connection_string)
-        page.keyboard.press("Enter")
+    with closing(client), explorer(browser, server.http_endpoint, server.connection_string,
+                                   viewport={"width": 1000, "height": 900}) as (page, problems):
         page.get_by_role("navigation", name="Views").get_by_role("button", name="Threads").click()
         page.get_by_label("Topic contains").fill(topic)
         page.keyboard.press("Enter")
@@ -333,6 +289,3 @@ def test_explorer_shows_and_sends_images(server: RunningServer, browser: Any) ->
         expect(own).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         assert not [p for p in problems if "Content Security Policy" in p or "Uncaught" in p], problems
-    finally:
-        context.close()
-        client.close()

@@ -177,13 +177,41 @@ def test_query_inputs_that_gave_500_give_400(room: tuple[Chat, str], path: str, 
         assert_bad_request(answer, target)
 
 
-@pytest.mark.parametrize("body", [b'{"content": "\xff"}', b'{"content": "ok", "\xff": 1}', b"\xff\xfe",
-                                  b'{"content": "\xed\xa0\x80"}', b'{"content": "\\ud800"}'])
-def test_a_body_that_is_not_utf8_gives_400(room: tuple[Chat, str], body: bytes) -> None:
+@pytest.mark.parametrize("path", [MESSAGES, "/chat/threads"])
+def test_every_refused_sync_state_gets_the_same_body(room: tuple[Chat, str], path: str) -> None:
+    """A cursor is read as any integer is (``parse_int_text``), but refused with the cursor's own message."""
+    owner, thread_id = room
+    path = path.format(thread=q(thread_id))
+    for bad in ("²", "x", "-1", "1e3", "0x10", "9223372036854775808", "9" * 400):
+        error = assert_bad_request(owner.call("GET", path, params={"syncState": bad}), "syncState")
+        assert error["message"] == "The continuation token is not valid.", (bad, error)
+    # Within 0..2**63-1, with an optional sign or leading zeros, a number is a number: a page.
+    messages = path.endswith("/messages")
+    for fits, everything in (("0", False), ("+0", False), ("-0", False), ("0" * 300 + "1", False),
+                             ("+9223372036854775807", True)):
+        answer = owner.call("GET", path, params={"syncState": fits if messages else f"{fits}.61"})
+        assert answer.status_code == 200, (fits, answer.text)
+        found = [m["content"]["message"] for m in answer.json()["value"] if m["type"] == "text"] if messages \
+            else [t["id"] for t in answer.json()["value"] if t["id"] == thread_id]
+        assert found == ((["hello"] if messages else [thread_id]) if everything else []), fits
+
+
+NOT_UTF8, NOT_JSON = "The request body is not valid UTF-8.", "The request body is not valid JSON."
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"content": "\xff"}', NOT_UTF8), (b'{"content": "\xed\xa0\x80"}', NOT_UTF8), (b"\xff\xfe", NOT_UTF8),
+    # In fields the model does not have, which msgspec skips without checking their bytes:
+    (b'{"content": "ok", "\xff": 1}', NOT_UTF8), (b'{"content": "ok", "x": "\xff"}', NOT_UTF8),
+    (b'{"content": "ok", "x": {"y": ["\xed\xa0\x80"]}}', NOT_UTF8),
+    # Lone surrogates escaped in JSON: msgspec refuses them even in skipped fields.
+    (b'{"content": "\\ud800"}', NOT_JSON), (b'{"content": "ok", "x": "\\udc00"}', NOT_JSON),
+])
+def test_a_body_that_is_not_utf8_gives_400(room: tuple[Chat, str], body: bytes, message: str) -> None:
     owner, thread_id = room
     answer = owner.session.post(f"{owner.base}/chat/threads/{q(thread_id)}/messages?api-version=2024-03-07",
                                 data=body, headers={"Authorization": f"Bearer {owner.token}"}, timeout=30)
-    assert_bad_request(answer, None)
+    assert assert_bad_request(answer, None)["message"] == message
     assert [m["content"]["message"] for m in owner.messages(thread_id) if m["type"] == "text"] == ["hello"]
 
 

@@ -24,6 +24,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -182,6 +183,27 @@ def test_a_receipt_for_a_message_outside_the_window_is_404(open_server: RunningS
     for mid in outcome.hidden:
         answer = late.call("POST", _thread(outcome.thread_id) + "/readReceipts", {"chatMessageId": mid})
         assert answer.status_code == 404, answer.text
+
+
+def test_the_thread_list_names_no_time_outside_the_window(open_server: RunningServer, outcome: Outcome) -> None:
+    """``lastMessageReceivedOn`` is the last message the caller may read, else the thread's creation (which
+    ``get_thread`` shows every member): a member whose window starts later learns nothing of the hidden
+    messages' times, from the field or from ``startTime`` (docs/design.md has the reasoning)."""
+    owner = _caller(open_server, outcome.owner)
+    created = owner.call("GET", _thread(outcome.thread_id)).json()["createdOn"]
+
+    def listed(user: ChatUser, **params: str) -> list[str]:
+        answer = _caller(open_server, user).call("GET", "/chat/threads", params=params)
+        assert answer.status_code == 200, answer.text
+        return [t["lastMessageReceivedOn"] for t in answer.json()["value"] if t["id"] == outcome.thread_id]
+
+    [last] = listed(outcome.owner)
+    assert last > created  # the retitle at the end of the writes, a message every window after cutoff holds
+    assert listed(outcome.late) == [last]
+    assert listed(outcome.future) == [created]
+    after_creation = format_ms((int(datetime.fromisoformat(created).timestamp()) + 1) * 1000)
+    assert listed(outcome.owner, startTime=after_creation) == [last]
+    assert listed(outcome.future, startTime=after_creation) == []
 
 
 # -- real-time --------------------------------------------------------------------------------------

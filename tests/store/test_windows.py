@@ -69,6 +69,35 @@ async def test_events_revealing_a_message_keep_to_each_members_window(store: Sto
         "chatMessageEdited", "chatMessageDeleted", "chatMessageReceived", "readReceiptReceived"]
 
 
+async def test_thread_lists_give_each_member_only_the_activity_in_its_window(store: Store) -> None:
+    """A member whose window starts after a thread's last message sees the thread's creation instead,
+    in ``last_message_ms`` and in the order, the ``start_ms`` filter and the paging alike."""
+    a, b, c = await make_users(store, 3)
+    hidden = (await make_thread(store, a, now=T0)).value[0].thread_id  # type: ignore[index]
+    shown = (await make_thread(store, a, [b], now=T0 + 10)).value[0].thread_id  # type: ignore[index]
+    await send(store, hidden, a, "before b's window", T0 + 20)
+    await _add(store, hidden, a, ParticipantRecord(b, share_history_ms=T0 + 30), T0 + 25)
+    await _add(store, hidden, a, ParticipantRecord(c, share_history_ms=T0 + 26), T0 + 26)  # its own add: visible
+
+    def activity(rows: list[ThreadRecord]) -> list[tuple[str, int | None]]:
+        return [(t.id, t.last_message_ms) for t in rows]
+
+    assert activity(await store.list_threads(a, start_ms=None, limit=10, after=None)) == [
+        (hidden, T0 + 26), (shown, T0 + 10)]
+    assert activity(await store.list_threads(c, start_ms=None, limit=10, after=None)) == [(hidden, T0 + 26)]
+    as_b = await store.list_threads(b, start_ms=None, limit=10, after=None)
+    assert activity(as_b) == [(shown, T0 + 10), (hidden, T0)]
+    first = await store.list_threads(b, start_ms=None, limit=1, after=None)
+    assert activity(first) == [(shown, T0 + 10)]
+    assert activity(await store.list_threads(b, start_ms=None, limit=1, after=(T0 + 10, shown))) == [(hidden, T0)]
+    assert await store.list_threads(b, start_ms=None, limit=1, after=(T0, hidden)) == []
+    assert activity(await store.list_threads(b, start_ms=T0 + 5, limit=10, after=None)) == [(shown, T0 + 10)]
+    # A message inside b's window is b's to see, time and all.
+    await send(store, hidden, a, "in b's window", T0 + 40)
+    assert activity(await store.list_threads(b, start_ms=T0 + 5, limit=10, after=None)) == [
+        (hidden, T0 + 40), (shown, T0 + 10)]
+
+
 async def test_a_member_who_rejoins_gets_the_window_of_its_new_stay(store: Store) -> None:
     a, b = await make_users(store, 2)
     tid = (await make_thread(store, a, [b])).value[0].thread_id  # type: ignore[index]

@@ -146,9 +146,34 @@ def test_admin_api_is_signed_and_answers_acs_errors(engine: str, tmp_path: Path)
         listed = admin(server, "GET", "/admin/webhooks").json()["value"]
         assert [s["id"] for s in listed] == [sub["id"]]
         assert "a-secret-1" not in json.dumps(listed)
+        # The dead-letter limit and the replay's since are the service's rules (the CLI shares them).
+        dead = f"/admin/webhooks/{sub['id']}/deadletters"
+        for size in ("0", "5001", "-1"):
+            assert _refusal(admin(server, "GET", f"{dead}?maxPageSize={size}")) == \
+                ("maxPageSize", "maxPageSize must be 1 to 5000.")
+        assert _refusal(admin(server, "GET", f"{dead}?maxPageSize=x"))[0] == "maxPageSize"
+        for size in ("1", "5000", ""):
+            assert admin(server, "GET", f"{dead}?maxPageSize={size}").json() == {"value": []}
+        replay = f"/admin/webhooks/{sub['id']}/:replay"
+        for since in ("yesterday", "", "2026-13-01T00:00:00Z"):
+            assert _refusal(admin(server, "POST", replay, {"since": since})) == \
+                ("since", "since must be an ISO 8601 date-time.")
+        assert _refusal(admin(server, "POST", replay, {"since": "9999-12-31T23:00:00-14:00"})) == \
+            ("since", "since must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z in UTC.")
+        replayed = admin(server, "POST", replay, {"since": "2000-01-01T00:00:00+02:00"})
+        assert replayed.status_code == 202 and replayed.json()["deadLettersReplayed"] == 0, replayed.text
+        assert admin(server, "GET", "/admin/webhooks/wh_missing/deadletters?maxPageSize=0").status_code == 404
         assert admin(server, "DELETE", f"/admin/webhooks/{sub['id']}").status_code == 204
         assert admin(server, "GET", "/admin/webhooks").json()["value"] == []
         assert "a-secret-1" not in "\n".join(server.output)
+
+
+def _refusal(answer: requests.Response) -> tuple[str, str]:
+    """The target and message of a 400 in the ACS shape."""
+    assert answer.status_code == 400 and answer.headers["x-ms-error-code"] == "BadRequest", answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "BadRequest"
+    return error["target"], error["message"]
 
 
 def _cli(server: RunningServer, *args: str) -> subprocess.CompletedProcess[str]:
@@ -157,6 +182,12 @@ def _cli(server: RunningServer, *args: str) -> subprocess.CompletedProcess[str]:
         command += ["--database", server.process.args[server.process.args.index("--database") + 1]]
     return subprocess.run(command, capture_output=True, text=True, timeout=60,
                           env={**__import__("os").environ, "THREADLINE_WEBHOOK_ALLOW": "127.0.0.1/32"})
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2 and done.stdout == "", (done.stdout, done.stderr)
+    [line] = done.stderr.splitlines()
+    return line
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -176,6 +207,15 @@ def test_cli_add_list_remove_deadletters_replay(engine: str, tmp_path: Path) -> 
         assert "cli-secret" not in listed.stdout
         dead = _cli(server, "deadletters", sub["id"])
         assert dead.returncode == 0 and dead.stdout == ""
+        assert _cli(server, "deadletters", sub["id"], "--limit", "5000").stdout == ""
+        # A bad --limit or --since is refused as any bad flag is: one line, exit code 2, nothing replayed.
+        for args, expected in (
+            (["deadletters", sub["id"], "--limit", "0"], "--limit 0: must be 1 to 5000; use a number from 1 to 5000"),
+            (["replay", sub["id"], "--since", "yesterday"],
+             "--since yesterday: must be an ISO 8601 date-time; use an ISO 8601 date-time such as "
+             "2026-01-01T00:00:00Z"),
+        ):
+            assert _one_line(_cli(server, *args)) == f"threadline webhook: error: {expected}"
         replay = _cli(server, "replay", sub["id"], "--since", "2000-01-01T00:00:00Z")
         assert replay.returncode == 0 and json.loads(replay.stdout)["deadLettersReplayed"] == 0
         # The rewind redelivers the kept events: the same message, with the same id.

@@ -187,7 +187,11 @@ class Store(Protocol):
         """List the user's threads, most recent activity first.
 
         Order is by (last activity desc, id desc); ``after`` is the
-        (activity ms, id) of the last row of the previous page.
+        (activity ms, id) of the last row of the previous page. The activity is
+        the one the user may see (``dialect.VISIBLE_ACTIVITY``): the last
+        message's time when it is within the user's share-history window, else
+        the thread's creation; it is also the rows' ``last_message_ms`` and what
+        ``start_ms`` is compared with.
         """
 
     async def update_thread(

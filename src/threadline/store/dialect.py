@@ -131,7 +131,8 @@ def thread_page(
 ) -> tuple[str, list[Any]]:
     """The statement listing a user's live threads by (last activity desc, id desc), and its arguments.
 
-    Ids order bytewise on both engines; threads without a message come last.
+    The activity is :data:`VISIBLE_ACTIVITY` (what the member may know of it); ids order
+    bytewise on both engines.
 
     Args:
         engine: the engine to render for.
@@ -144,16 +145,14 @@ def thread_page(
         The statement and its arguments.
     """
     sql = (
-        f"SELECT {T_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
+        f"SELECT {LISTED_THREAD_COLUMNS} FROM participants p JOIN threads t ON t.id = p.thread_id "
         f"WHERE p.user_id = ? AND p.{LIVE_MEMBER}"
     )
     args: list[Any] = [user_id]
     if start_ms is not None:
-        sql += " AND t.last_message_ms >= ?"
+        sql += f" AND {VISIBLE_ACTIVITY} >= ?"
         args.append(start_ms)
-    return engine.newest_first(
-        sql, args, key="t.last_message_ms", ident="t.id", after=after, limit=limit, nulls=" NULLS LAST"
-    )
+    return engine.newest_first(sql, args, key=VISIBLE_ACTIVITY, ident="t.id", after=after, limit=limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +248,14 @@ GET_ACCESS = Shared.of(
 )
 #: The topic and metadata of a live thread, read under the write's lock: its row lock on PostgreSQL.
 LOCK_THREAD = Shared.of("SELECT topic, metadata FROM threads WHERE id = ? AND deleted_ms IS NULL", lock=" FOR UPDATE")
+#: A thread's last activity as its member ``p`` may know it (``t`` the thread): the last message's
+#: time when that message is within the member's share-history window, else the thread's creation
+#: (which ``get_thread`` shows every member), so no list reveals when a hidden message came.
+VISIBLE_ACTIVITY = (
+    "(CASE WHEN t.last_message_ms >= p.share_history_ms THEN t.last_message_ms ELSE t.created_ms END)"
+)
+#: :data:`T_THREAD_COLUMNS` with ``last_message_ms`` as the member ``p`` may know it.
+LISTED_THREAD_COLUMNS = T_THREAD_COLUMNS.replace("t.last_message_ms", f"{VISIBLE_ACTIVITY} AS last_message_ms")
 #: Set the given properties (NULL: unchanged); arguments: topic, metadata, keep retention,
 #: retention, keep retention again, expiry, thread id.
 UPDATE_THREAD = Shared.of(

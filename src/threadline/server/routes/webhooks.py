@@ -17,7 +17,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
-from threadline.protocol.times import parse_iso
 from threadline.server.admin_session import authorized_body
 from threadline.server.endpoint import Call, endpoint, json, no_content
 from threadline.server.metrics import REGISTRY
@@ -133,10 +132,7 @@ async def list_webhook_deadletters(call: Call) -> Response:
     sub_id = call.path("sub_id")
     if await _service(call).get(sub_id) is None:
         raise _not_found()
-    limit = call.query_int("maxPageSize") or 1000
-    if not 1 <= limit <= 5000:
-        raise ChatServiceError(ErrorKind.INVALID, "maxPageSize must be 1 to 5000.", target="maxPageSize")
-    dead = await _service(call).dead_letters(sub_id, limit)
+    dead = await _service(call).dead_letters(sub_id, call.query_int("maxPageSize"))
     return json(call, {"value": [dead_letter_view(d) for d in dead]})
 
 
@@ -146,13 +142,7 @@ async def replay_webhook(call: Call) -> Response:
     sub_id = call.path("sub_id")
     if await _service(call).get(sub_id) is None:
         raise _not_found()
-    since = None
-    if request.since is not None:
-        try:
-            since = int(parse_iso(request.since).timestamp() * 1000)
-        except ValueError:
-            raise ChatServiceError(ErrorKind.INVALID, "since must be an ISO 8601 date-time.", target="since") from None
-    marked, cursor = await _service(call).replay(sub_id, since)
+    marked, cursor = await _service(call).replay(sub_id, request.since)
     return json(call, {"deadLettersReplayed": marked, "cursor": cursor}, 202)
 
 

@@ -24,11 +24,12 @@ import msgspec
 
 from threadline import __version__
 from threadline.protocol.errors import ChatServiceError, ErrorKind
+from threadline.protocol.inputs import invalid
 from threadline.store.base import Store
 from threadline.store.positions import Cursor
 from threadline.store.records import MessageRecord, ParticipantRecord, ReadReceiptRecord, ThreadRecord, UserRecord
 
-from .common import Page, invalid
+from .common import Page
 
 _Row = TypeVar("_Row")
 

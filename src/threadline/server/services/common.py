@@ -9,7 +9,7 @@ import msgspec
 
 from threadline.protocol import ids
 from threadline.protocol.errors import ChatServiceError, ErrorKind
-from threadline.protocol.inputs import INT64_MAX, MAX_ID_CHARS, check_text, parse_time_ms
+from threadline.protocol.inputs import MAX_ID_CHARS, check_text, invalid, parse_int_text
 from threadline.protocol.wire import Identifier
 from threadline.server.limits import Limits
 from threadline.store.base import Store
@@ -20,7 +20,6 @@ from .actor import Actor
 
 __all__ = [
     "Page",
-    "invalid",
     "merge_metadata",
     "require_member",
     "require_member_thread",
@@ -46,11 +45,6 @@ class Page(Generic[T]):
         if len(rows) > size:
             return cls(rows[:size], str(offset + size))
         return cls(rows)
-
-
-def invalid(message: str, target: str | None = None) -> ChatServiceError:
-    """A 400 with the ACS body."""
-    return ChatServiceError(ErrorKind.INVALID, message, target=target)
 
 
 async def require_member(access: Access, actor: Actor, thread_id: str) -> ParticipantRecord:
@@ -106,26 +100,23 @@ def resolve_identifier(identifier: Identifier, target: str = "communicationIdent
     return check_text(raw, f"{target}.rawId", MAX_ID_CHARS)
 
 
-def parse_time(text: str | None, target: str) -> int | None:
-    """Parse an optional ISO 8601 time into epoch ms, within the range every read can format.
-
-    Raises:
-        ChatServiceError: 400 when it is not a date-time or outside 0001-01-01..9999-12-31 (UTC).
-    """
-    return parse_time_ms(text, target)
-
-
 def parse_sequence_cursor(cursor: str | None) -> int | None:
     """Read a ``syncState`` that is a sequence number (the message list's cursor).
 
+    Args:
+        cursor: the token a client sent back; None or empty means the first page.
+
+    Returns:
+        The number, or None for the first page.
+
     Raises:
-        ChatServiceError: 400 unless it is ASCII digits within a 64-bit integer.
+        ChatServiceError: 400 naming ``syncState`` unless it is ASCII digits (an optional
+            sign) whose value is within ``0..INT64_MAX``.
     """
-    if not cursor:
-        return None
-    if len(cursor) > 19 or not cursor.isascii() or not cursor.isdigit() or int(cursor) > INT64_MAX:
-        raise invalid("The continuation token is not valid.", "syncState")
-    return int(cursor)
+    try:
+        return parse_int_text(cursor, "syncState", minimum=0)
+    except ChatServiceError:
+        raise invalid("The continuation token is not valid.", "syncState") from None
 
 
 def validate_page_size(size: int | None, limits: Limits) -> int:

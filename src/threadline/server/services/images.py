@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Sequence
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
+from threadline.protocol.inputs import invalid
 from threadline.protocol.times import now_ms
 from threadline.protocol.wire import Attachment
 from threadline.server.limits import Limits
@@ -17,7 +18,7 @@ from threadline.store.records import ImageRecord
 
 from .access import Access
 from .actor import Actor
-from .common import invalid, require_member
+from .common import require_member
 
 __all__ = [
     "VIEW_TYPES",

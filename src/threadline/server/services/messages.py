@@ -5,7 +5,7 @@ from __future__ import annotations
 import nh3
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
-from threadline.protocol.inputs import MAX_ID_CHARS, check_text
+from threadline.protocol.inputs import MAX_ID_CHARS, check_text, invalid, parse_time_ms
 from threadline.protocol.times import now_ms
 from threadline.protocol.wire import Attachment
 from threadline.server.events import Hub
@@ -19,10 +19,8 @@ from .access import Access
 from .actor import Actor
 from .common import (
     Page,
-    invalid,
     merge_metadata,
     parse_sequence_cursor,
-    parse_time,
     require_member,
     validate_metadata,
     validate_page_size,
@@ -164,7 +162,7 @@ class MessageService:
             ChatServiceError: 400, 403, 404.
         """
         size = validate_page_size(page_size, self._limits)
-        start = parse_time(start_time, "startTime") or 0
+        start = parse_time_ms(start_time, "startTime") or 0
         before = parse_sequence_cursor(cursor)
         member = await require_member(self._access, actor, thread_id)
         rows = await self._store.list_messages(

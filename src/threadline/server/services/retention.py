@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from threadline.protocol.inputs import invalid
 from threadline.protocol.times import now_ms
 from threadline.server.events import Hub
 from threadline.store.base import Effects, Store, StoreError
@@ -23,7 +24,6 @@ from threadline.store.records import ThreadRecord
 
 from . import payloads
 from .access import Access
-from .common import invalid
 
 __all__ = [
     "DAY_MS",

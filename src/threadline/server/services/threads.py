@@ -9,7 +9,7 @@ import msgspec
 
 from threadline.protocol import ids
 from threadline.protocol.errors import ChatServiceError, ErrorKind
-from threadline.protocol.inputs import MAX_ID_CHARS
+from threadline.protocol.inputs import MAX_ID_CHARS, invalid, parse_time_ms
 from threadline.protocol.times import now_ms
 from threadline.protocol.wire import CommunicationError, Identifier, Participant
 from threadline.server.events import Hub
@@ -32,9 +32,7 @@ from .actor import Actor
 from .common import (
     Page,
     check_participant_id,
-    invalid,
     parse_sequence_cursor,
-    parse_time,
     require_member,
     require_member_thread,
     resolve_identifier,
@@ -108,7 +106,7 @@ class ThreadService:
             if reason is not None:
                 errors.append(CommunicationError(code=reason[0], message=reason[1], target=raw))
                 continue
-            share = parse_time(p.share_history_time, "shareHistoryTime") or 0
+            share = parse_time_ms(p.share_history_time, "shareHistoryTime") or 0
             # ACS keeps whole seconds of the share time; an earlier one than 1970 stays as sent.
             records[raw] = ParticipantRecord(raw, p.display_name, share - share % 1000, p.metadata)
         return list(records.values()), errors
@@ -297,7 +295,7 @@ class ThreadService:
             ChatServiceError: 400 for a bad page size, start time or cursor.
         """
         size = validate_page_size(page_size, self._limits)
-        start = parse_time(start_time, "startTime")
+        start = parse_time_ms(start_time, "startTime")
         after = _parse_cursor(cursor) if cursor else None
         rows = await self._store.list_threads(actor.user_id, start_ms=start, limit=size + 1, after=after)
         next_cursor = None

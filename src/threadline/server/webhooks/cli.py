@@ -12,7 +12,8 @@ import json
 import sys
 from typing import Any
 
-from threadline.protocol.times import parse_iso
+from threadline.protocol.errors import ChatServiceError
+from threadline.server.preflight import SetupError
 from threadline.server.settings import Settings
 
 __all__ = ["register", "run"]
@@ -40,6 +41,7 @@ def register(commands: Any, common: Any) -> None:
     dead = sub.add_parser("deadletters", help="print a subscription's dead letters as JSON lines")
     common(dead)
     dead.add_argument("id")
+    dead.add_argument("--limit", type=int, help="most dead letters to print, 1..5000 (default 1000)")
     replay = sub.add_parser("replay", help="redeliver the dead letters, and with --since every kept event since")
     common(replay)
     replay.add_argument("id")
@@ -48,6 +50,20 @@ def register(commands: Any, common: Any) -> None:
 
 def _print(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False))
+
+
+#: The flag, value and fix of the service's refusals (by their target), for the one-line CLI error.
+_FLAGS = {
+    "maxPageSize": ("--limit", "limit", "use a number from 1 to 5000"),
+    "since": ("--since", "since", "use an ISO 8601 date-time such as 2026-01-01T00:00:00Z"),
+}
+
+
+def _refused(exc: ChatServiceError, args: argparse.Namespace) -> SetupError:
+    """The service's 400 as the CLI reports any bad flag: ``--flag value: what is wrong; the fix``."""
+    flag, attr, fix = _FLAGS[exc.target or ""]
+    reason = exc.message.removeprefix(f"{exc.target} ").rstrip(".")
+    return SetupError(f"{flag} {getattr(args, attr)}: {reason}; {fix}")
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -88,20 +104,20 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             if await service.get(args.id) is None:
                 print(f"error: no subscription {args.id}", file=sys.stderr)
                 return 1
-            for dead in await service.dead_letters(args.id):
+            try:
+                letters = await service.dead_letters(args.id, args.limit)
+            except ChatServiceError as exc:
+                raise _refused(exc, args) from None
+            for dead in letters:
                 _print(dead_letter_view(dead))
         else:
             if await service.get(args.id) is None:
                 print(f"error: no subscription {args.id}", file=sys.stderr)
                 return 1
-            since = None
-            if args.since:
-                try:
-                    since = int(parse_iso(args.since).timestamp() * 1000)
-                except ValueError:
-                    print("error: --since must be an ISO 8601 date-time", file=sys.stderr)
-                    return 1
-            marked, cursor = await service.replay(args.id, since)
+            try:
+                marked, cursor = await service.replay(args.id, args.since)
+            except ChatServiceError as exc:
+                raise _refused(exc, args) from None
             _print({"deadLettersReplayed": marked, "cursor": cursor})
     finally:
         await store.close()

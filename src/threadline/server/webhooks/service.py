@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from threadline.protocol.inputs import invalid, parse_time_ms
 from threadline.protocol.times import now_ms
 from threadline.store.base import Store
 from threadline.store.webhooks import DeadLetterRecord, SubscriptionRecord
@@ -14,7 +15,10 @@ from threadline.store.webhooks import DeadLetterRecord, SubscriptionRecord
 from .model import Defaults, new_subscription
 from .safety import AllowList, check_destination
 
-__all__ = ["WebhookService", "dead_letter_view"]
+__all__ = ["DEAD_LETTER_PAGE", "DEAD_LETTER_PAGE_MAX", "WebhookService", "dead_letter_view"]
+
+#: Dead letters listed when no limit is asked for, and the most listed at once.
+DEAD_LETTER_PAGE, DEAD_LETTER_PAGE_MAX = 1000, 5000
 
 
 def dead_letter_view(dead: DeadLetterRecord) -> dict[str, Any]:
@@ -65,16 +69,40 @@ class WebhookService:
         """Delete a subscription and its dead letters; False if unknown."""
         return await self.store.webhooks.remove_subscription(sub_id)
 
-    async def dead_letters(self, sub_id: str, limit: int = 1000) -> list[DeadLetterRecord]:
-        """The dead letters of a subscription, oldest first."""
+    async def dead_letters(self, sub_id: str, limit: int | None = None) -> list[DeadLetterRecord]:
+        """The dead letters of a subscription, oldest first.
+
+        Args:
+            sub_id: the subscription.
+            limit: the most to list, 1..:data:`DEAD_LETTER_PAGE_MAX`; None for :data:`DEAD_LETTER_PAGE`.
+
+        Returns:
+            At most ``limit`` dead letters.
+
+        Raises:
+            ChatServiceError: 400 naming ``maxPageSize`` for a limit out of range.
+        """
+        if limit is None:
+            limit = DEAD_LETTER_PAGE
+        elif not 1 <= limit <= DEAD_LETTER_PAGE_MAX:
+            raise invalid(f"maxPageSize must be 1 to {DEAD_LETTER_PAGE_MAX}.", "maxPageSize")
         return await self.store.webhooks.list_deadletters(sub_id, limit)
 
-    async def replay(self, sub_id: str, since_ms: int | None) -> tuple[int, str | None]:
-        """Redeliver: every dead letter, and with ``since_ms`` every kept event created since then.
+    async def replay(self, sub_id: str, since: str | None) -> tuple[int, str | None]:
+        """Redeliver: every dead letter, and with ``since`` every kept event created since then.
+
+        Args:
+            sub_id: the subscription.
+            since: an ISO 8601 date-time (see :func:`~threadline.protocol.inputs.parse_time_ms`), or None.
 
         Returns:
             (dead letters marked, the rewound cursor token or None).
+
+        Raises:
+            ChatServiceError: 400 naming ``since`` when it is not a date-time within the accepted range;
+                nothing is marked then.
         """
+        since_ms = parse_time_ms(since, "since")
         marked = await self.store.webhooks.request_replay(sub_id)
         cursor = None
         if since_ms is not None:

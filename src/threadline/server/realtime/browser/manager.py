@@ -34,6 +34,7 @@ from threadline.store.records import Event
 from .. import cursor
 from ..core import PENDING, Checker, UserConnectionCap, token_verdicts
 from . import frames
+from .encoding import notification_body
 from .session import Session
 
 __all__ = ["SESSIONS", "SESSION_ENDS", "BrowserOptions", "BrowserRealtime", "Refused"]
@@ -51,6 +52,7 @@ SESSION_ENDS = Counter(
     ["reason"], registry=REGISTRY,
 )
 _decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,8 @@ class BrowserRealtime:
         self.user_cap = UserConnectionCap(self.options.sessions_per_user)
         self._checker = Checker(self.revalidate, lambda: bool(self.sessions), self.options.revalidate_seconds,
                                 "browser session")
-        self._cached: tuple[Event | None, dict[str, Any] | None] = (None, None)
+        self._data: tuple[Event | None, dict[str, Any] | None] = (None, None)
+        self._body: tuple[Event | None, str, msgspec.Raw | None] = (None, "", None)
 
     # -- tokens -----------------------------------------------------------------------------------------
 
@@ -284,9 +287,34 @@ class BrowserRealtime:
 
     # -- events -----------------------------------------------------------------------------------------
 
-    def event_data(self, event: Event) -> dict[str, Any] | None:
-        """An event's payload, decoded once per event (the hub hands it to every session in turn)."""
-        cached_event, cached = self._cached
+    def notification(self, event: Event, user_id: str) -> msgspec.Raw | None:
+        """The notification body of an event for one user, as the JSON string a frame carries.
+
+        The body depends on the event and the recipient only (the request id, URL and ``MS-CV``
+        around it are the session's), and the hub hands an event to each user's sessions in
+        turn: so the payload is decoded once per event and the body encoded once per (event,
+        user), then reused by that user's other sessions (up to ``sessions_per_user``).
+
+        Args:
+            event: the event, as the hub or the replay hands it.
+            user_id: the recipient.
+
+        Returns:
+            The body, encoded as a JSON string (for the frame's ``body``), or None for an event
+            the SDK has no notification for (or an undecodable payload).
+        """
+        cached_event, cached_user, cached = self._body
+        if event is cached_event and user_id == cached_user:
+            return cached
+        data = self._event_data(event)
+        body = notification_body(event.type, data, user_id) if data is not None else None
+        result = msgspec.Raw(_encode(body)) if body is not None else None
+        self._body = (event, user_id, result)
+        return result
+
+    def _event_data(self, event: Event) -> dict[str, Any] | None:
+        """An event's payload, decoded once per event (for all its recipients)."""
+        cached_event, cached = self._data
         if event is cached_event:
             return cached
         try:
@@ -294,7 +322,7 @@ class BrowserRealtime:
         except msgspec.DecodeError:
             data = None
         result = data if isinstance(data, dict) else None
-        self._cached = (event, result)
+        self._data = (event, result)
         return result
 
     # -- checks -----------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from threadline.store.records import Event
 from .. import cursor
 from ..core import CLOSED, PENDING, REPLAY, Stream
 from . import frames
-from .encoding import notification_body
 
 if TYPE_CHECKING:
     from .manager import BrowserRealtime
@@ -157,8 +156,7 @@ class Session(Stream):
         self._notify(event)
 
     def _notify(self, event: Event) -> None:
-        data = self.manager.event_data(event)
-        body = notification_body(event.type, data, self.user_id) if data is not None else None
+        body = self.manager.notification(event, self.user_id)  # shared by this user's sessions
         if body is None:
             return
         request_id = self.next_request
