@@ -18,11 +18,11 @@ own copy. A mark cannot come from user input by chance (each is a fresh random
 number per send), and the replacement is the same code path on both sides
 (``replace`` on text).
 
-Sends to one thread made in the same turn of the event loop are written together
+The sends made in the same turn of the event loop are written together
 (:class:`SendTurn`): one ``threadline_send_many`` statement (migration 0043) runs each
-in its own subtransaction, so the thread row and its partition's counter are taken
-once and released by one commit instead of being handed from send to send, each
-waiting for the previous commit. A send refused there (thread gone, sender not a
+in its own subtransaction, so a thread's row and its partition's counter are taken
+once and every lock is released by one commit instead of being handed from send to
+send, each waiting for the previous commit. A send refused there (thread gone, sender not a
 member) fails alone; a lone send takes the one-send statement as before.
 """
 
@@ -156,7 +156,10 @@ async def send_in_one_statement(conn: Any, send: Prepared, partitions: int) -> O
 
 
 async def send_many(conn: Any, sends: list[Prepared], partitions: int) -> list[Outcome[MessageRecord] | NotAllowed]:
-    """Write sends to one thread (each :attr:`Prepared.batchable`) in one statement and commit.
+    """Write sends (each :attr:`Prepared.batchable`) in one statement and commit.
+
+    ``sends`` must be ordered by (partition, thread): the order the statement takes its
+    partition counters in (see migration 0043).
 
     Returns:
         Per send, in order, its outcome or the :class:`NotAllowed` that refused it alone.
@@ -164,15 +167,14 @@ async def send_many(conn: Any, sends: list[Prepared], partitions: int) -> list[O
     Raises:
         asyncpg.exceptions.TransactionRollbackError: a conflict to retry (nothing was written).
     """
-    thread_id = sends[0].thread_id
     rows = await conn.fetch(
-        _SQL_MANY, thread_id, [s.scope for s in sends], [s.key for s in sends],
+        _SQL_MANY, [s.thread_id for s in sends], [s.scope for s in sends], [s.key for s in sends],
         [s.draft.type for s in sends], [s.draft.sender_id for s in sends],
         [s.draft.sender_display_name for s in sends], [s.draft.content for s in sends],
         [dump_json(s.draft.metadata) for s in sends], [s.now_ms for s in sends],
         [str(s.id_mark) for s in sends], [str(s.seq_mark) for s in sends], [s.result for s in sends],
         [s.items[0][0] for s in sends], [s.items[0][1] for s in sends], [s.reveals for s in sends],
-        partition_of(thread_id, partitions), partitions,
+        [partition_of(s.thread_id, partitions) for s in sends], partitions,
     )
     if len(rows) != len(sends):  # pragma: no cover - the function returns one row per send
         raise RuntimeError(f"threadline_send_many returned {len(rows)} rows for {len(sends)} sends")
@@ -188,7 +190,7 @@ Retrying = Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
 
 
 class SendTurn:
-    """Collects the sends of one turn of the event loop and writes each thread's together.
+    """Collects the sends of one turn of the event loop and writes them together.
 
     Args:
         retrying: runs a function on a pooled connection, again on a conflict (the store's).
@@ -198,14 +200,14 @@ class SendTurn:
     def __init__(self, retrying: Retrying, partitions: Callable[[], int]) -> None:
         self._retrying = retrying
         self._partitions = partitions
-        self._turn: dict[str, list[_Pending]] = {}
+        self._turn: list[_Pending] = []
         self._writing: set[asyncio.Task[None]] = set()
         #: Statements written and sends they carried (their ratio is the mean batch).
         self.statements = 0
         self.sends = 0
 
     async def send(self, send: Prepared) -> Outcome[MessageRecord]:
-        """Write a send with the other sends to its thread made in this turn; return once committed.
+        """Write a send with the other sends made in this turn; return once committed.
 
         Raises:
             NotAllowed: as :func:`send_in_one_statement`, for this send alone.
@@ -215,16 +217,18 @@ class SendTurn:
         future: asyncio.Future[Outcome[MessageRecord]] = loop.create_future()
         if not self._turn:
             loop.call_soon(self._end_turn)
-        self._turn.setdefault(send.thread_id, []).append((send, future))
+        self._turn.append((send, future))
         return await future
 
     def _end_turn(self) -> None:
-        turn, self._turn = self._turn, {}
-        for pending in turn.values():
-            for start in range(0, len(pending), MAX_BATCH):
-                task = asyncio.ensure_future(self._write(pending[start : start + MAX_BATCH]))
-                self._writing.add(task)
-                task.add_done_callback(self._writing.discard)
+        turn, self._turn = self._turn, []
+        partitions = self._partitions()
+        # the statement's lock order (migration 0043); sorted() is stable: a thread's sends keep their order
+        turn = sorted(turn, key=lambda p: (partition_of(p[0].thread_id, partitions), p[0].thread_id))
+        for start in range(0, len(turn), MAX_BATCH):
+            task = asyncio.ensure_future(self._write(turn[start : start + MAX_BATCH]))
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
 
     async def _write(self, pending: list[_Pending]) -> None:
         sends = [send for send, _ in pending]

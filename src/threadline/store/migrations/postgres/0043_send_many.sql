@@ -1,7 +1,15 @@
--- Sends to one thread made in one turn of a node's event loop, written by one statement
--- (store/pg_send.py, SendBatch): the thread row and its partition's counter are locked once for
--- all of them and released by one commit, instead of handed from send to send, each waiting for
--- the previous one's commit.
+-- The sends made in one turn of a node's event loop, written by one statement (store/pg_send.py,
+-- SendTurn): a thread's row and its partition's counter are locked once for all of its sends and
+-- every lock is released by one commit (one WAL flush), instead of handed from send to send, each
+-- waiting for the previous one's commit.
+--
+-- Lock order, as every other write takes its locks: thread rows before partition counters. The
+-- statement first locks all its threads' rows in id order, then runs the sends in the caller's
+-- order, (partition, thread), so it takes partition counters in ascending order as well: two
+-- such statements, or one and any single-thread write, never wait on each other in a cycle. (An
+-- idempotency key is claimed after the thread row here, before it in a lone send: two nodes
+-- racing with the same key can deadlock; PostgreSQL breaks it and the store retries.) A thread's
+-- sends keep the order they were made in.
 --
 -- Each send runs threadline_send (migration 0040) in its own subtransaction (the EXCEPTION
 -- block), so a send refused (thread missing, sender not a member) is rolled back alone and
@@ -10,20 +18,21 @@
 -- Every send carries exactly one event (a message's chatMessageReceived), as the caller
 -- guarantees; the sends' order in the arrays is the order of their sequence ids and positions.
 CREATE FUNCTION threadline_send_many(
-    p_thread text, p_scopes text[], p_keys text[], p_types text[], p_senders text[], p_displays text[],
+    p_threads text[], p_scopes text[], p_keys text[], p_types text[], p_senders text[], p_displays text[],
     p_contents text[], p_metadata text[], p_nows bigint[], p_id_marks text[], p_seq_marks text[],
     p_results text[], p_event_types text[], p_event_payloads bytea[], p_message_ms bigint[],
-    p_part int, p_count int
+    p_parts int[], p_count int
 ) RETURNS TABLE (refused text, replayed text, seq bigint, message_id bigint, base bigint, recipients text[])
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM 1 FROM threads t WHERE t.id = ANY(p_threads) ORDER BY t.id COLLATE "C" FOR UPDATE;
     FOR i IN 1 .. coalesce(array_length(p_senders, 1), 0) LOOP
         BEGIN
             RETURN QUERY SELECT NULL::text, s.replayed, s.seq, s.message_id, s.base, s.recipients
             FROM threadline_send(
-                p_thread, p_scopes[i], p_keys[i], p_types[i], p_senders[i], p_displays[i], p_contents[i],
+                p_threads[i], p_scopes[i], p_keys[i], p_types[i], p_senders[i], p_displays[i], p_contents[i],
                 p_metadata[i], p_nows[i], p_id_marks[i], p_seq_marks[i], p_results[i],
-                ARRAY[p_event_types[i]], ARRAY[p_event_payloads[i]], p_message_ms[i], p_part, p_count
+                ARRAY[p_event_types[i]], ARRAY[p_event_payloads[i]], p_message_ms[i], p_parts[i], p_count
             ) AS s;
         EXCEPTION WHEN SQLSTATE 'TL404' OR SQLSTATE 'TL403' THEN
             RETURN QUERY SELECT SQLSTATE::text, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text[];
