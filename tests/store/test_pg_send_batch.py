@@ -146,3 +146,23 @@ async def test_two_nodes_turns_over_the_same_threads_never_deadlock_or_lose_a_se
         texts = [m for m in listed if m.type == "text"]
         assert len(texts) == 5 * 2 * 3  # 24 sends over 8 threads per turn, two nodes, five rounds
         assert sorted(m.sequence_id for m in texts) == list(range(3, 3 + len(texts)))  # no gap, no repeat
+
+
+async def test_a_send_without_an_event_shares_the_turn(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        (a,) = await make_users(store, 1)
+        tid = (await make_thread(store, a)).value[0].thread_id  # type: ignore[index]
+        quiet: Effects[MessageRecord] = Effects()
+        outcomes = await asyncio.gather(
+            store.send_message(tid, MessageDraft("text", sender_id=a, content="loud"), T0 + 2, _effects(a, tid, None)),
+            store.send_message(tid, MessageDraft("text", sender_id=a, content="quiet"), T0 + 2, quiet),
+            store.send_message(tid, MessageDraft("text", sender_id=a, content="loud2"), T0 + 2, _effects(a, tid, None)),
+        )
+        assert (store.send_turn.statements, store.send_turn.sends) == (1, 3)
+    finally:
+        await store.close()
+    assert [o.value.sequence_id for o in outcomes] == [3, 4, 5]  # type: ignore[union-attr]
+    assert [len(o.events) for o in outcomes] == [1, 0, 1]
+    assert outcomes[0].events[0].position < outcomes[2].events[0].position

@@ -85,8 +85,8 @@ class Prepared:
 
     @property
     def batchable(self) -> bool:
-        """Whether it can share a statement with other sends (exactly one event, as a message has)."""
-        return len(self.items) == 1
+        """Whether it can share a statement with other sends (at most one event, as a message has)."""
+        return len(self.items) <= 1
 
 
 def prepare(thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[MessageRecord]) -> Prepared:
@@ -173,7 +173,8 @@ async def send_many(conn: Any, sends: list[Prepared], partitions: int) -> list[O
         [s.draft.sender_display_name for s in sends], [s.draft.content for s in sends],
         [dump_json(s.draft.metadata) for s in sends], [s.now_ms for s in sends],
         [str(s.id_mark) for s in sends], [str(s.seq_mark) for s in sends], [s.result for s in sends],
-        [s.items[0][0] for s in sends], [s.items[0][1] for s in sends], [s.reveals for s in sends],
+        [s.items[0][0] if s.items else None for s in sends], [s.items[0][1] if s.items else None for s in sends],
+        [s.reveals for s in sends],
         [partition_of(s.thread_id, partitions) for s in sends], partitions,
     )
     if len(rows) != len(sends):  # pragma: no cover - the function returns one row per send

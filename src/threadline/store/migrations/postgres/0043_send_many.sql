@@ -15,8 +15,8 @@
 -- block), so a send refused (thread missing, sender not a member) is rolled back alone and
 -- reported in `refused`; the others go on. Any other error (a deadlock, a vanished idempotency
 -- key) aborts the statement and the caller retries the batch, which nothing of has committed.
--- Every send carries exactly one event (a message's chatMessageReceived), as the caller
--- guarantees; the sends' order in the arrays is the order of their sequence ids and positions.
+-- Every send carries at most one event (a message's chatMessageReceived; NULL type: none), as the
+-- caller guarantees; a thread's sends in the arrays are in the order of their sequence ids and positions.
 CREATE FUNCTION threadline_send_many(
     p_threads text[], p_scopes text[], p_keys text[], p_types text[], p_senders text[], p_displays text[],
     p_contents text[], p_metadata text[], p_nows bigint[], p_id_marks text[], p_seq_marks text[],
@@ -32,7 +32,9 @@ BEGIN
             FROM threadline_send(
                 p_threads[i], p_scopes[i], p_keys[i], p_types[i], p_senders[i], p_displays[i], p_contents[i],
                 p_metadata[i], p_nows[i], p_id_marks[i], p_seq_marks[i], p_results[i],
-                ARRAY[p_event_types[i]], ARRAY[p_event_payloads[i]], p_message_ms[i], p_parts[i], p_count
+                CASE WHEN p_event_types[i] IS NULL THEN '{}'::text[] ELSE ARRAY[p_event_types[i]] END,
+                CASE WHEN p_event_types[i] IS NULL THEN '{}'::bytea[] ELSE ARRAY[p_event_payloads[i]] END,
+                p_message_ms[i], p_parts[i], p_count
             ) AS s;
         EXCEPTION WHEN SQLSTATE 'TL404' OR SQLSTATE 'TL403' THEN
             RETURN QUERY SELECT SQLSTATE::text, NULL::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text[];
