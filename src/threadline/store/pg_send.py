@@ -221,6 +221,14 @@ class SendTurn:
         self._turn.append((send, future))
         return await future
 
+    async def drain(self) -> None:
+        """Wait until every send handed over so far has been written or has failed."""
+        while self._turn or self._writing:
+            if self._writing:
+                await asyncio.gather(*self._writing, return_exceptions=True)
+            else:
+                await asyncio.sleep(0)  # the turn ends first
+
     def _end_turn(self) -> None:
         turn, self._turn = self._turn, []
         partitions = self._partitions()

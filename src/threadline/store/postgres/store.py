@@ -68,7 +68,8 @@ class PostgresStore(PostgresIdentities, PostgresThreads, PostgresParticipants, P
             raise StoreUnavailable(f"PostgreSQL is not reachable: {exc}") from exc
 
     async def close(self) -> None:
-        """Wait for the connections in use to be released, then close them all."""
+        """Wait for the sends handed over and the connections in use, then close them all."""
+        await self.send_turn.drain()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
