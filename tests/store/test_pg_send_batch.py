@@ -166,3 +166,20 @@ async def test_a_send_without_an_event_shares_the_turn(postgres_url: str) -> Non
     assert [o.value.sequence_id for o in outcomes] == [3, 4, 5]  # type: ignore[union-attr]
     assert [len(o.events) for o in outcomes] == [1, 0, 1]
     assert outcomes[0].events[0].position < outcomes[2].events[0].position
+
+
+async def test_close_waits_for_the_sends_of_a_turn(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    await store.open()
+    (a,) = await make_users(store, 1)
+    tid = (await make_thread(store, a)).value[0].thread_id  # type: ignore[index]
+    sends = [
+        asyncio.ensure_future(
+            store.send_message(tid, MessageDraft("text", sender_id=a, content=f"s{k}"), T0 + 2, _effects(a, tid, None))
+        )
+        for k in range(5)
+    ]
+    await asyncio.sleep(0)  # the sends wait in the turn; close() comes before it ends
+    await store.close()
+    assert all(s.done() for s in sends)
+    assert [s.result().value.sequence_id for s in sends] == [3, 4, 5, 6, 7]  # type: ignore[union-attr]
