@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from threadline.store import dialect, webhooks
-from threadline.store.dialect import POSTGRES, SQLITE, LogRead, Shared, numbered, thread_page
+from threadline.store.dialect import POSTGRES, SQLITE, VISIBLE_ACTIVITY, LogRead, Shared, numbered, thread_page
 
 
 def test_numbered_rewrites_placeholders_in_order() -> None:
@@ -58,10 +58,12 @@ def test_a_log_read_is_one_partition_on_sqlite_and_each_partition_on_postgres() 
 def test_a_thread_page_is_one_statement_spelled_per_engine() -> None:
     sql, args = thread_page(SQLITE, "u", start_ms=5, limit=3, after=(9, "t"))
     assert args == ["u", 5, 9, 9, "t", 3]
+    # the activity a member may know of (VISIBLE_ACTIVITY) filters, pages and orders the list
+    seen = VISIBLE_ACTIVITY
     assert sql.endswith(
-        "AND t.last_message_ms >= ? AND (t.last_message_ms < ? OR (t.last_message_ms = ? AND t.id < ?)) "
-        "ORDER BY t.last_message_ms DESC NULLS LAST, t.id DESC LIMIT ?"
+        f"AND {seen} >= ? AND ({seen} < ? OR ({seen} = ? AND t.id < ?)) ORDER BY {seen} DESC, t.id DESC LIMIT ?"
     )
+    assert f"{seen} AS last_message_ms" in sql
     pg, pg_args = thread_page(POSTGRES, "u", start_ms=None, limit=3, after=None)
     assert pg_args == ["u", 3]
-    assert pg.endswith('p.left_pos IS NULL ORDER BY t.last_message_ms DESC NULLS LAST, t.id COLLATE "C" DESC LIMIT $2')
+    assert pg.endswith(f'p.left_pos IS NULL ORDER BY {seen} DESC, t.id COLLATE "C" DESC LIMIT $2')
