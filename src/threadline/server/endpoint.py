@@ -149,6 +149,12 @@ class Call:
             _refuse_nul_in(msgspec.to_builtins(value), "")
         return value
 
+    @property
+    def url_path(self) -> str:
+        """The request's path as ``request.url.path`` spells it, without building the whole URL."""
+        path: str = self.request.scope["path"]
+        return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+
     def header(self, name: str) -> str | None:
         """A request header (checked at the edge when it has a bound, see :data:`BOUNDED_HEADERS`)."""
         return self.request.headers.get(name)
@@ -208,7 +214,7 @@ def next_link(call: Call, cursor: str | None, params: dict[str, Any], cursor_nam
         return None
     query = {cursor_name: cursor, **{k: v for k, v in params.items() if v is not None}}
     query["api-version"] = call.api_version
-    return f"{call.request.url.path}?{urlencode(query)}"
+    return f"{call.url_path}?{urlencode(query)}"
 
 
 def _client_gone(request: Request, operation: str, request_id: str) -> Response | None:

@@ -43,7 +43,7 @@ async def create_thread(call: Call) -> Response:
         chat_thread=views.thread_properties(created.thread, call.api_version),
         invalid_participants=created.invalid or None,
     )
-    call.headers["Location"] = f"{call.request.url.path}/{created.thread.id}"
+    call.headers["Location"] = f"{call.url_path}/{created.thread.id}"
     return json(call, result, 201)
 
 
@@ -90,7 +90,7 @@ async def send_message(call: Call) -> Response:
         sender_display_name=body.sender_display_name, metadata=body.metadata,
         repeatability_id=call.header(REPEATABILITY), attachments=_attachments(call, body.attachments),
     )
-    call.headers["Location"] = f"{call.request.url.path}/{message_id}"
+    call.headers["Location"] = f"{call.url_path}/{message_id}"
     return json(call, SendMessageResult(id=message_id), 201)
 
 
@@ -202,14 +202,16 @@ def _base_url(call: Call) -> str:
 _THREAD = "/chat/threads/{thread_id}"
 _MESSAGE = _THREAD + "/messages/{message_id}"
 
+# Starlette tries routes in order: the busiest (send, then list messages) first. Paths are anchored,
+# so the order changes nothing else (a path's routes keep their order, which picks a 405's Allow).
 routes = [
+    Route(_THREAD + "/messages", send_message, methods=["POST"]),
+    Route(_THREAD + "/messages", list_messages, methods=["GET"]),
     Route("/chat/threads", create_thread, methods=["POST"]),
     Route("/chat/threads", list_threads, methods=["GET"]),
     Route(_THREAD, get_thread, methods=["GET"]),
     Route(_THREAD, update_thread, methods=["PATCH"]),
     Route(_THREAD, delete_thread, methods=["DELETE"]),
-    Route(_THREAD + "/messages", send_message, methods=["POST"]),
-    Route(_THREAD + "/messages", list_messages, methods=["GET"]),
     Route(_MESSAGE, get_message, methods=["GET"]),
     Route(_MESSAGE, update_message, methods=["PATCH"]),
     Route(_MESSAGE, delete_message, methods=["DELETE"]),

@@ -49,7 +49,7 @@ async def upload_image(call: Call) -> Response:
     if name is not None and "\x00" in name:
         raise ChatServiceError(ErrorKind.INVALID, "image-filename must not contain NUL.", target="image-filename")
     image = await call.state.images.upload(actor, call.path("thread_id"), data, name)
-    call.headers["Location"] = f"{call.request.url.path}/{image.id}"
+    call.headers["Location"] = f"{call.url_path}/{image.id}"
     return json(call, UploadImageResult(id=image.id, attachment_type="image", name=image.name), 201)
 
 
