@@ -280,6 +280,8 @@ def summary(figures: Figures, store_rows: list[str]) -> list[str]:
         sqlite, pg = figures[("SQLite", 32, spread)], figures[("PostgreSQL, 1 process", 32, spread)]
         where = "one thread" if spread == 1 else "32 threads"
         check(f"PostgreSQL / SQLite send, C=32, {where}", 100 * pg[0] / sqlite[0], 100)
+        workers = figures[("PostgreSQL, --workers 2", 32, spread)]
+        check(f"PostgreSQL --workers 2 (one node) / SQLite send, C=32, {where}", 100 * workers[0] / sqlite[0], 100)
         check(f"SQLite send / raw-Starlette ceiling, C=32, {where}", 100 * sqlite[0] / ceiling, 40)
         check(f"PostgreSQL server CPU per send, C=32, {where}", pg[1], 0.5, "ms", True)
         check(f"PostgreSQL CPU per send, C=32, {where}", pg[2] or 0.0, 0.4, "ms", True)
