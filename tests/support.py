@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from azure.communication.chat import ChatClient, CommunicationTokenCredential
+from azure.communication.chat import ChatClient, ChatParticipant, ChatThreadClient, CommunicationTokenCredential
 from azure.communication.chat.aio import ChatClient as AsyncChatClient
 from azure.communication.chat.aio import CommunicationTokenCredential as AsyncCommunicationTokenCredential
 from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
 
 from .conftest import RunningServer
 
-__all__ = ["User", "identity_client", "new_user", "official_aio_chat", "official_chat"]
+__all__ = ["User", "identity_client", "new_user", "official_aio_chat", "official_chat", "pair_thread"]
 
 
 class User:
@@ -53,3 +53,15 @@ def official_aio_chat(server: RunningServer, user: User, **kwargs: Any) -> Async
         server.https_endpoint, AsyncCommunicationTokenCredential(user.token),
         connection_verify=server.cert_path, **kwargs,
     )
+
+
+def pair_thread(
+    server: RunningServer, topic: str, names: tuple[str, str]
+) -> tuple[User, User, ChatClient, ChatThreadClient]:
+    """Two new users in a new thread (the first creates it), and the first's official chat and thread clients."""
+    alice, bob = new_user(server), new_user(server)
+    chat = official_chat(server, alice)
+    thread_id = chat.create_chat_thread(topic, thread_participants=[
+        ChatParticipant(identifier=alice.identifier, display_name=names[0]),
+        ChatParticipant(identifier=bob.identifier, display_name=names[1])]).chat_thread.id
+    return alice, bob, chat, chat.get_chat_thread_client(thread_id, connection_verify=server.cert_path)

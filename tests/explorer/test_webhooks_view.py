@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 import requests
-from azure.communication.chat import ChatParticipant
 
 from ..conftest import ENGINES
-from ..support import new_user, official_chat
+from ..support import pair_thread
 from ..webhooks.helpers import admin, subscribe, wait_active, webhook_server
 from ..webhooks.receiver import running_receiver
 from .helpers import ARTIFACTS, UNLABELLED, ExplorerSession, acs_error, explorer, unreachable_by_keyboard
@@ -64,12 +63,8 @@ def test_webhooks_view_adds_lists_delivers_replays_and_removes(engine: str, tmp_
         expect(card).to_contain_text(made["id"])
 
         # A chat message reaches the receiver, signed with the secret typed into the page.
-        alice, bob = new_user(server), new_user(server)
-        chat = official_chat(server, alice)
-        thread_id = chat.create_chat_thread("webhooks view", thread_participants=[
-            ChatParticipant(identifier=alice.identifier, display_name="A"),
-            ChatParticipant(identifier=bob.identifier, display_name="B")]).chat_thread.id
-        thread = chat.get_chat_thread_client(thread_id, connection_verify=server.cert_path)
+        _, _, chat, thread = pair_thread(server, "webhooks view", ("A", "B"))
+        thread_id = thread.thread_id
         text = f"to the webhook {secrets.token_hex(4)}"
         thread.send_message(text)
         rec.wait(lambda: any(e["data"].get("messageBody") == text for e in rec.events("/explorer-hook")))

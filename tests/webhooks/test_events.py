@@ -18,7 +18,7 @@ from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, SystemEventNames
 
 from ..conftest import ENGINES
-from ..support import new_user, official_chat
+from ..support import new_user, official_chat, pair_thread
 from .helpers import subscribe, wait_active, webhook_server
 from .receiver import running_receiver
 
@@ -185,12 +185,8 @@ def test_typing_is_delivered_as_chat_typing_indicator_received_in_thread(engine:
         ce = subscribe(server, rec.url + "/ce", schema="cloudevents", events=[kind])
         wait_active(server, eg["id"])
         wait_active(server, ce["id"])
-        alice, bob = new_user(server), new_user(server)
-        chat = official_chat(server, alice)
-        thread_id = chat.create_chat_thread("typing", thread_participants=[
-            ChatParticipant(identifier=alice.identifier, display_name="Alice"),
-            ChatParticipant(identifier=bob.identifier, display_name="Bob")]).chat_thread.id
-        thread = chat.get_chat_thread_client(thread_id, connection_verify=server.cert_path)
+        alice, _, _, thread = pair_thread(server, "typing", ("Alice", "Bob"))
+        thread_id = thread.thread_id
         for _ in range(50):  # the node learns of new active subscriptions within a second: type until seen
             thread.send_typing_notification(sender_display_name="Alice")
             try:
