@@ -32,7 +32,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 import redis.asyncio as aioredis
@@ -44,52 +43,16 @@ from threadline.store.positions import Cursor
 from threadline.store.records import Event
 
 from .events import LocalHub, Subscriber
+from .redis_wire import DEFAULT_CHANNEL, split_channel
+from .redis_wire import Batch as _Batch
+from .redis_wire import Wire as _Wire
+from .redis_wire import decode as _decode
+from .redis_wire import encode as _encode
 from .turns import TurnBatcher
 
 __all__ = ["DEFAULT_CHANNEL", "RedisHub", "split_channel"]
 
 log = logging.getLogger("threadline.server.events")
-
-DEFAULT_CHANNEL = "threadline:events"
-
-
-class _Wire(msgspec.Struct, array_like=True):
-    """One event on the channel (compact: a msgpack array)."""
-
-    position: int
-    thread_id: str
-    type: str
-    payload: bytes
-    created_ms: int
-    recipients: list[str]
-
-
-class _Batch(msgspec.Struct, array_like=True):
-    """The events of one write, and the node that committed them."""
-
-    node: str
-    events: list[_Wire]
-
-
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(_Batch).decode
-
-
-def split_channel(url: str) -> tuple[str, str]:
-    """Take the ``channel`` query parameter out of a Redis URL.
-
-    Args:
-        url: ``redis://host:port/db`` with an optional ``?channel=name``.
-
-    Returns:
-        The URL without the parameter, and the channel (``threadline:events`` by default).
-    """
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    channel = next((v for k, v in query if k == "channel" and v), DEFAULT_CHANNEL)
-    rest = urlencode([(k, v) for k, v in query if k != "channel"])
-    return urlunsplit(parts._replace(query=rest)), channel
-
 
 class RedisHub:
     """The :class:`~threadline.server.events.Hub` for several nodes, over Redis pub/sub.

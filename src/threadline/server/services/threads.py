@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 
 from threadline.protocol import ids
 from threadline.protocol.errors import ChatServiceError, ErrorKind
-from threadline.protocol.inputs import MAX_ID_CHARS, invalid, parse_time_ms
+from threadline.protocol.inputs import invalid, parse_time_ms
 from threadline.protocol.times import now_ms
 from threadline.protocol.wire import CommunicationError, Identifier, Participant
 from threadline.server.events import Hub
@@ -31,8 +30,6 @@ from .access import Access
 from .actor import Actor
 from .common import (
     Page,
-    check_participant_id,
-    parse_sequence_cursor,
     require_member,
     require_member_thread,
     resolve_identifier,
@@ -41,6 +38,7 @@ from .common import (
     validate_skip,
 )
 from .retention import expiry_ms, validate_retention
+from .thread_inputs import parse_list_cursor, thread_topic, wire_members
 
 __all__ = ["CreatedThread", "ThreadService"]
 
@@ -78,38 +76,6 @@ class ThreadService:
         self._access = access or Access(store)
 
     # -- validation ------------------------------------------------------------------------------
-
-    def _topic(self, topic: str | None) -> str:
-        if topic is None or not topic.strip():
-            raise invalid("topic must not be empty.", "topic")
-        if len(topic) > self._limits.topic_chars:
-            raise invalid(f"topic must not exceed {self._limits.topic_chars} characters.", "topic")
-        return topic
-
-    def _members(
-        self, participants: list[Participant]
-    ) -> tuple[list[ParticipantRecord], list[CommunicationError]]:
-        """Turn wire participants into records; invalid ones become ACS errors."""
-        if len(participants) > self._limits.participants_per_batch:
-            raise invalid(
-                f"At most {self._limits.participants_per_batch} participants may be given at once.",
-                "participants",
-            )
-        records: dict[str, ParticipantRecord] = {}
-        errors: list[CommunicationError] = []
-        for p in participants:
-            raw = resolve_identifier(p.communication_identifier)
-            if p.display_name is not None and len(p.display_name) > self._limits.display_name_chars:
-                raise invalid("displayName is too long.", "displayName")
-            validate_metadata(p.metadata, self._limits, "participants.metadata")
-            reason = check_participant_id(raw, self._resource_id)
-            if reason is not None:
-                errors.append(CommunicationError(code=reason[0], message=reason[1], target=raw))
-                continue
-            share = parse_time_ms(p.share_history_time, "shareHistoryTime") or 0
-            # ACS keeps whole seconds of the share time; an earlier one than 1970 stays as sent.
-            records[raw] = ParticipantRecord(raw, p.display_name, share - share % 1000, p.metadata)
-        return list(records.values()), errors
 
     def _thread_full(self) -> ChatServiceError:
         return invalid(f"A thread holds at most {self._limits.participants_per_thread} participants.", "participants")
@@ -158,11 +124,11 @@ class ThreadService:
         """
         if not actor.can_manage_threads:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not create threads.")
-        topic = self._topic(topic)
+        topic = thread_topic(self._limits, topic)
         validate_metadata(metadata, self._limits)
         retention = validate_retention(retention_policy)
         scope_key = ("create-thread:" + actor.user_id, repeatability_id) if repeatability_id else None
-        members, errors = self._members(participants or [])
+        members, errors = wire_members(self._limits, self._resource_id, participants or [])
         members = await self._known(members, errors)
         if not any(m.user_id == actor.user_id for m in members):
             members.insert(0, ParticipantRecord(actor.user_id))
@@ -236,7 +202,7 @@ class ThreadService:
         thread, _ = await require_member_thread(self._store, actor, thread_id)
         if not actor.can_manage_threads:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not update threads.")
-        new_topic = self._topic(topic) if topic is not None else None
+        new_topic = thread_topic(self._limits, topic) if topic is not None else None
         patch = None if isinstance(metadata, msgspec.UnsetType) else MetadataPatch(
             dict(metadata or {}), clear=metadata is None, max_bytes=self._limits.metadata_bytes)
         if patch is not None:  # checked early here, and again by the store on the map it stores
@@ -296,7 +262,7 @@ class ThreadService:
         """
         size = validate_page_size(page_size, self._limits)
         start = parse_time_ms(start_time, "startTime")
-        after = _parse_cursor(cursor) if cursor else None
+        after = parse_list_cursor(cursor) if cursor else None
         rows = await self._store.list_threads(actor.user_id, start_ms=start, limit=size + 1, after=after)
         next_cursor = None
         if len(rows) > size:
@@ -342,7 +308,7 @@ class ThreadService:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "The token may not add participants.")
         if not participants:
             raise invalid("participants must not be empty.", "participants")
-        members, errors = self._members(participants)
+        members, errors = wire_members(self._limits, self._resource_id, participants)
         members = await self._known(members, errors)
         if not members:
             return errors
@@ -386,26 +352,3 @@ class ThreadService:
         finally:
             await self._access.changed(members=[(thread_id, raw)])
         await self._hub.publish(outcome.events)
-
-
-def _parse_cursor(cursor: str) -> tuple[int, str]:
-    """Read a thread-list cursor: ``<activity ms>.<hex of the last thread id>``.
-
-    Raises:
-        ChatServiceError: 400 unless the activity fits a 64-bit integer and the id is
-            lowercase hex of a UTF-8 id without NUL, of at most ``MAX_ID_CHARS``.
-    """
-    activity, _, last_id = cursor.partition(".")
-    try:
-        when = parse_sequence_cursor(activity)
-        if when is None or _HEX.fullmatch(last_id) is None or len(last_id) > 2 * MAX_ID_CHARS:
-            raise ValueError(cursor)
-        thread_id = bytes.fromhex(last_id).decode("utf-8")
-        if "\x00" in thread_id:
-            raise ValueError(cursor)
-        return when, thread_id
-    except (ValueError, ChatServiceError):
-        raise invalid("The continuation token is not valid.", "syncState") from None
-
-
-_HEX = re.compile(r"(?:[0-9a-f]{2})*")
