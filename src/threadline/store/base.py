@@ -290,16 +290,23 @@ class Store(Protocol):
         message_id: str,
         *,
         content: str | None,
-        metadata: dict[str, str] | None,
+        metadata: MetadataPatch | dict[str, str] | None,
         now_ms: int,
         effects: Effects[MessageRecord],
         attachments: Sequence[str] | None = None,
     ) -> Outcome[MessageRecord]:
         """Edit a live message (a None field is left as it is); None if not live.
 
-        ``attachments`` (image ids) replaces the message's images; the images it drops are deleted.
-        An image that is not the thread's, or is attached to another message, raises
-        :class:`~.blobs.AttachmentUnavailable` and nothing is written (so does a draft's).
+        ``metadata`` is a :class:`~.records.MetadataPatch`, merged with the stored map inside the
+        write (under the message row's lock on PostgreSQL, in the one writer on SQLite), or a whole
+        map that replaces it. ``attachments`` (image ids) replaces the message's images; the
+        images it drops are deleted. An image that is not the thread's, or is attached to another
+        message, raises :class:`~.blobs.AttachmentUnavailable` and nothing is written (so does a
+        draft's).
+
+        Raises:
+            ~threadline.store.metadata.MetadataTooLarge: a patch would leave the map over its limit
+                (nothing written).
         """
 
     async def delete_message(

@@ -12,7 +12,15 @@ from threadline.server.events import Hub
 from threadline.server.limits import Limits
 from threadline.store.base import Effects, NotAllowed, Store
 from threadline.store.blobs import AttachmentUnavailable
-from threadline.store.records import Event, MessageDraft, MessageRecord, ParticipantRecord, ReadReceiptRecord
+from threadline.store.metadata import MetadataTooLarge
+from threadline.store.records import (
+    Event,
+    MessageDraft,
+    MessageRecord,
+    MetadataPatch,
+    ParticipantRecord,
+    ReadReceiptRecord,
+)
 
 from . import payloads
 from .access import Access
@@ -195,9 +203,12 @@ class MessageService:
         if message.sender_id != actor.user_id:
             raise ChatServiceError(ErrorKind.FORBIDDEN, "Only the sender may edit a message.")
         body = self._content(content, message.type) if content is not None else None
+        # Checked here against the message read above, so a request's errors come in the usual order;
+        # the store merges the patch again inside the write, with any concurrent edit's keys.
         merged = merge_metadata(message.metadata, metadata, self._limits) if metadata is not None else None
         if body is None and merged is None and image_ids is None:
             return
+        patch = MetadataPatch(dict(metadata), max_bytes=self._limits.metadata_bytes) if metadata is not None else None
         if image_ids:
             await require_own_images(self._store, actor, thread_id, image_ids)
         effects: Effects[MessageRecord] = Effects(
@@ -205,11 +216,13 @@ class MessageService:
         )
         try:
             outcome = await self._store.update_message(
-                thread_id, message_id, content=body, metadata=merged, now_ms=now_ms(), effects=effects,
+                thread_id, message_id, content=body, metadata=patch, now_ms=now_ms(), effects=effects,
                 attachments=image_ids,
             )
         except AttachmentUnavailable as exc:
             raise attachment_error(exc, image_ids or []) from None
+        except MetadataTooLarge as exc:  # with the keys of a concurrent edit
+            raise invalid(f"metadata must not exceed {exc.limit} bytes.", "metadata") from None
         await self._hub.publish(outcome.events)
 
     async def delete(self, actor: Actor, thread_id: str, message_id: str) -> None:

@@ -8,8 +8,9 @@ from typing import Any
 from .. import dialect, pg_send
 from ..base import Effects, NotAllowed, Outcome
 from ..dialect import LIVE_MEMBER
-from ..records import MessageDraft, MessageRecord, ReadReceiptRecord
-from ..rows import MESSAGE_COLUMNS, dump_json, message_from, receipt_from
+from ..metadata import MetadataChange, apply_metadata
+from ..records import MessageDraft, MessageRecord, MetadataPatch, ReadReceiptRecord
+from ..rows import MESSAGE_COLUMNS, dump_json, load_json, message_from, receipt_from
 from .core import Connection, PostgresCore
 from .finish import _Finish
 
@@ -95,14 +96,18 @@ class PostgresMessages(PostgresCore):
         message_id: str,
         *,
         content: str | None,
-        metadata: dict[str, str] | None,
+        metadata: MetadataChange | None,
         now_ms: int,
         effects: Effects[MessageRecord],
         attachments: Sequence[str] | None = None,
     ) -> Outcome[MessageRecord]:
         """Edit a live message (a None field is left as it is); None if not live.
 
-        ``attachments`` replaces the message's images; those it drops are deleted.
+        ``attachments`` replaces the message's images; those it drops are deleted. A metadata
+        patch is merged with the stored map under the message's row lock.
+
+        Raises:
+            MetadataTooLarge: the merged metadata is over the patch's limit (nothing written).
         """
 
         async def relink(c: Connection, message: MessageRecord) -> None:
@@ -112,13 +117,25 @@ class PostgresMessages(PostgresCore):
             await self._drop_images(c, thread_id, message_id=message_id, keep=attachments)
             await self._link_images(c, message, attachments)
 
-        return await self._write_events(
-            lambda c, finish: self._change_message(
+        async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord]:
+            stored = None
+            if isinstance(metadata, MetadataPatch):
+                row = await c.fetchrow(
+                    "SELECT metadata FROM messages WHERE thread_id = $1 AND id = $2 AND deleted_ms IS NULL "
+                    "FOR UPDATE", thread_id, message_id,
+                )
+                if row is None:
+                    return Outcome()
+                stored = apply_metadata(load_json(row["metadata"]), metadata)
+            elif metadata is not None:
+                stored = metadata
+            return await self._change_message(
                 c, finish, thread_id, message_id,
                 "content = coalesce($1, content), metadata = coalesce($2, metadata), edited_ms = $3",
-                (content, dump_json(metadata), now_ms), now_ms, effects, relink,
+                (content, dump_json(stored), now_ms), now_ms, effects, relink,
             )
-        )
+
+        return await self._write_events(run)
 
     async def delete_message(
         self, thread_id: str, message_id: str, now_ms: int, effects: Effects[MessageRecord]

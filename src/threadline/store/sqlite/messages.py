@@ -8,8 +8,9 @@ from typing import Any
 
 from .. import dialect
 from ..base import Effects, Outcome
-from ..records import MessageDraft, MessageRecord, ReadReceiptRecord
-from ..rows import MESSAGE_COLUMNS, dump_json, message_from, receipt_from
+from ..metadata import MetadataChange, apply_metadata
+from ..records import MessageDraft, MessageRecord, MetadataPatch, ReadReceiptRecord
+from ..rows import MESSAGE_COLUMNS, dump_json, load_json, message_from, receipt_from
 from .core import SqliteCore
 
 __all__ = ["SqliteMessages"]
@@ -73,7 +74,7 @@ class SqliteMessages(SqliteCore):
         message_id: str,
         *,
         content: str | None,
-        metadata: dict[str, str] | None,
+        metadata: MetadataChange | None,
         now_ms: int,
         effects: Effects[MessageRecord],
         attachments: Sequence[str] | None = None,
@@ -87,12 +88,24 @@ class SqliteMessages(SqliteCore):
             dropped[:] = self._drop_images(c, thread_id, message_id=message_id, keep=attachments)
             self._link_images(c, message, attachments)
 
-        outcome = await self._write(
-            lambda c: self._change_message(
+        def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
+            stored = None
+            if isinstance(metadata, MetadataPatch):  # merged here, in the one writer's transaction
+                row = c.execute(
+                    "SELECT metadata FROM messages WHERE thread_id = ? AND id = ? AND deleted_ms IS NULL",
+                    (thread_id, message_id),
+                ).fetchone()
+                if row is None:
+                    return Outcome()
+                stored = apply_metadata(load_json(row["metadata"]), metadata)
+            elif metadata is not None:
+                stored = metadata
+            return self._change_message(
                 c, thread_id, message_id, "content = coalesce(?, content), metadata = coalesce(?, metadata), "
-                "edited_ms = ?", (content, dump_json(metadata), now_ms), now_ms, effects, relink,
+                "edited_ms = ?", (content, dump_json(stored), now_ms), now_ms, effects, relink,
             )
-        )
+
+        outcome = await self._write(run)
         await self.blobs.delete(dropped)
         return outcome
 
