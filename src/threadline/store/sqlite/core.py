@@ -23,20 +23,24 @@ from ..writer import Writer
 
 __all__ = ["SqliteCore"]
 
-#: Who receives an event: a member whose stay covers its position and, for one revealing a
-#: message, whose window holds it. Parameters: thread, position, position, message time twice.
-_RECIPIENT = (
-    "thread_id = ? AND joined_pos <= ? AND (left_pos IS NULL OR left_pos >= ?) "
-    "AND (? IS NULL OR share_history_ms <= ?)"
+#: Who receives an event, written once: a member ``p`` whose stay covers the event's position and,
+#: for one revealing a message, whose window holds it; ``thread``, ``position`` and ``message_ms``
+#: name where the event's values come from.
+_RECIPIENT_RULE = (
+    "p.thread_id = {thread} AND p.joined_pos <= {position} AND (p.left_pos IS NULL OR p.left_pos >= {position}) "
+    "AND ({message_ms} IS NULL OR p.share_history_ms <= {message_ms})"
 )
+#: The rule for an event already logged; parameters: thread, position, position, message time twice.
+_RECIPIENT = _RECIPIENT_RULE.format(thread="?", position="?", message_ms="?")
 _LOG_EVENT = (
     "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?, ?, ?, ?, ?) RETURNING position"
 )
 #: The same insert, returning the new event's recipients too (a JSON array), read in the same statement.
+_NEW_EVENT_RECIPIENT = _RECIPIENT_RULE.format(
+    thread="events.thread_id", position="events.position", message_ms="events.message_ms"
+)
 _LOG_EVENT_AND_RECIPIENTS = (
-    _LOG_EVENT + ", (SELECT json_group_array(p.user_id) FROM participants p WHERE p.thread_id = events.thread_id "
-    "AND p.joined_pos <= events.position AND (p.left_pos IS NULL OR p.left_pos >= events.position) "
-    "AND (events.message_ms IS NULL OR p.share_history_ms <= events.message_ms))"
+    f"{_LOG_EVENT}, (SELECT json_group_array(p.user_id) FROM participants p WHERE {_NEW_EVENT_RECIPIENT})"
 )
 
 T = TypeVar("T")
@@ -163,7 +167,7 @@ class SqliteCore(SqliteImages):
     def _recipients(conn: sqlite3.Connection, event: Event) -> tuple[str, ...]:
         """Members whose stay covers the event's position and, for one revealing a message, whose window holds it."""
         rows = conn.execute(
-            f"SELECT user_id FROM participants WHERE {_RECIPIENT}",
+            f"SELECT p.user_id FROM participants p WHERE {_RECIPIENT}",
             (event.thread_id, event.position, event.position, event.message_ms, event.message_ms),
         ).fetchall()
         return tuple(r["user_id"] for r in rows)
