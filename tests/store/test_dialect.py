@@ -16,7 +16,7 @@ def test_numbered_rewrites_placeholders_in_order() -> None:
 
 def test_every_shared_statement_has_both_forms_with_the_same_arguments() -> None:
     shared = {name: value for name, value in vars(dialect).items() if isinstance(value, Shared)}
-    assert len(shared) == 17
+    assert len(shared) == 18
     hooks = {name: value for name, value in vars(webhooks).items() if isinstance(value, Shared)}
     assert len(hooks) == 14
     for name, statement in {**shared, **hooks}.items():

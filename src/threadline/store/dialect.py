@@ -246,6 +246,10 @@ GET_ACCESS = Shared.of(
     "FROM threads t LEFT JOIN participants p "
     f"ON p.thread_id = t.id AND p.user_id = ? AND p.{LIVE_MEMBER} WHERE t.id = ?"
 )
+#: The metadata of a live message, read under the write's lock: its row lock on PostgreSQL.
+LOCK_MESSAGE_METADATA = Shared.of(
+    "SELECT metadata FROM messages WHERE thread_id = ? AND id = ? AND deleted_ms IS NULL", lock=" FOR UPDATE"
+)
 #: The topic and metadata of a live thread, read under the write's lock: its row lock on PostgreSQL.
 LOCK_THREAD = Shared.of("SELECT topic, metadata FROM threads WHERE id = ? AND deleted_ms IS NULL", lock=" FOR UPDATE")
 #: A thread's last activity as its member ``p`` may know it (``t`` the thread): the last message's

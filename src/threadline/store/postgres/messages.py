@@ -9,7 +9,7 @@ from .. import dialect, pg_send
 from ..base import Effects, NotAllowed, Outcome
 from ..dialect import LIVE_MEMBER
 from ..metadata import MetadataChange, apply_metadata
-from ..records import MessageDraft, MessageRecord, MetadataPatch, ReadReceiptRecord
+from ..records import MessageDraft, MessageRecord, ReadReceiptRecord
 from ..rows import MESSAGE_COLUMNS, dump_json, load_json, message_from, receipt_from
 from .core import Connection, PostgresCore
 from .finish import _Finish
@@ -119,16 +119,11 @@ class PostgresMessages(PostgresCore):
 
         async def run(c: Connection, finish: _Finish) -> Outcome[MessageRecord]:
             stored = None
-            if isinstance(metadata, MetadataPatch):
-                row = await c.fetchrow(
-                    "SELECT metadata FROM messages WHERE thread_id = $1 AND id = $2 AND deleted_ms IS NULL "
-                    "FOR UPDATE", thread_id, message_id,
-                )
+            if metadata is not None:
+                row = await c.fetchrow(dialect.LOCK_MESSAGE_METADATA.postgres, thread_id, message_id)
                 if row is None:
                     return Outcome()
                 stored = apply_metadata(load_json(row["metadata"]), metadata)
-            elif metadata is not None:
-                stored = metadata
             return await self._change_message(
                 c, finish, thread_id, message_id,
                 "content = coalesce($1, content), metadata = coalesce($2, metadata), edited_ms = $3",

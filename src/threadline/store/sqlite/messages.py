@@ -9,7 +9,7 @@ from typing import Any
 from .. import dialect
 from ..base import Effects, Outcome
 from ..metadata import MetadataChange, apply_metadata
-from ..records import MessageDraft, MessageRecord, MetadataPatch, ReadReceiptRecord
+from ..records import MessageDraft, MessageRecord, ReadReceiptRecord
 from ..rows import MESSAGE_COLUMNS, dump_json, load_json, message_from, receipt_from
 from .core import SqliteCore
 
@@ -90,16 +90,11 @@ class SqliteMessages(SqliteCore):
 
         def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
             stored = None
-            if isinstance(metadata, MetadataPatch):  # merged here, in the one writer's transaction
-                row = c.execute(
-                    "SELECT metadata FROM messages WHERE thread_id = ? AND id = ? AND deleted_ms IS NULL",
-                    (thread_id, message_id),
-                ).fetchone()
+            if metadata is not None:  # a patch is merged here, in the one writer's transaction
+                row = c.execute(dialect.LOCK_MESSAGE_METADATA.sqlite, (thread_id, message_id)).fetchone()
                 if row is None:
                     return Outcome()
                 stored = apply_metadata(load_json(row["metadata"]), metadata)
-            elif metadata is not None:
-                stored = metadata
             return self._change_message(
                 c, thread_id, message_id, "content = coalesce(?, content), metadata = coalesce(?, metadata), "
                 "edited_ms = ?", (content, dump_json(stored), now_ms), now_ms, effects, relink,
