@@ -24,6 +24,12 @@ in its own subtransaction, so a thread's row and its partition's counter are tak
 once and every lock is released by one commit instead of being handed from send to
 send, each waiting for the previous commit. A send refused there (thread gone, sender not a
 member) fails alone; a lone send takes the one-send statement as before.
+
+A thread has at most one batch in flight per process: a send to a thread whose batch is
+still being written is held, in order, and joins the next batch once that one has ended. On
+one busy thread, batches of successive turns would otherwise run on as many connections and
+queue on the thread's row lock, each waiting for the previous commit; held, they pile up into
+one bigger batch on one connection. Sends to other threads are not held back.
 """
 
 from __future__ import annotations
@@ -191,7 +197,15 @@ Retrying = Callable[[Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
 
 
 class SendTurn:
-    """Collects the sends of one turn of the event loop and writes them together.
+    """Writes sends in batches, at most one batch in flight per thread.
+
+    A send to a thread with no batch in flight goes out with the other such sends made in
+    the same turn of the event loop. A send to a thread that has one is held, after that
+    thread's earlier held sends, until that batch has ended (committed or failed); then all of
+    the thread's held sends go out together in the next turn's batch. So a busy thread's
+    sends pile up into bigger batches instead of queuing on its row lock on many connections,
+    and a thread's sends are written in the order they were made. A send whose caller gave up
+    (was cancelled) before its statement was started is not written.
 
     Args:
         retrying: runs a function on a pooled connection, again on a conflict (the store's).
@@ -201,14 +215,22 @@ class SendTurn:
     def __init__(self, retrying: Retrying, partitions: Callable[[], int]) -> None:
         self._retrying = retrying
         self._partitions = partitions
-        self._turn: list[_Pending] = []
+        #: per thread, its sends not yet in a statement, in the order they were made.
+        self._waiting: dict[str, list[_Pending]] = {}
+        #: the threads with a batch in flight: their waiting sends are held until it ends.
+        self._busy: set[str] = set()
+        #: whether a :meth:`_flush` is scheduled (every waiting thread is busy or about to be flushed).
+        self._flush_due = False
         self._writing: set[asyncio.Task[None]] = set()
         #: Statements written and sends they carried (their ratio is the mean batch).
         self.statements = 0
         self.sends = 0
 
     async def send(self, send: Prepared) -> Outcome[MessageRecord]:
-        """Write a send with the other sends made in this turn; return once committed.
+        """Write a send with the others made in this turn, or after its thread's batch in flight.
+
+        Returns:
+            The send's outcome, once committed.
 
         Raises:
             NotAllowed: as :func:`send_in_one_statement`, for this send alone.
@@ -216,48 +238,76 @@ class SendTurn:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome[MessageRecord]] = loop.create_future()
-        if not self._turn:
-            loop.call_soon(self._end_turn)
-        self._turn.append((send, future))
+        self._waiting.setdefault(send.thread_id, []).append((send, future))
+        if send.thread_id not in self._busy:
+            self._schedule(loop)
         return await future
 
     async def drain(self) -> None:
-        """Wait until every send handed over so far has been written or has failed."""
-        while self._turn or self._writing:
+        """Wait until every send handed over so far, held ones too, has been written or has failed."""
+        while self._waiting or self._writing:
             if self._writing:
-                await asyncio.gather(*self._writing, return_exceptions=True)
+                await asyncio.wait(set(self._writing))  # unlike gather, never cancels the batches
             else:
-                await asyncio.sleep(0)  # the turn ends first
+                await asyncio.sleep(0)  # the flush is due: it runs first
 
-    def _end_turn(self) -> None:
-        turn, self._turn = self._turn, []
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._flush_due:
+            self._flush_due = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Start batches for the waiting sends of every thread without a batch in flight."""
+        self._flush_due = False
         partitions = self._partitions()
-        # the statement's lock order (migration 0043); sorted() is stable: a thread's sends keep their order
-        turn = sorted(turn, key=lambda p: (partition_of(p[0].thread_id, partitions), p[0].thread_id))
-        for start in range(0, len(turn), MAX_BATCH):
-            task = asyncio.ensure_future(self._write(turn[start : start + MAX_BATCH]))
-            self._writing.add(task)
-            task.add_done_callback(self._writing.discard)
+        # the statement's lock order (migration 0043); a thread's sends keep their order
+        ready = sorted((t for t in self._waiting if t not in self._busy), key=lambda t: (partition_of(t, partitions), t))
+        batch: list[_Pending] = []
+        for thread_id in ready:
+            queue = [p for p in self._waiting.pop(thread_id) if not p[1].done()]  # done: the caller gave up
+            if not queue:
+                continue
+            if len(batch) == MAX_BATCH:
+                self._launch(batch)
+                batch = []
+            room = MAX_BATCH - len(batch)
+            batch.extend(queue[:room])
+            if len(queue) > room:  # the rest waits for this batch: one in flight per thread
+                self._waiting[thread_id] = queue[room:]
+            self._busy.add(thread_id)
+        if batch:
+            self._launch(batch)
+
+    def _launch(self, batch: list[_Pending]) -> None:
+        task = asyncio.ensure_future(self._write(batch))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
 
     async def _write(self, pending: list[_Pending]) -> None:
         sends = [send for send, _ in pending]
         partitions = self._partitions()
         results: list[Outcome[MessageRecord] | BaseException]
         try:
-            if len(sends) == 1:
-                results = [await self._retrying(lambda c: send_in_one_statement(c, sends[0], partitions))]
-            else:
-                results = list(await self._retrying(lambda c: send_many(c, sends, partitions)))
-        except NotAllowed as exc:
-            results = [exc]
-        except BaseException as exc:  # the statement failed: none of its sends was written
-            results = [exc] * len(sends)
-        self.statements += 1
-        self.sends += len(sends)
-        for (_, future), result in zip(pending, results, strict=True):
-            if future.done():  # the caller gave up; the send committed all the same
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            try:
+                if len(sends) == 1:
+                    results = [await self._retrying(lambda c: send_in_one_statement(c, sends[0], partitions))]
+                else:
+                    results = list(await self._retrying(lambda c: send_many(c, sends, partitions)))
+            except NotAllowed as exc:
+                results = [exc]
+            except BaseException as exc:  # the statement failed: none of its sends was written
+                results = [exc] * len(sends)
+            self.statements += 1
+            self.sends += len(sends)
+            for (_, future), result in zip(pending, results, strict=True):
+                if future.done():  # the caller gave up; the send committed all the same
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+        finally:  # committed or failed: the threads' held sends go out in the next batch
+            threads = {send.thread_id for send in sends}
+            self._busy -= threads
+            if not threads.isdisjoint(self._waiting):
+                self._schedule(asyncio.get_running_loop())
