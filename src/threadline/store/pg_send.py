@@ -261,7 +261,8 @@ class SendTurn:
         self._flush_due = False
         partitions = self._partitions()
         # the statement's lock order (migration 0043); a thread's sends keep their order
-        ready = sorted((t for t in self._waiting if t not in self._busy), key=lambda t: (partition_of(t, partitions), t))
+        ready = [t for t in self._waiting if t not in self._busy]
+        ready.sort(key=lambda t: (partition_of(t, partitions), t))
         batch: list[_Pending] = []
         for thread_id in ready:
             queue = [p for p in self._waiting.pop(thread_id) if not p[1].done()]  # done: the caller gave up
