@@ -13,7 +13,8 @@ identity API (HMAC-signed). In one run it reports:
   workers, from /proc) and PostgreSQL CPU ms/op (the backends connected to the bench database);
 * real-time delivery, send -> frame, same node and across nodes (Redis hub);
 * store-level contention (``bench/scale_store.py``): 32 writers on 32 threads vs on one thread,
-  with and without events, on both engines.
+  with and without events, on both engines; on PostgreSQL also unbatched (each send its own
+  statement, past the send batching), the pair that shows the per-thread locking alone.
 
 The machine is shared: read the figures as ratios within one run.
 
@@ -48,6 +49,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import asyncpg
 from scale_store import HEADER as STORE_HEADER
+from scale_store import LABEL as STORE_LABEL
 from scale_store import contention
 from scale_wrk import Ceiling, WrkResult, pids_cpu_ms, run_wrk, tree_cpu_ms
 
@@ -262,7 +264,7 @@ async def send_cases(label: str, nodes: list[Node], seconds: float, database: st
 def store_rate(rows: list[str], case: str) -> float:
     """The writes/s of one printed store-level row."""
     line = next(r for r in rows if r.startswith(case))
-    return float(line[44:].split()[1])
+    return float(line[STORE_LABEL:].split()[1])
 
 
 def summary(figures: Figures, store_rows: list[str]) -> list[str]:
@@ -290,10 +292,20 @@ def summary(figures: Figures, store_rows: list[str]) -> list[str]:
             with_events = store_rate(store_rows, f"{engine}, send + event, {where}")
             without = store_rate(store_rows, f"{engine}, send, no event, {where}")
             check(f"store, {engine}: writes with events / without, {where}", 100 * with_events / without, 90)
-        spread = store_rate(store_rows, f"{engine}, send + event, 32 threads")
-        single = store_rate(store_rows, f"{engine}, send + event, 1 thread")
-        if engine == "PostgreSQL":  # SQLite has one writer by design: its threads share it
-            check(f"store, {engine}: 32 writers on 32 threads / on one thread", 100 * spread / single, 200)
+    # SQLite has one writer by design: its threads share it. On PostgreSQL the locking is per thread, but
+    # send_message batches a busy thread's sends (one batch in flight per thread), so on a small CPU-bound
+    # machine one thread is about as fast as 32: the structural target is read on the unbatched pair.
+    for kind, what in (("unbatched send", "unbatched"), ("send + event", "batched")):
+        spread = store_rate(store_rows, f"PostgreSQL, {kind}, 32 threads")
+        single = store_rate(store_rows, f"PostgreSQL, {kind}, 1 thread")
+        name = f"store, PostgreSQL: 32 writers on 32 threads / on one, {what}"
+        if what == "unbatched":
+            check(name, 100 * spread / single, 200)
+        else:
+            lines.append(f"{name:<62} {100 * spread / single:>9.0f}%  (no target: batching evens them)")
+    lines.append("  unbatched: each send its own statement, so one thread's sends queue on its row lock, one commit"
+                 " each;")
+    lines.append("  batched: one thread's sends pile up into one statement per commit, so it keeps up with 32 threads.")
     return lines
 
 

@@ -5,21 +5,35 @@ one thread every write queues on that thread's row (and, with events, its partit
 on 32 threads they queue only where threads share a partition (PostgreSQL) or on the one writer
 (SQLite). "With events" is the real send (its ``chatMessageReceived``); "without" is the same
 write with no event.
+
+On PostgreSQL ``send_message`` batches (``pg_send.SendTurn``): the sends of a turn share one
+statement and a thread has one batch in flight, so on one thread the writers' sends pile up into
+big batches and one thread is about as fast as 32 on a small, CPU-bound machine. The "unbatched"
+pair shows the locking alone: each write its own ``threadline_send`` statement
+(``pg_send.send_in_one_statement``), one per writer, on 32 threads vs on one. The last column is
+the mean sends per statement (PostgreSQL through ``send_message``).
+
+Alone: ``PYTHONPATH=src .venv/bin/python bench/scale_store.py [--engine postgres] [--seconds 5]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import secrets
+import tempfile
 import time
 from pathlib import Path
 
-from threadline.store.base import Effects, Store
+from threadline.store import pg_send
+from threadline.store.base import Effects, Outcome, Store
 from threadline.store.postgres import PostgresStore
 from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord, ThreadRecord, UserRecord
 from threadline.store.sqlite import SqliteStore
 
-HEADER = f"{'store case':<44} {'writers':>7} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+#: The width of a row's case label: ``scale.store_rate`` reads the figures after it.
+LABEL = 44
+HEADER = f"{'store case':<{LABEL}} {'writers':>7} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'sends/stmt':>10}"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -40,9 +54,16 @@ async def _threads(store: Store, count: int) -> list[tuple[str, str]]:
     return made
 
 
-async def _run(store: Store, targets: list[tuple[str, str]], with_events: bool, seconds: float) -> tuple[
-    float, float, float
-]:
+async def _unbatched(store: PostgresStore, tid: str, draft: MessageDraft, now_ms: int,
+                     effects: Effects[MessageRecord]) -> Outcome[MessageRecord]:
+    """One send as its own ``threadline_send`` statement, past ``SendTurn``."""
+    send = pg_send.prepare(tid, draft, now_ms, effects)
+    partitions = store.partitions
+    return await store._retrying(lambda c: pg_send.send_in_one_statement(c, send, partitions))
+
+
+async def _run(store: Store, targets: list[tuple[str, str]], with_events: bool, seconds: float,
+               unbatched: bool = False) -> tuple[float, float, float]:
     effects: Effects[MessageRecord] = Effects(
         events=(lambda m: [("chatMessageReceived", b'{"id":"%s"}' % m.id.encode())]) if with_events else None,
         reveals=(lambda m: m.created_ms) if with_events else None,
@@ -53,8 +74,11 @@ async def _run(store: Store, targets: list[tuple[str, str]], with_events: bool, 
     async def writer(tid: str, uid: str) -> None:
         while time.perf_counter() < deadline:
             began = time.perf_counter()
-            await store.send_message(tid, MessageDraft("text", sender_id=uid, content="x"),
-                                     int(time.time() * 1000), effects)
+            draft = MessageDraft("text", sender_id=uid, content="x")
+            if unbatched and isinstance(store, PostgresStore):
+                await _unbatched(store, tid, draft, int(time.time() * 1000), effects)
+            else:
+                await store.send_message(tid, draft, int(time.time() * 1000), effects)
             latencies.append(time.perf_counter() - began)
 
     began = time.perf_counter()
@@ -64,13 +88,19 @@ async def _run(store: Store, targets: list[tuple[str, str]], with_events: bool, 
 
 
 async def contention(engine: str, where: str, seconds: float, writers: int = 32) -> list[str]:
-    """The four store cases on one engine; returns printed rows.
+    """The store cases on one engine; returns printed rows.
+
+    Four on each engine (with/without events, on 32 threads/on one), and on PostgreSQL the
+    "unbatched" pair (see the module).
 
     Args:
         engine: ``sqlite`` or ``postgres``.
         where: a folder for the SQLite file, or the PostgreSQL URL.
         seconds: duration of each case.
         writers: concurrent writers.
+
+    Returns:
+        One printed row per case.
     """
     store: Store
     if engine == "sqlite":
@@ -83,12 +113,46 @@ async def contention(engine: str, where: str, seconds: float, writers: int = 32)
         many = await _threads(store, writers)
         one = [many[0]] * writers
         label = "SQLite" if engine == "sqlite" else "PostgreSQL"
-        for with_events in (True, False):
+        cases = [("send + event", True, False), ("send, no event", False, False)]
+        if isinstance(store, PostgresStore):
+            cases.append(("unbatched send", True, True))
+        for what, with_events, unbatched in cases:
             for name, targets in ((f"{writers} threads", many), ("1 thread", one)):
-                rate, p50, p99 = await _run(store, targets, with_events, seconds)
-                what = "send + event" if with_events else "send, no event"
+                turn = store.send_turn if isinstance(store, PostgresStore) else None
+                before = (turn.statements, turn.sends) if turn is not None else (0, 0)
+                rate, p50, p99 = await _run(store, targets, with_events, seconds, unbatched)
+                batch = f"{'-':>10}"
+                if turn is not None and turn.statements > before[0]:
+                    batch = f"{(turn.sends - before[1]) / (turn.statements - before[0]):>10.1f}"
                 case = f"{label}, {what}, {name}"
-                rows.append(f"{case:<44} {writers:>7} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f}")
+                rows.append(f"{case:<{LABEL}} {writers:>7} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f} {batch}")
     finally:
         await store.close()
     return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Store-level contention (no HTTP), as in bench/scale.py.")
+    parser.add_argument("--engine", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each case")
+    parser.add_argument("--writers", type=int, default=32, help="concurrent writers")
+    parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL server (its maintenance database) to create the bench database on")
+    args = parser.parse_args()
+    from scale import bench_database  # scale imports this module: only here, when run alone
+
+    print(HEADER)
+    engines = ("sqlite", "postgres") if args.engine == "both" else (args.engine,)
+    for engine in engines:
+        if engine == "sqlite":
+            with tempfile.TemporaryDirectory() as folder:
+                rows = asyncio.run(contention("sqlite", folder, args.seconds, args.writers))
+        else:
+            with bench_database(args.database) as database:
+                rows = asyncio.run(contention("postgres", database, args.seconds, args.writers))
+        for row in rows:
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
