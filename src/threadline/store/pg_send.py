@@ -201,8 +201,9 @@ class SendTurn:
 
     A send to a thread with no batch in flight goes out with the other such sends made in
     the same turn of the event loop. A send to a thread that has one is held, after that
-    thread's earlier held sends, until that batch has ended (committed or failed); then all of
-    the thread's held sends go out together in the next turn's batch. So a busy thread's
+    thread's earlier held sends, until that batch has ended (committed or failed); then the
+    thread's held sends (up to :data:`MAX_BATCH`) go out together in the next batch, with
+    whatever else is ready in that turn. So a busy thread's
     sends pile up into bigger batches instead of queuing on its row lock on many connections,
     and a thread's sends are written in the order they were made. A send whose caller gave up
     (was cancelled) before its statement was started is not written.
