@@ -1,4 +1,4 @@
-"""Browser access: CORS on every route and ``//`` path normalisation.
+"""Browser access: CORS on every route (``edge.py`` applies it, and collapses ``//`` paths).
 
 Web pages on another origin call Threadline with the ACS JavaScript SDK. Every
 such call is preflighted (the SDK sends ``authorization`` and ``x-ms-*``
@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["EXPOSED_HEADERS", "REQUEST_HEADERS", "SlashCollapse", "cors_middleware", "parse_origins"]
+__all__ = ["EXPOSED_HEADERS", "REQUEST_HEADERS", "cors_middleware", "parse_origins"]
 
 #: Request headers the ACS SDKs send (documented; any requested header is allowed).
 REQUEST_HEADERS = (
@@ -78,25 +77,3 @@ def cors_middleware(origins: list[str]) -> Middleware:
         allow_credentials=False,
         max_age=600,
     )
-
-
-class SlashCollapse:
-    """ASGI middleware serving ``//chat/...`` as ``/chat/...`` (leading slashes collapsed).
-
-    Args:
-        app: the wrapped application.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Rewrite the path of HTTP and WebSocket scopes whose path starts with ``//``."""
-        if scope["type"] in ("http", "websocket"):
-            path: str = scope["path"]
-            if path.startswith("//"):
-                # Only the routed path changes: ``raw_path`` stays as sent, since an HMAC-signed request
-                # signed the target it sent.
-                scope = dict(scope)
-                scope["path"] = "/" + path.lstrip("/")
-        await self.app(scope, receive, send)

@@ -13,11 +13,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.protocol.inputs import (
@@ -35,7 +36,7 @@ from . import metrics
 from .errors import JSON, error_response, from_decode_error
 from .throttle import REFUND_STATUSES, Ticket
 
-__all__ = ["Call", "endpoint", "json", "next_link", "no_content"]
+__all__ = ["Call", "Endpoint", "endpoint", "json", "next_link", "no_content"]
 
 T = TypeVar("T")
 log = logging.getLogger("threadline.server")
@@ -60,15 +61,24 @@ class Call:
             when it is then refused as 401/403.
     """
 
-    __slots__ = ("api_version", "headers", "operation", "request", "state", "ticket")
+    __slots__ = ("api_version", "headers", "operation", "query_params", "request", "request_headers", "state",
+                 "ticket")
 
-    def __init__(self, request: Request, api_version: str, headers: dict[str, str], operation: str = "") -> None:
+    def __init__(
+        self, request: Request, api_version: str, headers: dict[str, str], operation: str = "",
+        request_headers: dict[str, str] | None = None, query_params: dict[str, str] | None = None,
+    ) -> None:
         self.request = request
         self.api_version = api_version
+        #: the answer's headers (request ids, api-supported-versions; a route adds Location).
         self.headers = headers
         self.state: Any = request.app.state
         self.operation = operation
         self.ticket: Ticket | None = None
+        #: the request's headers by lower-cased name (the first of repeated ones), read once.
+        self.request_headers = request_headers if request_headers is not None else header_dict(request.scope)
+        #: the query parameters (the last of repeated ones), parsed once.
+        self.query_params = query_params if query_params is not None else query_dict(request.scope)
 
     def path(self, name: str) -> str:
         """A path parameter (an id), percent-decoded.
@@ -85,7 +95,7 @@ class Call:
         Raises:
             ChatServiceError: 400 when it is anything else.
         """
-        value = self.request.query_params.get(name)
+        value = self.query_params.get(name)
         if value:
             _refuse_nul(value, name)
         return parse_int_text(value, name)
@@ -97,7 +107,7 @@ class Call:
             ChatServiceError: 400 when it holds a NUL character or is too long
                 (``syncState``: ``MAX_CURSOR_CHARS``; others: ``MAX_QUERY_CHARS``).
         """
-        value = self.request.query_params.get(name)
+        value = self.query_params.get(name)
         if value:
             check_text(value, name, MAX_CURSOR_CHARS if name == "syncState" else MAX_QUERY_CHARS)
         return value or None
@@ -105,7 +115,7 @@ class Call:
     async def body(self) -> bytes:
         """The raw body, refused past the configured size."""
         limit: int = self.state.settings.limits.body_bytes
-        declared = self.request.headers.get("content-length")
+        declared = self.request_headers.get("content-length")
         if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise ChatServiceError(ErrorKind.INVALID, f"The request body exceeds {limit} bytes.")
         chunks = []
@@ -156,8 +166,8 @@ class Call:
         return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
     def header(self, name: str) -> str | None:
-        """A request header (checked at the edge when it has a bound, see :data:`BOUNDED_HEADERS`)."""
-        return self.request.headers.get(name)
+        """A request header, by name in any case (bounded ones are checked at the edge: :data:`BOUNDED_HEADERS`)."""
+        return self.request_headers.get(name.lower())
 
 
 #: Headers the service reads or echoes, with their longest accepted value.
@@ -167,13 +177,37 @@ BOUNDED_HEADERS: dict[str, int] = {
 }
 
 
-def _check_headers(request: Request) -> None:
+def header_dict(scope: Scope) -> dict[str, str]:
+    """A request's headers by name, decoded once (as Starlette's ``Headers.get`` reads them: the first wins).
+
+    Servers hand ASGI apps lower-cased header names.
+    """
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(scope["headers"])}
+
+
+def query_dict(scope: Scope) -> dict[str, str]:
+    """A request's query parameters, as Starlette's ``QueryParams.get`` reads them (the last wins).
+
+    A query with nothing to unescape (no ``%`` or ``+``: the usual ``api-version=...``)
+    is split directly; any other goes through ``urllib.parse.parse_qsl``, blank values kept.
+    """
+    text: str = scope["query_string"].decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    params = {}
+    for part in text.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            params[name] = value
+    return params
+
+
+def _check_headers(headers: dict[str, str]) -> None:
     """Refuse a bounded header that is too long or holds NUL (400 naming the header).
 
     Raises:
         ChatServiceError: 400 ``BadRequest`` with the header's name as ``target``.
     """
-    headers = request.headers
     for name, longest in BOUNDED_HEADERS.items():
         value = headers.get(name)
         if value is not None:
@@ -234,9 +268,30 @@ def _client_gone(request: Request, operation: str, request_id: str) -> Response 
     return None
 
 
-def endpoint(
-    versions: tuple[str, ...],
-) -> Callable[[Callable[[Call], Awaitable[Response]]], Callable[[Request], Awaitable[Response]]]:
+class Endpoint:
+    """A route's handler as an ASGI application (what :func:`endpoint` makes of it).
+
+    Starlette serves a plain function through two more layers (a request/response
+    adapter and an exception wrapper around ``send``); a route that catches its own
+    errors needs neither, so it is handed to the router as an ASGI app.
+
+    Attributes:
+        handle: answers a request (every failure as an ACS error response).
+    """
+
+    def __init__(self, handle: Callable[[Request], Awaitable[Response]], handler: Callable[..., Any]) -> None:
+        self.handle = handle
+        self.__name__ = handler.__name__
+        self.__qualname__ = handler.__qualname__
+        self.__doc__ = handler.__doc__
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request."""
+        response = await self.handle(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+def endpoint(versions: tuple[str, ...]) -> Callable[[Callable[[Call], Awaitable[Response]]], Endpoint]:
     """Wrap a route: check api-version, echo request ids, map every error to an ACS body.
 
     The route's function name is its operation name in throttling rules,
@@ -244,12 +299,14 @@ def endpoint(
     """
     supported = ", ".join(versions)
 
-    def wrap(handler: Callable[[Call], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    def wrap(handler: Callable[[Call], Awaitable[Response]]) -> Endpoint:
         operation = handler.__name__
 
         async def run(request: Request) -> Response:
             started = time.perf_counter()
-            client_id = request.headers.get("x-ms-client-request-id")
+            scope = request.scope
+            request_headers = header_dict(scope)
+            client_id = request_headers.get("x-ms-client-request-id")
             if client_id is not None and (len(client_id) > MAX_REQUEST_ID_CHARS or "\x00" in client_id):
                 client_id = None  # not echoed; refused below
             request_id = client_id or _request_id()
@@ -259,7 +316,8 @@ def endpoint(
             call = None
             state = request.app.state
             try:
-                version = request.query_params.get("api-version")
+                query_params = query_dict(scope)
+                version = query_params.get("api-version")
                 if not version:
                     raise ChatServiceError(
                         ErrorKind.INVALID, "The api-version query parameter is required.",
@@ -271,9 +329,9 @@ def endpoint(
                         f"Supported versions: {supported}.",
                         code="UnsupportedApiVersion", target="api-version",
                     )
-                _check_headers(request)
+                _check_headers(request_headers)
                 # Rate budgets are charged by auth.admit once the caller is known (not here).
-                call = Call(request, version, headers, operation)
+                call = Call(request, version, headers, operation, request_headers, query_params)
                 response = await handler(call)
             except ChatServiceError as exc:
                 if exc.status == 429:
@@ -311,9 +369,6 @@ def endpoint(
                 )
             return response
 
-        run.__name__ = operation
-        run.__qualname__ = handler.__qualname__
-        run.__doc__ = handler.__doc__
-        return run
+        return Endpoint(run, handler)
 
     return wrap

@@ -34,6 +34,7 @@ from threadline.protocol.errors import error_body
 from threadline.protocol.wire import encode
 
 from . import metrics
+from .coalesce import HeldHead
 from .connlimits import ConnectionLimiter
 
 __all__ = ["GuardOptions", "guarded_protocols", "raw_error"]
@@ -230,6 +231,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.parser.should_upgrade() and self._should_upgrade():
             return
+        if self.cycle is not None:  # the cycle just made for this request: one write for head and body
+            self.cycle.transport = HeldHead(self.transport, self.loop)  # type: ignore[assignment]
         self.limiter.busy(self.transport)
         self._arm(self.guard.body_timeout_seconds, self._body_timed_out)
 

@@ -47,7 +47,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
 )
 from prometheus_client.gc_collector import GCCollector
@@ -55,6 +54,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
+
+from .metrics_hot import HotMetrics
 
 __all__ = [
     "REGISTRY",
@@ -88,15 +89,8 @@ ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
 
-_REQUESTS = Counter(
-    "threadline_requests_total", "API requests answered, by operation and HTTP status.",
-    ["operation", "status"], registry=REGISTRY,
-)
-_LATENCY = Histogram(
-    "threadline_request_duration_seconds", "Time to answer an API request, by operation.",
-    ["operation"], registry=REGISTRY,
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
+_HOT = HotMetrics()
+REGISTRY.register(_HOT)
 _THROTTLED = Counter(
     "threadline_throttled_requests_total", "API requests refused with 429 TooManyRequests.",
     ["operation"], registry=REGISTRY,
@@ -149,25 +143,15 @@ _QUEUED = Gauge(
     registry=REGISTRY,
 )
 
-# Bound label children, so the hot path does one dict lookup instead of a labels() call.
-_bound: dict[tuple[str, int], tuple[Any, Any]] = {}
-
-
 def observe(operation: str, status: int, seconds: float) -> None:
-    """Count one answered request and record its latency.
+    """Count one answered request and record its latency (on the event loop: see :mod:`.metrics_hot`).
 
     Args:
         operation: the route name (``send_message``...).
         status: the HTTP status answered.
         seconds: the time taken.
     """
-    pair = _bound.get((operation, status))
-    if pair is None:
-        pair = _bound[(operation, status)] = (
-            _REQUESTS.labels(operation, str(status)), _LATENCY.labels(operation),
-        )
-    pair[0].inc()
-    pair[1].observe(seconds)
+    _HOT.observe(operation, status, seconds)
 
 
 def throttled(operation: str) -> None:
@@ -241,11 +225,6 @@ def hub_connected(connected: bool) -> None:
     _HUB_CONNECTED.set(1 if connected else 0)
 
 
-_CACHE_LOOKUPS = Counter(
-    "threadline_access_cache_lookups_total",
-    "Access cache lookups, by kind (user, member) and result (hit, miss, bypass while suspended or off).",
-    ["kind", "result"], registry=REGISTRY,
-)
 _CACHE_INVALIDATIONS = Counter(
     "threadline_access_cache_invalidations_total",
     "Access cache keys invalidated by writes of this or another node, by kind (user, thread, member).",
@@ -257,15 +236,9 @@ _CACHE_SERVING = Gauge(
     "1 while the access cache may serve; 0 while it is off or suspended (invalidation channel down).",
     registry=REGISTRY,
 )
-_lookups: dict[tuple[str, str], Any] = {}
-
-
 def access_cache_lookup(kind: str, result: str) -> None:
-    """Count one access cache lookup (``user``/``member``; ``hit``/``miss``/``bypass``)."""
-    child = _lookups.get((kind, result))
-    if child is None:
-        child = _lookups[(kind, result)] = _CACHE_LOOKUPS.labels(kind, result)
-    child.inc()
+    """Count one access cache lookup (``user``/``member``; ``hit``/``miss``/``bypass``), on the event loop."""
+    _HOT.lookup(kind, result)
 
 
 def access_cache_invalidated(kind: str, count: int = 1) -> None:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from threadline.identity.tokens import InvalidToken, TokenIssuer
@@ -73,7 +72,6 @@ __all__ = [
     "CLOSE_TRY_AGAIN",
     "CLOSE_UNAUTHORIZED",
     "PATH",
-    "RawSendCapture",
     "RealtimeManager",
     "RealtimeOptions",
     "realtime_endpoint",
@@ -115,35 +113,6 @@ class RealtimeOptions:
     close_grace_seconds: float = 5.0
     shutdown_seconds: float = 3.0
     connections_per_user: int = 20
-
-
-class RawSendCapture:
-    """ASGI middleware keeping the server's own ``send`` in WebSocket scopes.
-
-    Starlette wraps ``send``; the server's original (a bound method of the
-    uvicorn protocol) lets a stalled connection's transport be aborted, which
-    ASGI itself cannot do. Everything else passes through untouched.
-
-    Args:
-        app: the wrapped application.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Record ``send`` for WebSocket scopes and call the app.
-
-        ``/chat/realtime`` itself is served from here: skipping the router and
-        exception layers saves their coroutine frames on every idle connection.
-        """
-        if scope["type"] == "websocket":
-            scope["threadline.raw_send"] = send
-            if scope["path"] == PATH:
-                manager: RealtimeManager = scope["app"].state.realtime
-                await manager.serve(WebSocket(scope, receive, send))
-                return
-        await self.app(scope, receive, send)
 
 
 class RealtimeManager:
