@@ -114,3 +114,75 @@ async def test_partitions_start_above_a_database_of_global_positions() -> None:
             assert [e.position for e in await store.webhooks.events_after(after, 10)] == [event.position]
         finally:
             await store.close()
+
+
+async def test_lean_event_log_keeps_positions_marks_and_cursors_and_drops_the_indexes() -> None:
+    """0044 on a database with events: positions, pruned marks and webhook cursors survive."""
+    require_postgres()
+    from threadline.store.base import Effects
+    from threadline.store.positions import Cursor, partition_of
+    from threadline.store.records import MessageDraft
+
+    tid = "19:lean@thread.v2"
+    part = partition_of(tid, 32)
+    with fresh_database("threadline_lean") as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_ms BIGINT NOT NULL)"
+            )
+            for m in migrations.load("postgres"):
+                if m.version < 44:
+                    await conn.execute(m.sql)
+                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, 0)", m.version, m.name)
+            await conn.execute("INSERT INTO users (id, created_ms) VALUES ('8:acs:a', 0)")
+            await conn.execute("INSERT INTO threads (id, topic, created_ms, created_by) VALUES ($1, 't', 0, '8:acs:a')",
+                               tid)
+            await conn.execute("INSERT INTO participants (thread_id, user_id, joined_pos) VALUES ($1, '8:acs:a', 0)",
+                               tid)
+            # the partition's 1st event was pruned (its mark), the 2nd and 3rd are kept
+            await conn.execute(
+                "INSERT INTO events (position, thread_id, type, payload, created_ms) "
+                "SELECT n * 32 + $2, $1, 'old', '\\x7b7d', n * 10 FROM generate_series(2, 3) AS n", tid, part,
+            )
+            await conn.execute("UPDATE event_partitions SET value = 3, pruned = 32 + id WHERE id = $1", part)
+            handled = Cursor.start(32)
+            handled.advance(2 * 32 + part)
+            await conn.execute(
+                "INSERT INTO webhook_subscriptions (id, url, schema, status, validation_code, batch_size, "
+                "max_attempts, ttl_minutes, created_ms, cursor) "
+                "VALUES ('wh_old', 'http://127.0.0.1:9/', 'eventgrid', 'active', 'c', 1, 30, 1440, 0, $1)",
+                handled.token(),
+            )
+        finally:
+            await conn.close()
+        store = PostgresStore(url)
+        await store.open()  # applies 0044
+        try:
+            conn = await asyncpg.connect(url)
+            try:
+                indexes = {r["indexname"] for r in await conn.fetch(
+                    "SELECT indexname FROM pg_indexes WHERE tablename IN ('events', 'participants')")}
+            finally:
+                await conn.close()
+            assert "events_thread" not in indexes and "events_created" not in indexes
+            assert {"events_pkey", "events_partition", "participants_thread"} <= indexes
+            start = Cursor.start(32).after
+            assert [(e.position, e.created_ms) for e in await store.webhooks.events_after(start, 10)] == [
+                (2 * 32 + part, 20), (3 * 32 + part, 30)]
+            lows, highs = await store.event_bounds()
+            assert (lows[part], highs[part]) == (32 + part, 3 * 32 + part)
+            sub = await store.webhooks.get_subscription("wh_old")
+            assert sub is not None and sub.cursor == handled.token()
+            sent = await store.send_message(tid, MessageDraft("text", sender_id="8:acs:a", content="new"), 40,
+                                            Effects(events=lambda m: [("chatMessageReceived", b"{}")]))
+            assert [(e.position, e.recipients) for e in sent.events] == [(4 * 32 + part, ("8:acs:a",))]
+            # keeps what the subscription has not handled (after the 2nd), raises the mark to what went
+            assert await store.prune_events(35) == 1
+            assert [e.position for e in await store.webhooks.events_after(start, 10)] == [
+                3 * 32 + part, 4 * 32 + part]
+            lows, _ = await store.event_bounds()
+            assert lows[part] == 2 * 32 + part
+        finally:
+            await store.close()

@@ -43,3 +43,54 @@ async def test_webhook_cursors_become_tokens_naming_the_same_event(tmp_path: Pat
         assert sub.cursor == "p1a"
     finally:
         await store.close()
+
+
+async def test_lean_event_log_keeps_positions_and_cursors_and_drops_the_indexes(tmp_path: Path) -> None:
+    """0044 on a database with events: positions, the sequence and webhook cursors survive."""
+    from threadline.store.base import Effects
+    from threadline.store.records import MessageDraft
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                     "applied_ms INTEGER NOT NULL)")
+        for m in migrations.load("sqlite"):
+            if m.version < 44:
+                for statement in _statements(m.sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (m.version, m.name))
+        conn.execute("INSERT INTO users (id, created_ms) VALUES ('8:acs:a', 0)")
+        conn.execute("INSERT INTO threads (id, topic, created_ms, created_by) VALUES ('19:t@thread.v2', 't', 0, "
+                     "'8:acs:a')")
+        conn.execute("INSERT INTO participants (thread_id, user_id, joined_pos) "
+                     "VALUES ('19:t@thread.v2', '8:acs:a', 1)")
+        for position in (1, 2, 3):
+            conn.execute("INSERT INTO events (position, thread_id, type, payload, created_ms) "
+                         "VALUES (?, '19:t@thread.v2', 'old', x'7b7d', ?)", (position, 10 * position))
+        conn.execute("DELETE FROM events WHERE position = 1")  # pruned before the upgrade
+        conn.execute(
+            "INSERT INTO webhook_subscriptions (id, url, schema, status, validation_code, batch_size, "
+            "max_attempts, ttl_minutes, created_ms, cursor) "
+            "VALUES ('wh_old', 'http://127.0.0.1:9/', 'eventgrid', 'active', 'c', 1, 30, 1440, 0, 'p2')"
+        )
+    finally:
+        conn.close()
+    store = SqliteStore(path)
+    await store.open()  # applies 0044
+    try:
+        indexes = await store._read(lambda c: {r[0] for r in c.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('events', 'participants')")})
+        assert "events_thread" not in indexes and "events_created" not in indexes
+        assert "participants_thread" in indexes
+        assert [(e.position, e.created_ms) for e in await store.webhooks.events_after([0], 10)] == [(2, 20), (3, 30)]
+        assert await store.event_bounds() == ([1], [3])
+        sub = await store.webhooks.get_subscription("wh_old")
+        assert sub is not None and sub.cursor == "p2"
+        sent = await store.send_message("19:t@thread.v2", MessageDraft("text", sender_id="8:acs:a", content="new"),
+                                        40, Effects(events=lambda m: [("chatMessageReceived", b"{}")]))
+        assert [(e.position, e.recipients) for e in sent.events] == [(4, ("8:acs:a",))]
+        assert await store.prune_events(35) == 1  # keeps what the subscription has not handled (after 2)
+        assert [e.position for e in await store.webhooks.events_after([0], 10)] == [3, 4]
+    finally:
+        await store.close()

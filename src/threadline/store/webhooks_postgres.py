@@ -148,14 +148,20 @@ class PostgresWebhooks:
             if current is None:
                 return None
             # Per partition: just before its first kept event created at or after since_ms, else its head.
-            target = await _heads(c)
-            count = len(target)
+            # The log has no index by time: each partition's kept events are walked in position order
+            # (events_partition) up to the first one that recent. A rare admin operation, so a scan
+            # bounded by the retained log is acceptable.
+            rows = await c.fetch("SELECT id, value, pruned FROM event_partitions ORDER BY id")
+            count = len(rows)
+            target = [int(r["value"]) * count + int(r["id"]) for r in rows]
             for r in await c.fetch(
-                f"SELECT p.id AS part, min(e.position) AS low FROM events e JOIN event_partitions p "
-                f"ON p.id = e.position % {count} WHERE e.created_ms >= $1 AND e.position > p.pruned GROUP BY 1",
-                since_ms,
+                f"SELECT b.part, (SELECT e.position FROM events e WHERE e.position % {count} = b.part "
+                f"AND e.position > b.pruned AND e.created_ms >= $3 ORDER BY e.position % {count}, e.position "
+                "LIMIT 1) AS low FROM unnest($1::int[], $2::bigint[]) AS b(part, pruned)",
+                [int(r["id"]) for r in rows], [int(r["pruned"]) for r in rows], since_ms,
             ):
-                target[int(r["part"])] = int(r["low"]) - count
+                if r["low"] is not None:
+                    target[int(r["part"])] = int(r["low"]) - count
             after = read_cursor(str(current), count).after
             token = Cursor([min(a, t) for a, t in zip(after, target, strict=True)]).token()
             await c.execute(wh.REWIND.postgres, token, sub_id)

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SqliteWebhooks"]
 
+#: The first event after a position created at or after a time; arguments: position, time.
+_FIRST_SINCE = "SELECT position FROM events WHERE position > ? AND created_ms >= ? ORDER BY position LIMIT 1"
+
 
 def _position(c: sqlite3.Connection) -> int:
     row = c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
@@ -131,12 +134,25 @@ class SqliteWebhooks:
         return await self._store._write(lambda c: c.execute(wh.REQUEST_REPLAY.sqlite, (sub_id,)).rowcount)
 
     async def rewind(self, sub_id: str, since_ms: int) -> str | None:
+        # The log has no index by time: the first event created at or after since_ms (the lowest
+        # such position, as created_ms may step back) is found by walking the kept log in position
+        # order on a read connection. A rare admin operation, so a scan bounded by the retained
+        # log is acceptable; the write only looks at the events appended since that read.
+        def first_since(c: sqlite3.Connection) -> tuple[int | None, int]:
+            row = c.execute(_FIRST_SINCE, (0, since_ms)).fetchone()
+            return (int(row[0]) if row is not None else None), _position(c)
+
+        found, seen = await self._store._read(first_since)
+
         def run(c: sqlite3.Connection) -> str | None:
             current = c.execute(wh.GET_CURSOR.sqlite, (sub_id,)).fetchone()
             if current is None:
                 return None
-            row = c.execute("SELECT min(position) FROM events WHERE created_ms >= ?", (since_ms,)).fetchone()
-            target = int(row[0]) - 1 if row[0] is not None else _position(c)
+            first = found
+            if first is None:
+                row = c.execute(_FIRST_SINCE, (seen, since_ms)).fetchone()
+                first = int(row[0]) if row is not None else None
+            target = first - 1 if first is not None else _position(c)
             token = Cursor([min(target, read_cursor(current[0], 1).after[0])]).token()
             c.execute(wh.REWIND.sqlite, (token, sub_id))
             return token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from .. import dialect
@@ -11,6 +12,35 @@ from ..webhooks import keep_bounds
 from .core import Connection, PostgresCore
 
 __all__ = ["PostgresEvents"]
+
+
+@functools.cache
+def _prune_sql(count: int) -> tuple[str, str]:
+    """The pruner's two statements for ``count`` partitions (see :meth:`PostgresEvents.prune_events`).
+
+    The first finds, per partition, the last position that may go: the one before its first
+    event created at or after the cutoff, up to ``top`` (its committed head, or the webhook
+    bound below it); arguments: partitions, tops, cutoff. The second deletes those ranges and
+    raises the pruned marks; arguments: partitions, last positions. Positions above zero only:
+    a write in progress holds its events under negative placeholders. Events from before
+    partitions (0040) lie below every mark, in the partition their number falls in, and go
+    with its prefix. Both read ``events_partition``, as ``position % count`` (0042).
+    """
+    part = f"e.position % {count}"
+    last = (
+        f"SELECT b.part, coalesce((SELECT e.position - {count} FROM events e WHERE {part} = b.part "
+        "AND e.position > 0 AND e.position <= b.top AND e.created_ms >= $3 "
+        f"ORDER BY {part}, e.position LIMIT 1), b.top) AS last "
+        "FROM unnest($1::int[], $2::bigint[]) AS b(part, top)"
+    )
+    delete = (
+        "WITH d AS (DELETE FROM events e USING unnest($1::int[], $2::bigint[]) AS f(part, last) "
+        f"WHERE {part} = f.part AND e.position > 0 AND e.position <= f.last RETURNING e.position), "
+        f"m AS (SELECT position % {count} AS part, max(position) AS top FROM d GROUP BY 1), "
+        "u AS (UPDATE event_partitions SET pruned = greatest(pruned, m.top) FROM m WHERE id = m.part) "
+        "SELECT count(*) FROM d"
+    )
+    return last, delete
 
 
 class PostgresEvents(PostgresCore):
@@ -38,26 +68,33 @@ class PostgresEvents(PostgresCore):
         return [int(r["pruned"]) for r in rows], [int(r["head"]) for r in rows]
 
     async def prune_events(self, before_ms: int) -> int:
-        """Drop events created before ``before_ms`` that every webhook subscription has handled.
+        """Drop, per partition, the old prefix of the log that every webhook subscription has handled.
 
-        Raises each partition's pruned mark; returns how many. The webhook rule is per
-        partition: an event stays while it is above some subscription's cursor in its partition.
+        Old: created before ``before_ms``. The log has no index by time: created_ms follows a
+        partition's positions closely but not strictly (clocks step), so each partition's events
+        are walked in position order (``events_partition``) up to the first one young enough,
+        and those before it go. That reads only what is deleted, and one event per partition
+        more; an old event after a young one waits for a later prune, and no event created at
+        or after the cutoff is ever deleted. The webhook rule is per partition: an event stays
+        while it is above some subscription's cursor in its partition. Raises each partition's
+        pruned mark.
+
+        Returns:
+            How many events were deleted.
         """
         count = int(self.partitions)
 
         async def run(c: Connection) -> int:
             tokens = [str(r["cursor"]) for r in await c.fetch("SELECT cursor FROM webhook_subscriptions FOR SHARE")]
             keep = keep_bounds(tokens, count)
-            value = await c.fetchval(
-                "WITH d AS (DELETE FROM events WHERE created_ms < $1 "
-                f"AND ($2::bigint[] IS NULL OR position <= ($2::bigint[])[position % {count} + 1]) "
-                "RETURNING position), "
-                f"m AS (SELECT position % {count} AS part, max(position) AS top FROM d WHERE position > 0 GROUP BY 1), "
-                "u AS (UPDATE event_partitions SET pruned = greatest(pruned, m.top) FROM m WHERE id = m.part) "
-                "SELECT count(*) FROM d",
-                before_ms, keep,
-            )
-            return int(value)
+            heads = await c.fetch("SELECT id, value FROM event_partitions ORDER BY id")
+            parts = [int(r["id"]) for r in heads]
+            tops = [int(r["value"]) * count + part for r, part in zip(heads, parts, strict=True)]
+            if keep is not None:
+                tops = [min(top, keep[part]) for top, part in zip(tops, parts, strict=True)]
+            find, delete = _prune_sql(count)
+            lasts = {int(r["part"]): int(r["last"]) for r in await c.fetch(find, parts, tops, before_ms)}
+            return int(await c.fetchval(delete, parts, [lasts[part] for part in parts]))
 
         return await self._write(run)
 

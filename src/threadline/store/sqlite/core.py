@@ -33,12 +33,13 @@ _RECIPIENT_RULE = (
 #: The rule for an event already logged; parameters: thread, position, position, message time twice.
 _RECIPIENT = _RECIPIENT_RULE.format(thread="?", position="?", message_ms="?")
 _LOG_EVENT = (
-    "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?, ?, ?, ?, ?) RETURNING position"
+    "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
+    "RETURNING position"
 )
 #: The same insert, returning the new event's recipients too (a JSON array), read in the same statement.
-_NEW_EVENT_RECIPIENT = _RECIPIENT_RULE.format(
-    thread="events.thread_id", position="events.position", message_ms="events.message_ms"
-)
+#: The thread and message time are the insert's own parameters: SQLite looks the members up through
+#: ``participants_thread`` for a parameter, but scans the table for ``events.thread_id``.
+_NEW_EVENT_RECIPIENT = _RECIPIENT_RULE.format(thread="?1", position="events.position", message_ms="?5")
 _LOG_EVENT_AND_RECIPIENTS = (
     f"{_LOG_EVENT}, (SELECT json_group_array(p.user_id) FROM participants p WHERE {_NEW_EVENT_RECIPIENT})"
 )
