@@ -350,3 +350,22 @@ def test_a_bulk_write_goes_to_the_thread_even_when_idle(tmp_path: Path) -> None:
     assert ran_on != threading.get_ident()
     assert (writer.writes, writer.inline_writes) == (1, 0)
     assert rows(path) == [(1, "v1")]
+
+
+def test_the_store_writer_keeps_savepoint_journals_in_memory(tmp_path: Path) -> None:
+    """Each write of a group is a SAVEPOINT; its statement journal must not be a temporary file."""
+
+    async def main() -> tuple[int, int]:
+        store = SqliteStore(tmp_path / "s.db")
+        await store.open()
+        try:
+            await store.create_user(UserRecord("8:acs:temp", 1))
+            written = await store._write(lambda c: int(c.execute("PRAGMA temp_store").fetchone()[0]))
+            read = await store._peek(lambda c: int(c.execute("PRAGMA temp_store").fetchone()[0]))
+            return written, read
+        finally:
+            await store.close()
+
+    written, read = asyncio.run(main())
+    assert written == 2  # MEMORY
+    assert read == 0  # readers keep the default: their sorts may be large

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..admin_queries import SqliteAdminQueries
 from ..webhooks_sqlite import SqliteWebhooks
 from ..writer import Writer
-from .core import _connect
+from .core import _write_connection
 from .events import SqliteEvents
 from .identities import SqliteIdentities
 from .messages import SqliteMessages
@@ -42,7 +42,7 @@ class SqliteStore(SqliteIdentities, SqliteThreads, SqliteParticipants, SqliteMes
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        writer = Writer(lambda: _connect(self.path, self._synchronous), inline=self._synchronous == "NORMAL")
+        writer = Writer(lambda: _write_connection(self.path, self._synchronous), inline=self._synchronous == "NORMAL")
         await writer.start(migrate)
         self._writer = writer
         self._reader = ThreadPoolExecutor(self._readers, thread_name_prefix="threadline-sqlite-reader")
