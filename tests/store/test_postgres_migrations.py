@@ -15,6 +15,17 @@ from ..pg import fresh_database, require_postgres
 pytestmark = pytest.mark.anyio
 
 
+async def _schema_before(conn: asyncpg.Connection, version: int) -> None:
+    """Apply the migrations below ``version`` and record them, as a store of that age left its database."""
+    await conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)"
+    )
+    for m in migrations.load("postgres"):
+        if m.version < version:
+            await conn.execute(m.sql)
+            await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, 0)", m.version, m.name)
+
+
 async def test_nodes_starting_at_once_migrate_once() -> None:
     require_postgres()
     with fresh_database("threadline_migrate") as url:
@@ -59,14 +70,7 @@ async def test_partitions_start_above_a_database_of_global_positions() -> None:
     with fresh_database("threadline_upgrade") as url:
         conn = await asyncpg.connect(url)
         try:
-            await conn.execute(
-                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                "applied_ms BIGINT NOT NULL)"
-            )
-            for m in migrations.load("postgres"):
-                if m.version < 40:  # the schema as it was before event partitions
-                    await conn.execute(m.sql)
-                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, 0)", m.version, m.name)
+            await _schema_before(conn, 40)
             tid = "19:upgrade@thread.v2"
             await conn.execute("INSERT INTO users (id, created_ms) VALUES ('8:acs:a', 0), ('8:acs:b', 0)")
             await conn.execute(
@@ -128,14 +132,7 @@ async def test_lean_event_log_keeps_positions_marks_and_cursors_and_drops_the_in
     with fresh_database("threadline_lean") as url:
         conn = await asyncpg.connect(url)
         try:
-            await conn.execute(
-                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                "applied_ms BIGINT NOT NULL)"
-            )
-            for m in migrations.load("postgres"):
-                if m.version < 44:
-                    await conn.execute(m.sql)
-                    await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2, 0)", m.version, m.name)
+            await _schema_before(conn, 44)
             await conn.execute("INSERT INTO users (id, created_ms) VALUES ('8:acs:a', 0)")
             await conn.execute("INSERT INTO threads (id, topic, created_ms, created_by) VALUES ($1, 't', 0, '8:acs:a')",
                                tid)

@@ -14,18 +14,23 @@ from threadline.store.sqlite import SqliteStore, _statements
 pytestmark = pytest.mark.anyio
 
 
+def _schema_before(conn: sqlite3.Connection, version: int) -> None:
+    """Apply the migrations below ``version`` and record them, as a store of that age left its file."""
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 "applied_ms INTEGER NOT NULL)")
+    for m in migrations.load("sqlite"):
+        if m.version < version:
+            for statement in _statements(m.sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (m.version, m.name))
+
+
 async def test_webhook_cursors_become_tokens_naming_the_same_event(tmp_path: Path) -> None:
     """0041: SQLite has one partition whose positions are the old ones, so cursor 26 becomes 'p1a'."""
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                     "applied_ms INTEGER NOT NULL)")
-        for m in migrations.load("sqlite"):
-            if m.version < 41:  # the schema before webhook cursor tokens
-                for statement in _statements(m.sql):
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (m.version, m.name))
+        _schema_before(conn, 41)
         conn.execute(
             "INSERT INTO webhook_subscriptions (id, url, schema, event_types, status, validation_code, batch_size, "
             "max_attempts, ttl_minutes, created_ms, cursor, attempts) "
@@ -53,13 +58,7 @@ async def test_lean_event_log_keeps_positions_and_cursors_and_drops_the_indexes(
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                     "applied_ms INTEGER NOT NULL)")
-        for m in migrations.load("sqlite"):
-            if m.version < 44:
-                for statement in _statements(m.sql):
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (m.version, m.name))
+        _schema_before(conn, 44)
         conn.execute("INSERT INTO users (id, created_ms) VALUES ('8:acs:a', 0)")
         conn.execute("INSERT INTO threads (id, topic, created_ms, created_by) VALUES ('19:t@thread.v2', 't', 0, "
                      "'8:acs:a')")
