@@ -98,7 +98,7 @@ def _ms(value: str | None) -> float:
 
 
 def _first(pattern: str, text: str) -> str | None:
-    found = re.search(pattern, text)
+    found = re.search(pattern, text, re.M)
     return found.group(1) if found else None
 
 
@@ -123,8 +123,9 @@ def run_wrk(base: str, targets: list[tuple[str, str]], connections: int, seconds
         os.unlink(script.name)
     rps = float(_first(r"Requests/sec:\s+([\d.]+)", out) or 0)
     requests = int(_first(r"(\d+) requests in", out) or 0)
-    p50 = _ms(_first(r"50%\s+(\S+)", out))
-    p99 = _ms(_first(r"99%\s+(\S+)", out))
+    # anchored: "Latency ... 70.50%" (the +/- Stdev column) must not read as the 50% percentile
+    p50 = _ms(_first(r"^\s+50%\s+(\S+)", out))
+    p99 = _ms(_first(r"^\s+99%\s+(\S+)", out))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     failed = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in failed.groups()) if failed else 0)
