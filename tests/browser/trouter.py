@@ -10,10 +10,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import requests
 
 from tests.conftest import RunningServer
+from threadline.store import positions
 
-__all__ = ["TrouterClient", "allocate", "connect"]
+__all__ = ["TrouterClient", "ahead", "allocate", "connect", "connected_args", "metric"]
 
 
 async def allocate(session: aiohttp.ClientSession, server: RunningServer, token: str,
@@ -113,3 +115,24 @@ async def connect(session: aiohttp.ClientSession, server: RunningServer, token: 
     assert client.packets[0] == "1::"
     assert client.packets[1].startswith('5:::{"name":"trouter.connected"')
     return client
+
+
+def connected_args(client: object) -> list[dict[str, object]]:
+    """The arguments of every ``trouter.connected`` the client received."""
+    packets: list[str] = client.packets  # type: ignore[attr-defined]
+    return [json.loads(p[4:])["args"][0] for p in packets if p.startswith('5:::{"name":"trouter.connected"')]
+
+
+def ahead(new: str, old: str) -> bool:
+    """Whether resume token ``new`` is past ``old`` (no partition behind, one ahead)."""
+    a, b = positions.parse(new), positions.parse(old)
+    assert isinstance(a, positions.Cursor) and isinstance(b, positions.Cursor)
+    return a != b and all(x >= y for x, y in zip(a.after, b.after, strict=True))
+
+
+def metric(server: RunningServer, name: str) -> float:
+    """One sample of the server's ``/metrics`` (0 when absent)."""
+    for line in requests.get(f"{server.http_endpoint}/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
