@@ -55,7 +55,7 @@ async def test_a_turns_sends_to_one_thread_are_one_statement_and_each_fails_alon
             return_exceptions=True,
         )
         assert store.send_turn.statements == 2 and store.send_turn.sends == 8  # the warm-up's and this turn's
-        assert len(statements) == 1 and "threadline_send_many" in statements[0]
+        assert len(statements) == 1 and "threadline_send_batch" in statements[0]
         listed = await store.list_messages(tid, before_seq=None, min_created_ms=0, limit=20)
         replay = await store.events_since(b, 0, 100)
     finally:

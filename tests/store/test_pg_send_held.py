@@ -1,7 +1,7 @@
 """At most one batch in flight per thread: a busy thread's sends are held, in order, then go out together.
 
 A batch is kept in flight by holding its thread's row lock from another connection (as a long
-write on another node would): ``threadline_send_many`` and ``threadline_send`` both lock the
+write on another node would): ``threadline_send_batch`` and ``threadline_send`` both lock the
 thread row first, so the batch waits there until the test lets go.
 """
 

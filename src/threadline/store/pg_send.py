@@ -20,11 +20,13 @@ to anyone: the real values replace them everywhere), and the replacement is the
 same code path on both sides (``replace`` on text).
 
 The sends made in the same turn of the event loop are written together
-(:class:`SendTurn`): one ``threadline_send_many`` statement (migration 0043) runs each
-in its own subtransaction, so a thread's row and its partition's counter are taken
+(:class:`SendTurn`): one ``threadline_send_batch`` statement (migration 0045) decides and
+writes them set-based, so a thread's row and its partition's counter are taken and updated
 once and every lock is released by one commit instead of being handed from send to
 send, each waiting for the previous commit. A send refused there (thread gone, sender not a
-member) fails alone; a lone send takes the one-send statement as before.
+member) fails alone; a lone send takes the one-send statement as before. (It writes exactly
+what ``threadline_send_many``, migration 0043, wrote running each send through the one-send
+function in a subtransaction: tests/store/test_pg_send_batch_equivalence.py compares them.)
 
 A thread has at most one batch in flight per process: a send to a thread whose batch is
 still being written is held, in order, and joins the next batch once that one has ended. On
@@ -56,7 +58,7 @@ _SQL = (
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 )
 _SQL_MANY = (
-    "SELECT refused, replayed, seq, message_id, base, recipients FROM threadline_send_many("
+    "SELECT refused, replayed, seq, message_id, base, recipients FROM threadline_send_batch("
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 )
 #: The most sends one statement writes (each is a subtransaction; PostgreSQL tracks 64 per backend cheaply).
@@ -170,8 +172,8 @@ async def send_in_one_statement(conn: Any, send: Prepared, partitions: int) -> O
 async def send_many(conn: Any, sends: list[Prepared], partitions: int) -> list[Outcome[MessageRecord] | NotAllowed]:
     """Write sends (each :attr:`Prepared.batchable`) in one statement and commit.
 
-    ``sends`` must be ordered by (partition, thread): the order the statement takes its
-    partition counters in (see migration 0043).
+    ``sends`` must keep each thread's sends in the order they were made (their sequence ids
+    and positions follow it); ordered by (partition, thread) as :class:`SendTurn` does.
 
     Returns:
         Per send, in order, its outcome or the :class:`NotAllowed` that refused it alone.
@@ -190,7 +192,7 @@ async def send_many(conn: Any, sends: list[Prepared], partitions: int) -> list[O
         [partition_of(s.thread_id, partitions) for s in sends], partitions,
     )
     if len(rows) != len(sends):  # pragma: no cover - the function returns one row per send
-        raise RuntimeError(f"threadline_send_many returned {len(rows)} rows for {len(sends)} sends")
+        raise RuntimeError(f"threadline_send_batch returned {len(rows)} rows for {len(sends)} sends")
     return [
         NotAllowed(thread_missing=row["refused"] == "TL404") if row["refused"] is not None
         else _outcome(send, row, partitions)
@@ -267,7 +269,7 @@ class SendTurn:
         """Start batches for the waiting sends of every thread without a batch in flight."""
         self._flush_due = False
         partitions = self._partitions()
-        # the statement's lock order (migration 0043); a thread's sends keep their order
+        # the statement's lock order (migrations 0043, 0045); a thread's sends keep their order
         ready = [t for t in self._waiting if t not in self._busy]
         ready.sort(key=lambda t: (partition_of(t, partitions), t))
         batch: list[_Pending] = []
