@@ -119,3 +119,23 @@ def test_a_bad_origin_setting_is_one_line(tmp_path) -> None:  # type: ignore[no-
     assert done.returncode == 2
     assert done.stderr.strip() == ("threadline serve: error: --cors-origins: not an origin (scheme://host[:port]): "
                                    "'ftp://x'; use * or comma-separated origins such as https://app.example")
+
+
+def test_routing_errors_carry_cors_headers_and_a_request_without_origin_gets_none(server: RunningServer) -> None:
+    """A page reads the ACS body of a 404 or 405 (not a CORS failure); a request without Origin needs no CORS."""
+    missing = requests.get(f"{server.http_endpoint}/no/such/path", headers={"Origin": PAGE}, timeout=10)
+    assert missing.status_code == 404
+    assert missing.headers["access-control-allow-origin"] == "*"
+    assert missing.headers["x-ms-error-code"] == missing.json()["error"]["code"]
+    wrong = requests.put(f"{server.http_endpoint}/health", headers={"Origin": PAGE}, timeout=10)
+    assert wrong.status_code == 405
+    assert wrong.headers["access-control-allow-origin"] == "*"
+    assert wrong.headers["x-ms-error-code"] == "MethodNotAllowed"
+    assert "GET" in wrong.headers["allow"]
+    plain = requests.get(f"{server.http_endpoint}/no/such/path", timeout=10)
+    assert plain.status_code == 404
+    assert plain.headers["x-ms-error-code"] == plain.json()["error"]["code"]
+    assert not any(name.lower().startswith("access-control-") for name in plain.headers)
+    health = requests.get(f"{server.http_endpoint}/health", timeout=10)
+    assert health.status_code == 200
+    assert not any(name.lower().startswith("access-control-") for name in health.headers)

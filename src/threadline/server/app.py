@@ -126,7 +126,7 @@ class _App(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         """The router behind one :class:`Edge` (instead of Starlette's five layers)."""
         cls, args, kwargs = cors_middleware(self._cors_origins)
-        return Edge(self.router, cls(self.router, *args, **kwargs), _http_error)
+        return Edge(self.router, lambda inner: cls(inner, *args, **kwargs), _http_error)
 
 
 def create_app(settings: Settings, store: Store, hub: Hub, access: Access | None = None) -> Starlette:

@@ -12,7 +12,8 @@ changing:
 * A request carrying ``Origin`` goes through Starlette's CORS middleware (``cors.py``
   configures it); one without needs no CORS header and skips it.
 * The router's 404 and 405 (raised as ``HTTPException`` before any answer starts)
-  are answered in the ACS shape by ``on_http_error``.
+  are answered in the ACS shape by ``on_http_error``, inside the CORS layer, so a
+  page can read them.
 * WebSocket scopes keep the server's own ``send`` in ``threadline.raw_send`` (a stalled
   connection's transport can then be aborted, which ASGI cannot do), and
   ``/chat/realtime`` is served from here without the router's frames on every idle
@@ -28,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -46,14 +46,15 @@ class Edge:
 
     Args:
         app: the router.
-        cors: Starlette's CORS middleware around the same router (``cors.cors_middleware``).
+        cors: wraps an ASGI app in Starlette's CORS middleware (``cors.cors_middleware``'s settings).
         on_http_error: answers an ``HTTPException`` raised by routing (404, 405).
     """
 
-    def __init__(self, app: ASGIApp, cors: CORSMiddleware, on_http_error: ErrorHandler) -> None:
+    def __init__(self, app: ASGIApp, cors: Callable[[ASGIApp], ASGIApp], on_http_error: ErrorHandler) -> None:
         self.app = app
-        self.cors = cors
         self.on_http_error = on_http_error
+        #: the routed app behind CORS, so a 404/405 answer carries the CORS headers too
+        self.cors = cors(self._routed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection scope."""
@@ -62,12 +63,10 @@ class Edge:
             path: str = scope["path"]
             if path.startswith("//"):
                 scope = {**scope, "path": "/" + path.lstrip("/")}
-            inner = self.cors if _has_origin(scope) else self.app
-            try:
-                await inner(scope, receive, send)
-            except HTTPException as exc:  # routing's 404/405: raised before anything was sent
-                response = await self.on_http_error(Request(scope, receive, send), exc)
-                await response(scope, receive, send)
+            if _has_origin(scope):
+                await self.cors(scope, receive, send)
+            else:
+                await self._routed(scope, receive, send)
             return
         if kind == "websocket":
             path = scope["path"]
@@ -78,6 +77,14 @@ class Edge:
                 await scope["app"].state.realtime.serve(WebSocket(scope, receive, send))
                 return
         await self.app(scope, receive, send)
+
+    async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route an HTTP request; routing's 404/405 (raised before anything was sent) in the ACS shape."""
+        try:
+            await self.app(scope, receive, send)
+        except HTTPException as exc:
+            response = await self.on_http_error(Request(scope, receive, send), exc)
+            await response(scope, receive, send)
 
 
 def _has_origin(scope: Scope) -> bool:
