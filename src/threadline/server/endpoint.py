@@ -65,8 +65,8 @@ class Call:
                  "ticket")
 
     def __init__(
-        self, request: Request, api_version: str, headers: dict[str, str], operation: str = "",
-        request_headers: dict[str, str] | None = None, query_params: dict[str, str] | None = None,
+        self, request: Request, api_version: str, headers: dict[str, str], operation: str,
+        request_headers: dict[str, str], query_params: dict[str, str],
     ) -> None:
         self.request = request
         self.api_version = api_version
@@ -76,9 +76,9 @@ class Call:
         self.operation = operation
         self.ticket: Ticket | None = None
         #: the request's headers by lower-cased name (the first of repeated ones), read once.
-        self.request_headers = request_headers if request_headers is not None else header_dict(request.scope)
+        self.request_headers = request_headers
         #: the query parameters (the last of repeated ones), parsed once.
-        self.query_params = query_params if query_params is not None else query_dict(request.scope)
+        self.query_params = query_params
 
     def path(self, name: str) -> str:
         """A path parameter (an id), percent-decoded.
@@ -177,7 +177,7 @@ BOUNDED_HEADERS: dict[str, int] = {
 }
 
 
-def header_dict(scope: Scope) -> dict[str, str]:
+def _header_dict(scope: Scope) -> dict[str, str]:
     """A request's headers by name, decoded once (as Starlette's ``Headers.get`` reads them: the first wins).
 
     Servers hand ASGI apps lower-cased header names.
@@ -185,7 +185,7 @@ def header_dict(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(scope["headers"])}
 
 
-def query_dict(scope: Scope) -> dict[str, str]:
+def _query_dict(scope: Scope) -> dict[str, str]:
     """A request's query parameters, as Starlette's ``QueryParams.get`` reads them (the last wins).
 
     A query with nothing to unescape (no ``%`` or ``+``: the usual ``api-version=...``)
@@ -305,7 +305,7 @@ def endpoint(versions: tuple[str, ...]) -> Callable[[Callable[[Call], Awaitable[
         async def run(request: Request) -> Response:
             started = time.perf_counter()
             scope = request.scope
-            request_headers = header_dict(scope)
+            request_headers = _header_dict(scope)
             client_id = request_headers.get("x-ms-client-request-id")
             if client_id is not None and (len(client_id) > MAX_REQUEST_ID_CHARS or "\x00" in client_id):
                 client_id = None  # not echoed; refused below
@@ -316,7 +316,7 @@ def endpoint(versions: tuple[str, ...]) -> Callable[[Callable[[Call], Awaitable[
             call = None
             state = request.app.state
             try:
-                query_params = query_dict(scope)
+                query_params = _query_dict(scope)
                 version = query_params.get("api-version")
                 if not version:
                     raise ChatServiceError(
