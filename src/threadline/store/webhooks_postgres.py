@@ -29,12 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["PostgresWebhooks"]
 
 
-async def _heads(c: Connection) -> list[int]:
-    """Per partition, the highest committed position (``value * count + id``)."""
-    rows = await c.fetch("SELECT id, value FROM event_partitions ORDER BY id")
-    return [int(r["value"]) * len(rows) + int(r["id"]) for r in rows]
-
-
 def _count(status: str) -> int:
     return int(str(status).rsplit(" ", 1)[-1])
 
@@ -47,7 +41,7 @@ class PostgresWebhooks:
 
     async def add_subscription(self, sub: SubscriptionRecord) -> None:
         async def run(c: Connection) -> None:
-            sub.cursor = Cursor(await _heads(c)).token()
+            sub.cursor = Cursor(await self._heads(c)).token()
             await c.execute(wh.ADD_SUBSCRIPTION.postgres, *subscription_params(sub))
 
         await self._store._write(run)
@@ -130,7 +124,11 @@ class PostgresWebhooks:
         return await self._store._read(run)
 
     async def latest_positions(self) -> list[int]:
-        return await self._store._read(_heads)
+        return await self._store._read(self._heads)
+
+    async def _heads(self, c: Connection) -> list[int]:
+        """Per partition, the highest committed position."""
+        return (await self._store._partition_marks(c))[1]
 
     async def list_deadletters(self, sub_id: str, limit: int) -> list[DeadLetterRecord]:
         rows = await self._store._read(lambda c: c.fetch(wh.LIST_DEADLETTERS.postgres, sub_id, limit))
@@ -151,14 +149,13 @@ class PostgresWebhooks:
             # The log has no index by time: each partition's kept events are walked in position order
             # (events_partition) up to the first one that recent. A rare admin operation, so a scan
             # bounded by the retained log is acceptable.
-            rows = await c.fetch("SELECT id, value, pruned FROM event_partitions ORDER BY id")
-            count = len(rows)
-            target = [int(r["value"]) * count + int(r["id"]) for r in rows]
+            pruned, target = await self._store._partition_marks(c)
+            count = len(target)
             for r in await c.fetch(
                 f"SELECT b.part, (SELECT e.position FROM events e WHERE e.position % {count} = b.part "
                 f"AND e.position > b.pruned AND e.created_ms >= $3 ORDER BY e.position % {count}, e.position "
                 "LIMIT 1) AS low FROM unnest($1::int[], $2::bigint[]) AS b(part, pruned)",
-                [int(r["id"]) for r in rows], [int(r["pruned"]) for r in rows], since_ms,
+                list(range(count)), pruned, since_ms,
             ):
                 if r["low"] is not None:
                     target[int(r["part"])] = int(r["low"]) - count

@@ -61,11 +61,17 @@ class PostgresEvents(PostgresCore):
 
     async def event_bounds(self) -> tuple[list[int], list[int]]:
         """Per partition: the highest pruned position (or the start), and the highest committed one."""
-        count = int(self.partitions)
-        rows = await self._read(
-            lambda c: c.fetch(f"SELECT id, value * {count} + id AS head, pruned FROM event_partitions ORDER BY id")
-        )
-        return [int(r["pruned"]) for r in rows], [int(r["head"]) for r in rows]
+        return await self._read(self._partition_marks)
+
+    @staticmethod
+    async def _partition_marks(c: Connection) -> tuple[list[int], list[int]]:
+        """Per partition, in id order: its pruned mark and its head (the highest committed position).
+
+        A partition's n-th event is at ``n * count + id`` (migration 0040), so its head is ``value * count + id``.
+        """
+        rows = await c.fetch("SELECT id, value, pruned FROM event_partitions ORDER BY id")
+        count = len(rows)
+        return [int(r["pruned"]) for r in rows], [int(r["value"]) * count + int(r["id"]) for r in rows]
 
     async def prune_events(self, before_ms: int) -> int:
         """Drop, per partition, the old prefix of the log that every webhook subscription has handled.
@@ -87,11 +93,10 @@ class PostgresEvents(PostgresCore):
         async def run(c: Connection) -> int:
             tokens = [str(r["cursor"]) for r in await c.fetch("SELECT cursor FROM webhook_subscriptions FOR SHARE")]
             keep = keep_bounds(tokens, count)
-            heads = await c.fetch("SELECT id, value FROM event_partitions ORDER BY id")
-            parts = [int(r["id"]) for r in heads]
-            tops = [int(r["value"]) * count + part for r, part in zip(heads, parts, strict=True)]
+            _, tops = await self._partition_marks(c)
+            parts = list(range(len(tops)))
             if keep is not None:
-                tops = [min(top, keep[part]) for top, part in zip(tops, parts, strict=True)]
+                tops = [min(top, bound) for top, bound in zip(tops, keep, strict=True)]
             find, delete = _prune_sql(count)
             lasts = {int(r["part"]): int(r["last"]) for r in await c.fetch(find, parts, tops, before_ms)}
             return int(await c.fetchval(delete, parts, [lasts[part] for part in parts]))
