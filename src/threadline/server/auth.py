@@ -50,8 +50,8 @@ async def admit(call: Call, actor: Actor | None) -> None:
             429 when a budget is spent.
     """
     admission = getattr(call.state, "admission", None)
-    if admission is None:
-        return
+    if admission is None or not admission.charges(call.operation):
+        return  # nothing to charge: not even the thread id is read
     thread_id = call.path("thread_id") if "thread_id" in call.request.path_params else None
     call.ticket = await admission.admit(call.operation, actor, thread_id)
 

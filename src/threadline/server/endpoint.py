@@ -113,19 +113,35 @@ class Call:
         return value or None
 
     async def body(self) -> bytes:
-        """The raw body, refused past the configured size."""
+        """The raw body, refused past the configured size (read once: a route calls this at most once).
+
+        Raises:
+            ChatServiceError: 400 when the body is larger than ``limits.body_bytes``.
+            ClientDisconnect: the client went away (or its body deadline passed) first.
+        """
         limit: int = self.state.settings.limits.body_bytes
         declared = self.request_headers.get("content-length")
         if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise ChatServiceError(ErrorKind.INVALID, f"The request body exceeds {limit} bytes.")
+        # Straight from ``receive`` (Starlette's ``Request.stream`` is an async generator: a
+        # frame and a hook more for what is nearly always one message).
+        receive = self.request.receive
         chunks = []
         size = 0
-        async for chunk in self.request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ChatServiceError(ErrorKind.INVALID, f"The request body exceeds {limit} bytes.")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise ChatServiceError(ErrorKind.INVALID, f"The request body exceeds {limit} bytes.")
+                if chunk:
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            elif kind == "http.disconnect":
+                raise ClientDisconnect()
 
     async def model(self, into: type[T], *, empty: T | None = None) -> T:
         """Read and decode the JSON body (see :meth:`decode`)."""
@@ -234,8 +250,36 @@ def _refuse_nul_in(value: Any, path: str) -> None:
             _refuse_nul_in(item, f"{path}[{index}]")
 
 
+class _JsonAnswer(Response):
+    """A JSON answer whose raw headers are built in one pass (what ``Response.__init__`` would make of them)."""
+
+    media_type = JSON
+
+    def __init__(self, body: bytes, status: int, headers: dict[str, str]) -> None:
+        self.status_code = status
+        self.background = None
+        self.body = body
+        raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+        raw.append((b"content-length", str(len(body)).encode()))
+        raw.append((b"content-type", _JSON_BYTES))
+        self.raw_headers = raw
+
+
+_JSON_BYTES = JSON.encode("latin-1")
+
+
 def json(call: Call, model: Any, status: int = 200) -> Response:
-    return Response(encode(model), status_code=status, media_type=JSON, headers=call.headers)
+    """A JSON answer carrying the call's headers.
+
+    Args:
+        call: the request (its ``headers`` are the answer's).
+        model: what to encode (a wire model or plain data).
+        status: a status with a body (not 1xx, 204 or 304).
+
+    Returns:
+        The response.
+    """
+    return _JsonAnswer(encode(model), status, call.headers)
 
 
 def no_content(call: Call, status: int = 204) -> Response:

@@ -27,4 +27,5 @@ class Actor:
     @property
     def can_chat(self) -> bool:
         """Read and write messages: any chat scope."""
-        return any(s.startswith("chat") for s in self.scopes)
+        scopes = self.scopes
+        return "chat" in scopes or any(s.startswith("chat") for s in scopes)

@@ -54,6 +54,17 @@ class Admission:
         """The rate limiter (None when throttling is off)."""
         return self._throttle
 
+    def charges(self, operation: str) -> bool:
+        """Whether :meth:`admit` would charge anything for the operation (False with throttling off).
+
+        Args:
+            operation: the route name.
+
+        Returns:
+            True when the operation has rate budgets.
+        """
+        return self._throttle is not None and bool(self._throttle.rules(operation))
+
     async def admit(self, operation: str, actor: Actor | None, thread_id: str | None = None) -> Ticket | None:
         """Check the caller's right to the operation's budgets, then take one slot of each.
 
