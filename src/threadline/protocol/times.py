@@ -13,6 +13,7 @@ stored, read back and formatted.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -39,7 +40,13 @@ def _utc_seconds(ms: int) -> str:
     Clamping only matters for rows written before the range was enforced: whatever a
     database holds, a read can always format it. ``isoformat`` always writes four year digits.
     """
-    return (_NAIVE_EPOCH + timedelta(seconds=min(max(ms, MIN_MS), MAX_MS) // 1000)).isoformat()[:19]
+    return _second_text(min(max(ms, MIN_MS), MAX_MS) // 1000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_text(seconds: int) -> str:
+    """The text of one epoch second (remembered: a busy server formats the same few seconds again and again)."""
+    return (_NAIVE_EPOCH + timedelta(seconds=seconds)).isoformat()[:19]
 
 
 def format_ms(ms: int) -> str:
