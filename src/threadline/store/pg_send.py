@@ -20,7 +20,7 @@ to anyone: the real values replace them everywhere), and the replacement is the
 same code path on both sides (``replace`` on text).
 
 The sends made in the same turn of the event loop are written together
-(:class:`SendTurn`): one ``threadline_send_batch`` statement (migration 0045) decides and
+(:class:`SendTurn`): one ``threadline_send_batch`` statement (migrations 0045, 0046) decides and
 writes them set-based, so a thread's row and its partition's counter are taken and updated
 once and every lock is released by one commit instead of being handed from send to
 send, each waiting for the previous commit. A send refused there (thread gone, sender not a
