@@ -13,7 +13,7 @@ pair shows the locking alone: each write its own ``threadline_send`` statement
 (``pg_send.send_in_one_statement``), one per writer, on 32 threads vs on one. The last column is
 the mean sends per statement (PostgreSQL through ``send_message``).
 
-Alone: ``PYTHONPATH=src .venv/bin/python bench/scale_store.py [--engine postgres] [--seconds 5]``.
+Alone: ``PYTHONPATH=src .venv/bin/python bench/scale_store.py [--engine postgres] [--seconds 5] [--rounds 10]``.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ async def _unbatched(store: PostgresStore, tid: str, draft: MessageDraft, now_ms
 
 
 async def _run(store: Store, targets: list[tuple[str, str]], with_events: bool, seconds: float,
-               unbatched: bool = False) -> tuple[float, float, float]:
+               unbatched: bool = False) -> tuple[int, float, list[float]]:
+    """Writes for ``seconds``; returns how many, the time they took and each one's latency (s)."""
     effects: Effects[MessageRecord] = Effects(
         events=(lambda m: [("chatMessageReceived", b'{"id":"%s"}' % m.id.encode())]) if with_events else None,
         reveals=(lambda m: m.created_ms) if with_events else None,
@@ -83,11 +84,10 @@ async def _run(store: Store, targets: list[tuple[str, str]], with_events: bool, 
 
     began = time.perf_counter()
     await asyncio.gather(*(writer(t, u) for t, u in targets))
-    elapsed = time.perf_counter() - began
-    return len(latencies) / elapsed, _percentile(latencies, 0.5) * 1000, _percentile(latencies, 0.99) * 1000
+    return len(latencies), time.perf_counter() - began, latencies
 
 
-async def contention(engine: str, where: str, seconds: float, writers: int = 32) -> list[str]:
+async def contention(engine: str, where: str, seconds: float, writers: int = 32, rounds: int = 1) -> list[str]:
     """The store cases on one engine; returns printed rows.
 
     Four on each engine (with/without events, on 32 threads/on one), and on PostgreSQL the
@@ -98,6 +98,9 @@ async def contention(engine: str, where: str, seconds: float, writers: int = 32)
         where: a folder for the SQLite file, or the PostgreSQL URL.
         seconds: duration of each case.
         writers: concurrent writers.
+        rounds: run the cases in turn this many times (``seconds / rounds`` each, every other
+            round in reverse order) and report each case over all of its rounds: on a shared
+            machine the cases then see the same background load, and their ratios are steadier.
 
     Returns:
         One printed row per case.
@@ -113,19 +116,28 @@ async def contention(engine: str, where: str, seconds: float, writers: int = 32)
         many = await _threads(store, writers)
         one = [many[0]] * writers
         label = "SQLite" if engine == "sqlite" else "PostgreSQL"
-        cases = [("send + event", True, False), ("send, no event", False, False)]
+        kinds = [("send + event", True, False), ("send, no event", False, False)]
         if isinstance(store, PostgresStore):
-            cases.append(("unbatched send", True, True))
-        for what, with_events, unbatched in cases:
-            for name, targets in ((f"{writers} threads", many), ("1 thread", one)):
-                turn = store.send_turn if isinstance(store, PostgresStore) else None
+            kinds.append(("unbatched send", True, True))
+        cases = [(f"{label}, {what}, {name}", with_events, unbatched, targets)
+                 for what, with_events, unbatched in kinds
+                 for name, targets in ((f"{writers} threads", many), ("1 thread", one))]
+        turn = store.send_turn if isinstance(store, PostgresStore) else None
+        #: per case: writes, seconds, latencies, statements and sends through the turn
+        seen: dict[str, tuple[int, float, list[float], int, int]] = {case[0]: (0, 0.0, [], 0, 0) for case in cases}
+        for round_ in range(rounds):
+            for case, with_events, unbatched, targets in cases if round_ % 2 == 0 else cases[::-1]:
                 before = (turn.statements, turn.sends) if turn is not None else (0, 0)
-                rate, p50, p99 = await _run(store, targets, with_events, seconds, unbatched)
-                batch = f"{'-':>10}"
-                if turn is not None and turn.statements > before[0]:
-                    batch = f"{(turn.sends - before[1]) / (turn.statements - before[0]):>10.1f}"
-                case = f"{label}, {what}, {name}"
-                rows.append(f"{case:<{LABEL}} {writers:>7} {rate:>9.0f} {p50:>8.2f} {p99:>8.2f} {batch}")
+                count, elapsed, latencies = await _run(store, targets, with_events, seconds / rounds, unbatched)
+                after = (turn.statements, turn.sends) if turn is not None else (0, 0)
+                was = seen[case]
+                seen[case] = (was[0] + count, was[1] + elapsed, was[2] + latencies,
+                              was[3] + after[0] - before[0], was[4] + after[1] - before[1])
+        for case, *_ in cases:
+            count, elapsed, latencies, statements, sends = seen[case]
+            p50, p99 = _percentile(latencies, 0.5) * 1000, _percentile(latencies, 0.99) * 1000
+            batch = f"{sends / statements:>10.1f}" if statements else f"{'-':>10}"
+            rows.append(f"{case:<{LABEL}} {writers:>7} {count / elapsed:>9.0f} {p50:>8.2f} {p99:>8.2f} {batch}")
     finally:
         await store.close()
     return rows
@@ -136,6 +148,8 @@ def main() -> None:
     parser.add_argument("--engine", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each case")
     parser.add_argument("--writers", type=int, default=32, help="concurrent writers")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the cases in turn this many times, seconds/rounds each (steadier ratios)")
     parser.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a PostgreSQL server (its maintenance database) to create the bench database on")
     args = parser.parse_args()
@@ -146,10 +160,10 @@ def main() -> None:
     for engine in engines:
         if engine == "sqlite":
             with tempfile.TemporaryDirectory() as folder:
-                rows = asyncio.run(contention("sqlite", folder, args.seconds, args.writers))
+                rows = asyncio.run(contention("sqlite", folder, args.seconds, args.writers, args.rounds))
         else:
             with bench_database(args.database) as database:
-                rows = asyncio.run(contention("postgres", database, args.seconds, args.writers))
+                rows = asyncio.run(contention("postgres", database, args.seconds, args.writers, args.rounds))
         for row in rows:
             print(row, flush=True)
 

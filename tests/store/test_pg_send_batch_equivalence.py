@@ -1,4 +1,4 @@
-"""``threadline_send_batch`` (0045, set-based) writes exactly what ``threadline_send_many`` (0043) writes.
+"""``threadline_send_batch`` (set-based; 0045, replaced by 0046) writes what ``threadline_send_many`` (0043) writes.
 
 Random states (threads of one partition and of others, deleted threads, a missing one; members
 in, out, gone and back, with share-history windows; idempotency keys stored earlier) and random
@@ -240,3 +240,39 @@ async def test_a_key_claimed_by_another_node_is_waited_for_then_replayed_or_take
     assert stored == ("theirs" if other_commits else f"mine:{T0 + 1}")
     texts = await conn.fetch("SELECT seq, content FROM messages WHERE thread_id = $1 ORDER BY seq", tid)
     assert [tuple(r) for r in texts] == ([(1, "b")] if other_commits else [(1, "a"), (2, "b")])
+
+
+async def test_a_counter_moved_while_the_batch_waited_for_it_gives_the_positions_after_the_move(
+    conn: asyncpg.Connection, database: str
+) -> None:
+    """The batch reads its partitions' values as it locks them (0046): the values the lock waited for."""
+    tids = _thread_ids(random.Random(7))[:2]  # two threads of one partition: one batch, one counter
+    part, user = partition_of(tids[0], PARTITIONS), "8:acs:a"
+    for tid in tids:
+        await conn.execute(
+            "INSERT INTO threads (id, topic, created_ms, created_by) VALUES ($1, 't', $2, $3)", tid, T0, user
+        )
+        await conn.execute("INSERT INTO participants (thread_id, user_id, joined_pos) VALUES ($1, $2, 0)", tid, user)
+    before = await conn.fetchval("SELECT value FROM event_partitions WHERE id = $1", part)
+    other = await asyncpg.connect(database)
+    try:
+        await other.execute("BEGIN")
+        await other.execute("UPDATE event_partitions SET value = value + 5 WHERE id = $1", part)
+        marks = [str(10**17 + k) for k in range(6)]
+        args: list[Any] = [
+            [tids[0], tids[1], tids[0]], [None] * 3, [None] * 3, ["text"] * 3, [user] * 3, [None] * 3,
+            ["a", "b", "c"], [None] * 3, [T0 + 1, T0 + 2, T0 + 3], marks[0::2], marks[1::2], [""] * 3,
+            ["chatMessageReceived"] * 3, [b"p"] * 3, [None] * 3, [part] * 3, PARTITIONS,
+        ]
+        batch = asyncio.ensure_future(conn.fetch(NEW, *args))
+        await _until_blocked(other)
+        assert not batch.done()
+        await other.execute("COMMIT")
+        rows = [tuple(r) for r in await asyncio.wait_for(batch, 10)]
+    finally:
+        await other.close()
+    first = (before + 5) * PARTITIONS + part  # the position before the batch's first event
+    assert [(r[4], r[5]) for r in rows] == [(first + k * PARTITIONS, [user]) for k in range(3)]
+    assert await conn.fetchval("SELECT value FROM event_partitions WHERE id = $1", part) == before + 8
+    positions = await conn.fetch("SELECT position, thread_id FROM events ORDER BY position")
+    assert [tuple(r) for r in positions] == [(first + k * PARTITIONS, tids[n]) for k, n in ((1, 0), (2, 1), (3, 0))]

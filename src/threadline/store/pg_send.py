@@ -20,7 +20,7 @@ to anyone: the real values replace them everywhere), and the replacement is the
 same code path on both sides (``replace`` on text).
 
 The sends made in the same turn of the event loop are written together
-(:class:`SendTurn`): one ``threadline_send_batch`` statement (migration 0045) decides and
+(:class:`SendTurn`): one ``threadline_send_batch`` statement (migrations 0045, 0046) decides and
 writes them set-based, so a thread's row and its partition's counter are taken and updated
 once and every lock is released by one commit instead of being handed from send to
 send, each waiting for the previous commit. A send refused there (thread gone, sender not a
@@ -84,13 +84,16 @@ def _mark() -> int:
 
 @dataclass
 class Prepared:
-    """A send ready for the database: its payloads built from a stand-in message (see the module)."""
+    """A send ready for the database: its payloads built from a stand-in message (see the module).
+
+    ``id_mark`` and ``seq_mark`` are the marks' text, as the statements take them and the payloads hold them.
+    """
 
     thread_id: str
     draft: MessageDraft
     now_ms: int
-    id_mark: int
-    seq_mark: int
+    id_mark: str
+    seq_mark: str
     items: list[tuple[str, bytes]]
     reveals: int | None
     scope: str | None
@@ -111,28 +114,25 @@ def prepare(thread_id: str, draft: MessageDraft, now_ms: int, effects: Effects[M
     reveals = effects.reveals(stand_in) if effects.events is not None and effects.reveals is not None else None
     scope, key = effects.idempotency if effects.idempotency is not None else (None, None)
     result = effects.result(stand_in) if effects.result is not None and scope is not None else ""
-    return Prepared(thread_id, draft, now_ms, id_mark, seq_mark, items, reveals, scope, key, result)
+    return Prepared(thread_id, draft, now_ms, stand_in.id, str(seq_mark), items, reveals, scope, key, result)
 
 
 def _outcome(send: Prepared, row: Any, partitions: int) -> Outcome[MessageRecord]:
     """The outcome of a written send, from its row of either statement."""
     if row["replayed"] is not None:
         return Outcome(replayed=row["replayed"])
-    seq, message_id = int(row["seq"]), int(row["message_id"])
+    seq, message_id = row["seq"], row["message_id"]
     message = drafted_message(send.thread_id, seq, message_id, send.draft, send.now_ms)
     outcome = Outcome(value=message)
     if send.items:
-        base = int(row["base"])
-        recipients = tuple(row["recipients"])
-        marks = (
-            (str(send.id_mark).encode(), str(message_id).encode()),
-            (str(send.seq_mark).encode(), str(seq).encode()),
-        )
-        for n, (kind, payload) in enumerate(send.items, 1):
-            for mark, real in marks:
-                payload = payload.replace(mark, real)
-            event = Event(base + n * partitions, send.thread_id, kind, payload, send.now_ms, recipients, send.reveals)
-            outcome.events.append(event)
+        position, recipients = row["base"], tuple(row["recipients"])
+        id_mark, real_id = send.id_mark.encode(), message.id.encode()
+        seq_mark, real_seq = send.seq_mark.encode(), b"%d" % seq
+        thread_id, now_ms, reveals, events = send.thread_id, send.now_ms, send.reveals, outcome.events
+        for kind, payload in send.items:
+            position += partitions
+            payload = payload.replace(id_mark, real_id).replace(seq_mark, real_seq)
+            events.append(Event(position, thread_id, kind, payload, now_ms, recipients, reveals))
     return outcome
 
 
@@ -157,7 +157,7 @@ async def send_in_one_statement(conn: Any, send: Prepared, partitions: int) -> O
     try:
         row = await conn.fetchrow(
             _SQL, send.thread_id, send.scope, send.key, draft.type, draft.sender_id, draft.sender_display_name,
-            draft.content, dump_json(draft.metadata), send.now_ms, str(send.id_mark), str(send.seq_mark),
+            draft.content, dump_json(draft.metadata), send.now_ms, send.id_mark, send.seq_mark,
             send.result, [kind for kind, _ in send.items], [payload for _, payload in send.items], send.reveals,
             partition_of(send.thread_id, partitions), partitions,
         )
@@ -186,7 +186,7 @@ async def send_many(conn: Any, sends: list[Prepared], partitions: int) -> list[O
         [s.draft.type for s in sends], [s.draft.sender_id for s in sends],
         [s.draft.sender_display_name for s in sends], [s.draft.content for s in sends],
         [dump_json(s.draft.metadata) for s in sends], [s.now_ms for s in sends],
-        [str(s.id_mark) for s in sends], [str(s.seq_mark) for s in sends], [s.result for s in sends],
+        [s.id_mark for s in sends], [s.seq_mark for s in sends], [s.result for s in sends],
         [s.items[0][0] if s.items else None for s in sends], [s.items[0][1] if s.items else None for s in sends],
         [s.reveals for s in sends],
         [partition_of(s.thread_id, partitions) for s in sends], partitions,
