@@ -13,9 +13,10 @@ identity API (HMAC-signed). In one run it reports:
 * for each: requests/s, p50/p99 (wrk's), server CPU ms/op (the server processes and their
   workers, from /proc) and PostgreSQL CPU ms/op (the backends connected to the bench database);
 * real-time delivery, send -> frame, same node and across nodes (Redis hub);
-* store-level contention (``bench/scale_store.py``): 32 writers on 32 threads vs on one thread,
-  with and without events, on both engines; on PostgreSQL also unbatched (each send its own
-  statement, past the send batching), the pair that shows the per-thread locking alone.
+* store-level contention (``bench/scale_store.py``, its cases taking turns over 5 rounds): 32 writers
+  on 32 threads vs on one thread, with and without events, on both engines; on PostgreSQL also
+  unbatched (each send its own statement, past the send batching), the pair that shows the
+  per-thread locking alone.
 
 The machine is shared: read the figures as ratios within one run.
 
@@ -359,7 +360,7 @@ async def main_async(args: argparse.Namespace, database: str) -> None:
     print(STORE_HEADER)
     store_rows = []
     for engine, where in (("sqlite", str(root)), ("postgres", database)):
-        for line in await contention(engine, where, args.seconds):
+        for line in await contention(engine, where, args.seconds, rounds=5):
             print(line, flush=True)
             store_rows.append(line)
     print("\nIssue #12's targets, ratios from this run:")
