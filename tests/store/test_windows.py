@@ -69,6 +69,46 @@ async def test_events_revealing_a_message_keep_to_each_members_window(store: Sto
         "chatMessageEdited", "chatMessageDeleted", "chatMessageReceived", "readReceiptReceived"]
 
 
+async def test_a_sends_recipients_are_the_members_whose_stay_and_window_cover_it(store: Store) -> None:
+    """Live and on replay alike: not a member removed, nor one whose window starts after the message;
+    a member back after a removal, with or without an idempotency key, and for an event that reveals
+    an older message than the one sent (SQLite reads those recipients apart from the send's UPDATE)."""
+    a, gone, back, later, early = await make_users(store, 5)
+    tid = (await make_thread(store, a, [gone, back])).value[0].thread_id  # type: ignore[index]
+    for who in (gone, back):
+        removed = await store.remove_participant(
+            tid, who, MessageDraft("participantRemoved", initiator_id=a), T0 + 1, optional_events("removed")
+        )
+        assert removed.value is not None
+    await _add(store, tid, a, ParticipantRecord(back), T0 + 2)
+    await _add(store, tid, a, ParticipantRecord(later, share_history_ms=T0 + 500), T0 + 3)
+    await _add(store, tid, a, ParticipantRecord(early, share_history_ms=T0 + 150), T0 + 4)
+
+    def draft(text: str) -> MessageDraft:
+        return MessageDraft("text", sender_id=a, content=text)
+
+    plain = await store.send_message(tid, draft("plain"), T0 + 200, revealing("chatMessageReceived"))
+    keyed_effects: Effects[MessageRecord] = Effects(
+        idempotency=(f"send:{a}:{tid}", "k1"), result=lambda m: m.id,
+        events=lambda m: [("chatMessageReceived", m.id.encode())], reveals=lambda m: m.created_ms,
+    )
+    keyed = await store.send_message(tid, draft("keyed"), T0 + 201, keyed_effects)
+    older: Effects[MessageRecord] = Effects(
+        events=lambda m: [("chatMessageReceived", m.id.encode())], reveals=lambda m: m.created_ms - 100
+    )
+    revealing_older = await store.send_message(tid, draft("older"), T0 + 202, older)
+    unrevealing = await store.send_message(tid, draft("any"), T0 + 203, optional_events("x"))  # type: ignore[arg-type]
+
+    assert [e.recipients for o in (plain, keyed) for e in o.events] == [(a, back, early)] * 2
+    assert [e.recipients for e in revealing_older.events] == [(a, back)]  # early's window starts at T0 + 150
+    assert [e.recipients for e in unrevealing.events] == [(a, back, later, early)]
+    positions = [o.events[0].position for o in (plain, keyed, revealing_older, unrevealing)]
+    for user, expected in ((a, positions), (back, positions), (early, positions[:2] + positions[3:]),
+                           (later, positions[3:]), (gone, [])):
+        replayed = [e.position for e in await store.events_since(user, 0, 100) if e.position in positions]
+        assert replayed == expected, user
+
+
 async def test_thread_lists_give_each_member_only_the_activity_in_its_window(store: Store) -> None:
     """A member whose window starts after a thread's last message sees the thread's creation instead,
     in ``last_message_ms`` and in the order, the ``start_ms`` filter and the paging alike."""

@@ -32,17 +32,30 @@ _RECIPIENT_RULE = (
 )
 #: The rule for an event already logged; parameters: thread, position, position, message time twice.
 _RECIPIENT = _RECIPIENT_RULE.format(thread="?", position="?", message_ms="?")
-_LOG_EVENT = (
-    "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?1, ?2, ?3, ?4, ?5) "
-    "RETURNING position"
+#: An event's insert; its position is the connection's last insert rowid. No ``RETURNING``: SQLite
+#: buffers what one returns in an ephemeral table it opens and closes at each run, most of such an
+#: insert's cost (under callgrind ~51k instructions with ``RETURNING position``, ~15k without; the old
+#: ``RETURNING position, (SELECT json_group_array ...)`` cost more than this insert and the recipient
+#: read below as two statements).
+_LOG_EVENT = "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?, ?, ?, ?, ?)"
+#: The recipients of a new event, a JSON array; parameters: thread, position, message time. The
+#: thread and message time are parameters, so SQLite looks the members up through ``participants_thread``.
+_NEW_RECIPIENTS = (
+    "SELECT json_group_array(p.user_id) FROM participants p WHERE "
+    + _RECIPIENT_RULE.format(thread="?1", position="?2", message_ms="?3")
 )
-#: The same insert, returning the new event's recipients too (a JSON array), read in the same statement.
-#: The thread and message time are the insert's own parameters: SQLite looks the members up through
-#: ``participants_thread`` for a parameter, but scans the table for ``events.thread_id``.
-_NEW_EVENT_RECIPIENT = _RECIPIENT_RULE.format(thread="?1", position="events.position", message_ms="?5")
-_LOG_EVENT_AND_RECIPIENTS = (
-    f"{_LOG_EVENT}, (SELECT json_group_array(p.user_id) FROM participants p WHERE {_NEW_EVENT_RECIPIENT})"
+
+#: The recipients of the next event, when it reveals a message created at ``?5``: the live members whose
+#: window holds that time (:meth:`SqliteCore._next_ids` with ``members_at``). For an event not logged yet
+#: this is the rule above: every stay began at or before the next position (a stay starts at an event of
+#: its write or at the position after the last one), and every closed stay ended at or before the last
+#: position taken; positions are never reused.
+_NEXT_RECIPIENTS = (
+    "(SELECT json_group_array(p.user_id) FROM participants p "
+    f"WHERE p.thread_id = ?3 AND p.{LIVE_MEMBER} AND p.share_history_ms <= ?5)"
 )
+#: Decodes a recipient list; made once (``json.decode(..., type=...)`` converts the type at every call).
+_RECIPIENT_LIST = json.Decoder(tuple[str, ...])
 
 T = TypeVar("T")
 
@@ -91,6 +104,8 @@ class SqliteCore(SqliteImages):
         self._read_conns: list[sqlite3.Connection] = []
         self._loop_conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        #: The cursor events are logged through, and the connection it belongs to (see :meth:`_log_events`).
+        self._event_cursor: tuple[sqlite3.Connection, sqlite3.Cursor] | None = None
         #: image bytes, as files beside the database (see :mod:`threadline.store.blobs`).
         self.blobs = FileBlobs(Path(self.path).parent / "images")
 
@@ -151,24 +166,39 @@ class SqliteCore(SqliteImages):
             )
         return Outcome(value=value)
 
-    @staticmethod
     def _log_events(
-        conn: sqlite3.Connection, thread_id: str, items: list[tuple[str, bytes]], now_ms: int,
-        message_ms: int | None, *, with_recipients: bool = False,
+        self, conn: sqlite3.Connection, thread_id: str, items: list[tuple[str, bytes]], now_ms: int,
+        message_ms: int | None, *, with_recipients: bool = False, known: tuple[int, str] | None = None,
     ) -> list[Event]:
         """Append a write's events to the log.
 
-        With ``with_recipients`` each insert also reads the event's recipients (as
-        :meth:`_recipients`) in the same statement: right only when the write changes no
-        membership after its events (``_publishable`` without ``on_position``).
+        With ``with_recipients`` each event's recipients (as :meth:`_recipients`) are read right
+        after its insert: right only when the write changes no membership after its events
+        (``_publishable`` without ``on_position``). ``known`` is a message time and the recipients
+        (a JSON array) of an event revealing a message of that time, read earlier in the same
+        write (``_next_ids`` with ``members_at``): used instead of that read when ``message_ms`` is
+        that time.
         """
-        sql = _LOG_EVENT_AND_RECIPIENTS if with_recipients else _LOG_EVENT
+        # One cursor, kept, with plain tuples for rows: ``conn.execute`` makes (and registers) a
+        # cursor per statement. Only the writer logs events, one write at a time, so it is never shared.
+        cached = self._event_cursor
+        if cached is None or cached[0] is not conn:
+            cached = self._event_cursor = (conn, conn.cursor())
+            cached[1].row_factory = None
+        cursor = cached[1]
         events = []
         for kind, payload in items:
-            row = conn.execute(sql, (thread_id, kind, payload, now_ms, message_ms)).fetchone()
-            event = Event(int(row[0]), thread_id, kind, payload, now_ms, message_ms=message_ms)
+            # A bytearray binds as the same BLOB as bytes, without the adapter lookup bytes take.
+            cursor.execute(_LOG_EVENT, (thread_id, kind, bytearray(payload), now_ms, message_ms))
+            position: int = cursor.lastrowid  # type: ignore[assignment]  # an INSERT's rowid is never None
+            event = Event(position, thread_id, kind, payload, now_ms, message_ms=message_ms)
             if with_recipients:
-                event.recipients = tuple(json.decode(row[1], type=list[str]))
+                if known is not None and known[0] == message_ms:
+                    listed = known[1]
+                else:
+                    cursor.execute(_NEW_RECIPIENTS, (thread_id, position, message_ms))
+                    listed = cursor.fetchone()[0]
+                event.recipients = _RECIPIENT_LIST.decode(listed)
             events.append(event)
         return events
 
@@ -188,18 +218,19 @@ class SqliteCore(SqliteImages):
 
     def _publishable(
         self, conn: sqlite3.Connection, thread_id: str, effects: Effects[Any], value: Any, now_ms: int,
-        on_position: Callable[[int | None, int], None] | None = None,
+        on_position: Callable[[int | None, int], None] | None = None, known: tuple[int, str] | None = None,
     ) -> list[Event]:
         """Store the events of a write, then let ``on_position`` adjust memberships before recipients are read.
 
         ``on_position`` gets the position of the write's first event (None when it has none) and the
-        last position taken before this write.
+        last position taken before this write. ``known``: recipients read earlier in the write (see
+        :meth:`_log_events`); only without ``on_position``.
         """
         before = self._current_position(conn) if on_position is not None else 0
         items = effects.events(value) if effects.events is not None and value is not None else []
         reveals = effects.reveals(value) if effects.reveals is not None and items else None
         if on_position is None:
-            return self._log_events(conn, thread_id, items, now_ms, reveals, with_recipients=True)
+            return self._log_events(conn, thread_id, items, now_ms, reveals, with_recipients=True, known=known)
         events = self._log_events(conn, thread_id, items, now_ms, reveals)
         on_position(events[0].position if events else None, before)
         for event in events:
@@ -208,14 +239,18 @@ class SqliteCore(SqliteImages):
 
     @staticmethod
     def _next_ids(
-        conn: sqlite3.Connection, thread_id: str, count: int, now_ms: int, sender: str | None = None
-    ) -> list[tuple[int, int]]:
+        conn: sqlite3.Connection, thread_id: str, count: int, now_ms: int, sender: str | None = None,
+        *, members_at: int | None = None,
+    ) -> tuple[list[tuple[int, int]], str | None]:
         """Allocate (sequence id, epoch-ms message id) pairs for new messages, in one statement.
 
         Each id is ``max(now, previous + 1)``; for ``count`` ids the last is
         ``max(now + count - 1, last + count)`` (as on PostgreSQL). With ``sender``, the same
         statement checks that the thread is live and the sender a live member of it (a send's
-        check and allocation in one step).
+        check and allocation in one step). With ``members_at``, it also reads the recipients
+        (a JSON array) of the write's next event if that event reveals a message created at
+        ``members_at``, for a write that changes no membership (see ``_NEXT_RECIPIENTS``); else
+        the second value is None.
 
         Raises:
             NotAllowed: with ``sender``, the thread is missing or deleted, or the sender no member.
@@ -225,18 +260,24 @@ class SqliteCore(SqliteImages):
             " AND deleted_ms IS NULL AND EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = threads.id "
             f"AND p.user_id = ?4 AND p.{LIVE_MEMBER})" if sender is not None else ""
         )
+        members = f", {_NEXT_RECIPIENTS}" if members_at is not None else ""
+        args: tuple[Any, ...] = (count, now_ms, thread_id)
+        if members_at is not None:
+            args = (*args, sender, members_at)
+        elif sender is not None:
+            args = (*args, sender)
         row = conn.execute(
             "UPDATE threads SET last_seq = last_seq + ?1, "
             "last_message_id = max(?2 + ?1 - 1, last_message_id + ?1), last_message_ms = ?2 "
-            f"WHERE id = ?3{guard} RETURNING last_seq, last_message_id",
-            (count, now_ms, thread_id, sender) if sender is not None else (count, now_ms, thread_id),
+            f"WHERE id = ?3{guard} RETURNING last_seq, last_message_id{members}",
+            args,
         ).fetchone()
         if row is None:
             if sender is not None:
                 SqliteCore._refuse(conn, thread_id, sender)
             raise StoreError(f"no thread {thread_id!r}")
-        seq, last_id = int(row["last_seq"]), int(row["last_message_id"])
-        return [(seq - count + k, last_id - count + k) for k in range(1, count + 1)]
+        seq, last_id = int(row[0]), int(row[1])
+        return [(seq - count + k, last_id - count + k) for k in range(1, count + 1)], row[2] if members else None
 
     @staticmethod
     def _refuse(conn: sqlite3.Connection, thread_id: str, user_id: str) -> None:
@@ -259,7 +300,14 @@ class SqliteCore(SqliteImages):
         self, conn: sqlite3.Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int,
         sender: str | None = None,
     ) -> list[MessageRecord]:
-        pairs = self._next_ids(conn, thread_id, len(drafts), now_ms, sender)
+        pairs, _ = self._next_ids(conn, thread_id, len(drafts), now_ms, sender)
+        return self._store_messages(conn, thread_id, pairs, drafts, now_ms)
+
+    def _store_messages(
+        self, conn: sqlite3.Connection, thread_id: str, pairs: list[tuple[int, int]], drafts: Sequence[MessageDraft],
+        now_ms: int,
+    ) -> list[MessageRecord]:
+        """Insert new messages under ids from :meth:`_next_ids` (and link their images)."""
         records = [drafted_message(thread_id, seq, mid, d, now_ms) for (seq, mid), d in zip(pairs, drafts, strict=True)]
         sql = f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         if len(records) == 1:

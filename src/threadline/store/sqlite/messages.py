@@ -26,15 +26,25 @@ class SqliteMessages(SqliteCore):
             # Inside the write (the one writer): a removed member can never send, nor replay a key.
             # Without a key the check is part of the thread's UPDATE that allocates the ids.
             sender = draft.sender_id or ""  # no sender is no member
+            known: list[tuple[int, str]] = []
+
+            def apply() -> MessageRecord:
+                # With events, the same UPDATE reads the recipients of an event revealing this message.
+                pairs, members = self._next_ids(
+                    c, thread_id, 1, now_ms, sender if effects.idempotency is None else None,
+                    members_at=now_ms if effects.events is not None else None,
+                )
+                if members is not None:
+                    known.append((now_ms, members))
+                return self._store_messages(c, thread_id, pairs, [draft], now_ms)[0]
+
             if effects.idempotency is not None:
                 self._refuse(c, thread_id, sender)
-            outcome = self._effects(
-                c, effects, lambda: self._insert_messages(
-                    c, thread_id, [draft], now_ms, sender if effects.idempotency is None else None
-                )[0]
-            )
+            outcome = self._effects(c, effects, apply)
             if outcome.value is not None:
-                outcome.events = self._publishable(c, thread_id, effects, outcome.value, now_ms)
+                outcome.events = self._publishable(
+                    c, thread_id, effects, outcome.value, now_ms, known=known[0] if known else None
+                )
             return outcome
 
         return await self._write(run)
