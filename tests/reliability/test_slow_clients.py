@@ -215,6 +215,49 @@ def test_a_slowloris_flood_is_held_to_the_cap_and_health_still_answers(guarded: 
             sock.close()
 
 
+def _https_address(server: RunningServer) -> tuple[str, int]:
+    host, port = server.https_endpoint.removeprefix("https://").split(":")
+    return host, int(port)
+
+
+def test_tls_handshakes_that_never_finish_are_held_to_the_cap(guarded: RunningServer) -> None:
+    """A TCP connection on the HTTPS port holds a place from its accept, while its handshake runs."""
+    shed_before = _sample(_metrics(guarded), "threadline_connections_shed_total")
+    flood = []
+    try:
+        for n in range(CAP + 20):  # connect and say nothing (half of them a bare TLS record header)
+            sock = socket.create_connection(_https_address(guarded), timeout=DEADLINE + 8)
+            if n % 2:
+                sock.sendall(b"\x16\x03\x01\x02\x00")
+            flood.append(sock)
+        _wait(lambda: _sample(_metrics(guarded), "threadline_connections_shed_total") >= shed_before + 20, 10,
+              "the oldest handshakes to be shed")
+        assert _sample(_metrics(guarded), "threadline_connections_open") <= CAP
+        assert _closed_by_server(flood[0])  # shed long before any deadline
+        answer = requests.get(f"{guarded.https_endpoint}/health", verify=guarded.cert_path, timeout=5)
+        assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+        # The newest were not shed: the handshake deadline (the head's) closes them.
+        started = time.monotonic()
+        assert _closed_by_server(flood[-1]), "a handshake that never finished was held past the head deadline"
+        assert time.monotonic() - started < DEADLINE + 8
+    finally:
+        for sock in flood:
+            sock.close()
+
+
+def test_a_tls_connection_takes_its_handshakes_place_and_releases_it(guarded: RunningServer) -> None:
+    """After the handshake the TLS connection holds the TCP connection's place: one, released at close."""
+    def open_count() -> float:
+        return _sample(_metrics(guarded), "threadline_connections_open")
+
+    _wait(lambda: open_count() == 1, 10, "only the scrape's own connection to be open")
+    with requests.Session() as session:
+        for _ in range(3):  # one keep-alive TLS connection
+            assert session.get(f"{guarded.https_endpoint}/health", verify=guarded.cert_path, timeout=5).ok
+        assert open_count() == 2
+    _wait(lambda: open_count() == 1, 10, "the TLS connection's place to be released")
+
+
 def test_beyond_the_cap_with_every_connection_busy_the_answer_is_503_acs(guarded: RunningServer) -> None:
     alice = new_user(guarded)
     refused_before = _sample(_metrics(guarded), "threadline_connections_refused_total")

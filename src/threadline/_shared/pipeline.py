@@ -47,7 +47,7 @@ class LoopbackBearerPolicy(BearerTokenCredentialPolicy):  # type: ignore[type-ar
     switched off; any other http URL still raises ``ServiceRequestError``.
     """
 
-    def on_request(self, request: PipelineRequest[HttpRequest]) -> None:  # type: ignore[override]
+    def on_request(self, request: PipelineRequest[HttpRequest]) -> None:
         """Authorise the request; see the class docstring for http."""
         _allow_http_to_loopback(request)
         super().on_request(request)
@@ -56,7 +56,7 @@ class LoopbackBearerPolicy(BearerTokenCredentialPolicy):  # type: ignore[type-ar
 class AsyncLoopbackBearerPolicy(AsyncBearerTokenCredentialPolicy):  # type: ignore[type-arg]
     """The async twin of :class:`LoopbackBearerPolicy`."""
 
-    async def on_request(self, request: PipelineRequest[HttpRequest]) -> None:  # type: ignore[override]
+    async def on_request(self, request: PipelineRequest[HttpRequest]) -> None:
         """Authorise the request; see :class:`LoopbackBearerPolicy` for http."""
         _allow_http_to_loopback(request)
         await super().on_request(request)

@@ -204,6 +204,7 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
     store = await open_checked(settings, refuse_others=False)
     hub = open_hub(settings, store)
     access, channel = open_access(settings, store)
+    metrics.batches_of_store(("postgres" if settings.is_postgres else "sqlite", store.write_batches))
     try:
         await hub.start()
         if channel is not None:
@@ -230,4 +231,5 @@ async def running(settings: Settings) -> AsyncIterator[Starlette]:
     finally:
         if channel is not None:
             await channel.stop()
+        metrics.batches_of_store(None)
         await store.close()

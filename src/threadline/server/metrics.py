@@ -25,6 +25,10 @@ Metrics (one registry per server process, see ``docs/operations.md``):
   (``user``, ``thread``, ``member``), here and from other nodes;
 * ``threadline_access_cache_entries`` — entries held now (gauge);
 * ``threadline_access_cache_serving`` — 1 while the access cache may serve (gauge);
+* ``threadline_store_write_batches_total{engine}`` / ``threadline_store_batched_writes_total{engine}`` —
+  transactions of batched writes and the writes they carried (:mod:`.metrics_batches`);
+* ``threadline_event_hub_publish_batches_total`` / ``threadline_event_hub_published_events_total`` —
+  the Redis event hub's messages (one per turn) and the events they carried;
 * the standard ``process_*`` and ``python_*`` metrics.
 
 Logs: :func:`configure_logging` sends every ``threadline.*`` record to stderr
@@ -55,6 +59,7 @@ from prometheus_client.process_collector import ProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .metrics_batches import BatchMetrics, Counts
 from .metrics_hot import HotMetrics
 
 __all__ = [
@@ -64,6 +69,8 @@ __all__ = [
     "access_cache_lookup",
     "access_cache_serving",
     "access_cache_size",
+    "batches_of_hub",
+    "batches_of_store",
     "client_aborted",
     "configure_logging",
     "connection_refused",
@@ -91,6 +98,8 @@ GCCollector(registry=REGISTRY)
 
 _HOT = HotMetrics()
 REGISTRY.register(_HOT)
+_BATCHES = BatchMetrics()
+REGISTRY.register(_BATCHES)
 _THROTTLED = Counter(
     "threadline_throttled_requests_total", "API requests refused with 429 TooManyRequests.",
     ["operation"], registry=REGISTRY,
@@ -218,6 +227,21 @@ def client_aborted(operation: str) -> None:
 def realtime_queued_bytes(read: Callable[[], float]) -> None:
     """Report the bytes in real-time send queues through ``read``, called at each scrape."""
     _QUEUED.set_function(read)
+
+
+def batches_of_store(source: tuple[str, Counts] | None) -> None:
+    """Report the store's batched writes, read at each scrape (replacing any earlier store's).
+
+    Args:
+        source: the store's engine (the samples' ``engine`` label) and a function returning
+            (transactions, writes they carried), e.g. ``store.write_batches``; None: no store.
+    """
+    _BATCHES.watch_store(source)
+
+
+def batches_of_hub(counts: Counts | None) -> None:
+    """Report the event hub's published batches through ``counts`` (messages, events), read at each scrape."""
+    _BATCHES.watch_hub(counts)
 
 
 def hub_connected(connected: bool) -> None:

@@ -119,6 +119,7 @@ class RedisHub:
         self._partitions = len(highs)
         self._next = [high + self._partitions for high in highs]
         metrics.hub_connected(False)  # until the first subscription
+        metrics.batches_of_hub(self._published)
         self._listener = asyncio.create_task(self._listen(), name="threadline-redis-hub")
         with contextlib.suppress(TimeoutError):  # don't hold the start up for long on a Redis outage
             await asyncio.wait_for(self._connected.wait(), 2.0)
@@ -137,7 +138,12 @@ class RedisHub:
             with contextlib.suppress(RedisError, OSError):
                 await self._client.aclose()
             self._client = None
+        metrics.batches_of_hub(None)
         await self._local.stop()
+
+    def _published(self) -> tuple[int, int]:
+        """Messages published to the other nodes (one per turn) and the events they carried."""
+        return self._turns.sends, self._turns.items
 
     @property
     def connected(self) -> bool:

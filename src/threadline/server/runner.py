@@ -26,6 +26,7 @@ from .limits import Limits
 from .preflight import SetupError, bind_error, clear_runtime, serve_lock, write_runtime
 from .settings import Settings
 from .tls import TlsFiles, ensure_certificate
+from .tlsguard import server_context, tls_protocol
 
 __all__ = ["banner", "explorer_urls", "run_workers", "serve"]
 
@@ -243,7 +244,9 @@ async def _serve(settings: Settings, out: TextIO) -> None:
         if tls is not None:
             sock = _bind(settings.host, settings.https_port, "--https-port")
             https_url = _url("https", settings.host, sock.getsockname()[1])
-            config = uvicorn.Config(app, **_CONFIG, **protocols, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
+            # no ssl_* settings: the protocol runs the handshake, under the connection cap (tlsguard.py)
+            secure = {**protocols, "http": tls_protocol(protocols["http"], server_context(tls))}
+            config = uvicorn.Config(app, **_CONFIG, **secure)
             servers.append((_Server(config), sock))
         loop = asyncio.get_running_loop()
 

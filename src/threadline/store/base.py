@@ -142,6 +142,10 @@ class Store(Protocol):
         """The webhook subscriptions, cursors, leases and dead letters (``store/webhooks.py``)."""
         ...
 
+    def write_batches(self) -> tuple[int, int]:
+        """Transactions that wrote batched writes since the store opened, and the writes they carried."""
+        ...
+
     # -- users -------------------------------------------------------------------------------
 
     async def create_user(self, user: UserRecord) -> None: ...

@@ -100,6 +100,13 @@ class PostgresStore(PostgresIdentities, PostgresThreads, PostgresParticipants, P
 
         return await self._write(run)
 
+    def write_batches(self) -> tuple[int, int]:
+        """Send statements written (:class:`~threadline.store.pg_send.SendTurn`) and the sends they carried.
+
+        Only sends are batched on PostgreSQL; every other write is a transaction of its own, not counted.
+        """
+        return self.send_turn.statements, self.send_turn.sends
+
     @property
     def webhooks(self) -> PostgresWebhooks:
         """The webhook tables (subscriptions, cursors, leases, dead letters)."""

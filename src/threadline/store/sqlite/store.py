@@ -91,6 +91,14 @@ class SqliteStore(SqliteIdentities, SqliteThreads, SqliteParticipants, SqliteMes
 
         return await self._write(run)
 
+    def write_batches(self) -> tuple[int, int]:
+        """Groups the writer committed and the writes they held (every write; zeros while closed).
+
+        Plain counters of the writer, read without a lock: at most a group behind.
+        """
+        writer = self._writer
+        return (writer.groups, writer.writes) if writer is not None else (0, 0)
+
     @property
     def webhooks(self) -> SqliteWebhooks:
         """The webhook tables (subscriptions, cursors, leases, dead letters)."""
