@@ -185,7 +185,7 @@ class PostgresCore(PostgresImages):
             stored = await conn.fetchval(
                 dialect.IDEMPOTENT_RESULT.postgres, scope, key
             )
-            if stored is None:  # pragma: no cover - the holder deleted its claim between our statements
+            if stored is None:  # the key was deleted (pruned) between our claim and this read
                 raise asyncpg.exceptions.SerializationError("idempotency key vanished; retry")
             return Outcome(replayed=stored)
         value = await apply()
