@@ -141,3 +141,18 @@ def database_flags(engine: str, prefix: str = "threadline_test") -> Iterator[lis
     require_postgres()
     with fresh_database(prefix) as url:
         yield ["--database", url]
+
+
+async def until_waiting_for_a_lock(conn: asyncpg.Connection, what: str) -> None:
+    """Return once a session of ``conn``'s database waits for a lock (a claim on a key another holds).
+
+    Raises:
+        AssertionError: none waited within about five seconds (``what`` names the wait).
+    """
+    for _ in range(500):
+        if await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{what} never waited")

@@ -32,7 +32,7 @@ import pytest
 
 from threadline.store.postgres import PostgresStore
 
-from ..pg import fresh_database, require_postgres
+from ..pg import fresh_database, require_postgres, until_waiting_for_a_lock
 from .helpers import T0, make_thread, make_users, thread_id
 
 pytestmark = pytest.mark.anyio
@@ -140,14 +140,6 @@ async def _through_hop(url: str) -> AsyncIterator[tuple[_Hop, str]]:
         await hop.close()
 
 
-async def _until_the_claim_waits(conn: asyncpg.Connection) -> None:
-    for _ in range(500):
-        if await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the claim never waited for the other node's key")
 
 
 async def _statements(store: PostgresStore) -> list[Any]:
@@ -198,7 +190,7 @@ async def test_a_taken_key_pruned_before_its_result_is_read_is_retried_and_the_t
                 hop.armed = True
                 create = asyncio.ensure_future(make_thread(store, a, tid=tid, idempotency=(scope, "k")))
                 if held:
-                    await _until_the_claim_waits(other)
+                    await until_waiting_for_a_lock(other, "the claim on the other node's key")
                     await other.execute("UPDATE idempotency SET result = 'theirs' WHERE scope = $1", scope)
                     await other.execute("COMMIT")
                 await asyncio.wait_for(hop.held.wait(), 10)  # the claim found the key taken; its read is held
@@ -240,7 +232,7 @@ async def test_a_holder_that_gives_its_key_up_hands_the_claim_over_without_a_ret
             await other.execute("BEGIN")
             await other.execute("INSERT INTO idempotency VALUES ($1, 'k', '', 0)", scope)
             create = asyncio.ensure_future(make_thread(store, a, tid=tid, idempotency=(scope, "k")))
-            await _until_the_claim_waits(other)
+            await until_waiting_for_a_lock(other, "the claim on the other node's key")
             if ending == "delete-and-commit":  # as a write that produced nothing does with its claim
                 await other.execute("DELETE FROM idempotency WHERE scope = $1", scope)
                 await other.execute("COMMIT")

@@ -22,7 +22,7 @@ import pytest
 from threadline.store.positions import partition_of
 from threadline.store.postgres import migrate
 
-from ..pg import fresh_database, require_postgres
+from ..pg import fresh_database, require_postgres, until_waiting_for_a_lock
 from .helpers import T0
 
 pytestmark = pytest.mark.anyio
@@ -187,14 +187,6 @@ async def test_random_batches_write_what_the_subtransaction_per_send_function_wr
         assert seen[kind] > 0, (kind, seen)
 
 
-async def _until_blocked(conn: asyncpg.Connection) -> None:
-    for _ in range(500):
-        if await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the batch never waited for the key")
 
 
 @pytest.mark.parametrize("other_commits", [True, False])
@@ -219,7 +211,7 @@ async def test_a_key_claimed_by_another_node_is_waited_for_then_replayed_or_take
             ["chatMessageReceived", None], [b"p", None], [None, None], [part, part], PARTITIONS,
         ]
         batch = asyncio.ensure_future(conn.fetch(NEW, *args))
-        await _until_blocked(other)
+        await until_waiting_for_a_lock(other, "the batch's claim on the key")
         assert not batch.done()
         if other_commits:
             await other.execute("UPDATE idempotency SET result = 'theirs' WHERE scope = 'sa'")
@@ -265,7 +257,7 @@ async def test_a_counter_moved_while_the_batch_waited_for_it_gives_the_positions
             ["chatMessageReceived"] * 3, [b"p"] * 3, [None] * 3, [part] * 3, PARTITIONS,
         ]
         batch = asyncio.ensure_future(conn.fetch(NEW, *args))
-        await _until_blocked(other)
+        await until_waiting_for_a_lock(other, "the batch's claim on the key")
         assert not batch.done()
         await other.execute("COMMIT")
         rows = [tuple(r) for r in await asyncio.wait_for(batch, 10)]

@@ -24,7 +24,7 @@ from threadline.store.base import Effects
 from threadline.store.postgres import PostgresStore
 from threadline.store.records import MessageDraft, MessageRecord
 
-from ..pg import fresh_database, require_postgres
+from ..pg import fresh_database, require_postgres, until_waiting_for_a_lock
 from .helpers import T0, make_thread, make_users
 
 pytestmark = pytest.mark.anyio
@@ -37,14 +37,6 @@ def _keyed(scope: str, key: str) -> Effects[MessageRecord]:
     )
 
 
-async def _until_waiting_for_a_lock(conn: asyncpg.Connection) -> None:
-    for _ in range(500):
-        if await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the batch never waited for the other node's key")
 
 
 @pytest.mark.parametrize("other_commits", [True, False])
@@ -79,7 +71,8 @@ async def test_a_stored_key_pruned_while_the_batch_waits_is_retried_and_each_sen
                 store.send_message(tid, MessageDraft("text", sender_id=a, content=text), T0 + 2, _keyed(scope, key))
                 for text, key in (("again", "k1"), ("second", "k2"))
             ))
-            await _until_waiting_for_a_lock(other)  # k1 is found stored; the claim now waits for k2
+            # k1 is found stored; the claim now waits for k2
+            await until_waiting_for_a_lock(other, "the batch's claim on the other node's key")
             assert await store.prune_idempotency(T0 * 10) == 1  # k1 (the other node's k2 is not committed)
             if other_commits:
                 await other.execute("UPDATE idempotency SET result = 'theirs' WHERE scope = $1", scope)
