@@ -242,12 +242,12 @@ class SqliteCore(SqliteImages):
         conn: sqlite3.Connection, thread_id: str, count: int, now_ms: int, sender: str | None = None,
         *, members_at: int | None = None,
     ) -> tuple[list[tuple[int, int]], str | None]:
-        """Allocate (sequence id, epoch-ms message id) pairs for new messages, in one statement.
+        """Allocate (sequence id, epoch-ms message id) pairs for new messages: an UPDATE, then a SELECT of the row.
 
         Each id is ``max(now, previous + 1)``; for ``count`` ids the last is
-        ``max(now + count - 1, last + count)`` (as on PostgreSQL). With ``sender``, the same
-        statement checks that the thread is live and the sender a live member of it (a send's
-        check and allocation in one step). With ``members_at``, it also reads the recipients
+        ``max(now + count - 1, last + count)`` (as on PostgreSQL). With ``sender``, the
+        UPDATE checks that the thread is live and the sender a live member of it (a send's
+        check and allocation in one step). With ``members_at``, the SELECT also reads the recipients
         (a JSON array) of the write's next event if that event reveals a message created at
         ``members_at``, for a write that changes no membership (see ``_NEXT_RECIPIENTS``); else
         the second value is None.

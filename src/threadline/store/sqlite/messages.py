@@ -29,7 +29,7 @@ class SqliteMessages(SqliteCore):
             known: list[tuple[int, str]] = []
 
             def apply() -> MessageRecord:
-                # With events, the same UPDATE reads the recipients of an event revealing this message.
+                # With events, the SELECT after the ids' UPDATE reads the recipients of an event revealing this message.
                 pairs, members = self._next_ids(
                     c, thread_id, 1, now_ms, sender if effects.idempotency is None else None,
                     members_at=now_ms if effects.events is not None else None,
