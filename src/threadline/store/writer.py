@@ -91,7 +91,7 @@ class Writer:
 
     def __init__(
         self, connect: Callable[[], sqlite3.Connection], *, max_batch: int = 64, inline: bool = False,
-        checkpoint_every: int = 250,
+        checkpoint_every: int = 1000,
     ) -> None:
         self._connect = connect
         self._max_batch = max_batch
