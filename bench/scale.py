@@ -289,9 +289,9 @@ def summary(figures: Figures, store_rows: list[str]) -> list[str]:
         workers = figures[("PostgreSQL, --workers 2", 32, spread)]
         check(f"PostgreSQL --workers 2 (one node) / SQLite send, C=32, {where}", 100 * workers[0] / sqlite[0], 100)
         check(f"SQLite send / raw-Starlette ceiling, C=32, {where}", 100 * sqlite[0] / ceiling, 40)
-        name = f"  the same in server CPU per request (ceiling's / send's), {where}"
-        lines.append(f"{name:<62} {100 * ceiling_cpu / sqlite[1]:>9.0f}%  (what the throughput ratio would be"
-                     " on a server-bound machine)")
+        name = f"  the same in CPU per request (ceiling / send), {where}"
+        lines.append(f"{name:<62} {100 * ceiling_cpu / sqlite[1]:>9.0f}%  (no target: the ratio a machine where"
+                     " the server has a core of its own would show)")
         check(f"PostgreSQL server CPU per send, C=32, {where}", pg[1], 0.5, "ms", True)
         check(f"PostgreSQL CPU per send, C=32, {where}", pg[2] or 0.0, 0.4, "ms", True)
     for engine in ("SQLite", "PostgreSQL"):
