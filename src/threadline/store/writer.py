@@ -3,9 +3,10 @@
 Every write of a :class:`~threadline.store.sqlite.SqliteStore` is a function of
 the write connection. The writer thread takes the first queued write and every
 other write already waiting (up to ``max_batch``), runs them in one
-transaction, each inside its own SAVEPOINT so that a write that fails rolls
-back alone, and commits once. Only after that COMMIT does any of them get its
-result, so an acknowledged write is always a committed one.
+transaction and commits once; a write that raises rolls back alone (the group
+then runs again with a SAVEPOINT per write: ``groups.py``). Only after that
+COMMIT does any of them get its result, so an acknowledged write is always a
+committed one.
 
 Group commit keeps the one-writer design (no "database is locked", whatever
 the concurrency) while paying BEGIN and COMMIT once per group rather than once
@@ -14,8 +15,7 @@ per write; under load the groups grow by themselves, idle they are single writes
 With ``inline=True`` an idle writer lets the event loop commit writes itself.
 A write made on the loop is not run at once: it joins the writes made in the
 same turn of the loop, and at the end of that turn (``call_soon``) the loop
-runs them all in one transaction, each in its own SAVEPOINT (a lone write
-needs none), and commits once: under load the concurrent requests of one turn
+runs them all in one transaction (as the thread does) and commits once: under load the concurrent requests of one turn
 share a COMMIT, idle a write costs one turn more than running it at once.
 That saves the two thread hand-offs of a queued write (about half a
 millisecond of the idle send). The loop never waits for a lock: it takes the
@@ -41,17 +41,18 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .base import StoreReadOnly, StoreUnavailable
+from . import groups
+from .base import StoreUnavailable
 
 __all__ = ["Writer"]
 
 T = TypeVar("T")
 
 #: A queued write: the function, the future it answers, the loop that future belongs to.
-_Item = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+_Item = groups.Item
 
 #: A write's outcome: the write, its value, the error it raised (None when it did not).
-_Result = tuple[_Item, Any, "BaseException | None"]
+_Result = groups.Result
 
 #: Queued to ask the thread for a passive checkpoint (inline writes never checkpoint).
 _CHECKPOINT = "checkpoint"
@@ -63,18 +64,6 @@ def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None
         future.set_exception(error)
     else:
         future.set_result(value)
-
-
-def _unavailable(exc: sqlite3.Error) -> StoreUnavailable:
-    kind = StoreReadOnly if readonly(exc) else StoreUnavailable
-    failure = kind(f"the database refused the write: {exc}")
-    failure.__cause__ = exc
-    return failure
-
-
-def readonly(exc: BaseException) -> bool:
-    """Whether SQLite refused a write because the database (file, folder or medium) is read-only."""
-    return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY
 
 
 class Writer:
@@ -115,6 +104,8 @@ class Writer:
         self.inline_writes = 0
         #: Checkpoints run by the thread (with ``inline`` only; otherwise SQLite checkpoints itself).
         self.checkpoints = 0
+        #: Groups rolled back because a write raised, and run again with a savepoint per write.
+        self.reruns = 0
 
     async def start(self, setup: Callable[[sqlite3.Connection], Any]) -> None:
         """Open the connection on a new thread and run ``setup`` (migrations) outside any group.
@@ -206,13 +197,15 @@ class Writer:
         if conn is None:
             return None
         try:
-            conn.execute("BEGIN IMMEDIATE")  # the busy timeout is 0 outside the thread's groups
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if not groups.begin_at_once(conn):
                 return None  # another process writes: the thread waits for it, not the loop
-            failure = _unavailable(exc)
+            done = self._together(conn, batch)
+            if done is None and not groups.begin_at_once(conn):
+                return None  # rolled back; the thread runs the group, as if it had been busy
+        except sqlite3.OperationalError as exc:
+            failure = groups.unavailable(exc)
             return [(item, None, failure) for item in batch]
-        results, committed = self._group(conn, batch)
+        results, committed = done if done is not None else self._group(conn, batch)
         self.inline_writes += committed
         return results
 
@@ -301,58 +294,51 @@ class Writer:
     def _commit(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
         """Run a group on the thread, waiting for the database's lock as long as the busy timeout allows."""
         try:
-            if self._inline:
-                conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            finally:
-                if self._inline:
-                    conn.execute("PRAGMA busy_timeout=0")
+            self._begin_waiting(conn)
+            done = self._together(conn, batch)
+            if done is None:
+                self._begin_waiting(conn)
         except sqlite3.Error as exc:
-            failure = _unavailable(exc)
+            failure = groups.unavailable(exc)
             results: list[_Result] = [(item, None, failure) for item in batch]
         else:
-            results, _ = self._group(conn, batch)
+            results, _ = done if done is not None else self._group(conn, batch)
         for (_, future, loop), value, error in results:
             with contextlib.suppress(RuntimeError):  # the caller's loop has closed
                 loop.call_soon_threadsafe(_settle, future, value, error)
 
-    def _group(self, conn: sqlite3.Connection, batch: list[_Item]) -> tuple[list[_Result], int]:
-        """Run a group in the transaction just begun and commit it.
-
-        Each write runs in its own SAVEPOINT (a lone write needs none), so one that raises is
-        rolled back alone; if a savepoint or COMMIT fails, every write of the group fails with
-        :class:`StoreUnavailable` and nothing of it holds.
-
-        Returns:
-            Each write's result or error, and how many of them committed.
-        """
-        results: list[_Result] = []
-        alone = len(batch) == 1
+    def _begin_waiting(self, conn: sqlite3.Connection) -> None:
+        """Begin the thread's transaction, waiting for the database's lock as long as the busy timeout allows."""
+        if self._inline:
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         try:
-            for item in batch:
-                if not alone:
-                    conn.execute("SAVEPOINT write")
-                try:
-                    value = item[0](conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK" if alone else "ROLLBACK TO write")
-                    if not alone:
-                        conn.execute("RELEASE write")
-                    results.append((item, None, _unavailable(exc) if readonly(exc) else exc))  # type: ignore[arg-type]
-                else:
-                    if not alone:
-                        conn.execute("RELEASE write")
-                    results.append((item, value, None))
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-        except sqlite3.Error as exc:  # a savepoint or COMMIT failed: nothing of the group holds
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            failure = _unavailable(exc)
-            return [(item, None, failure) for item in batch], 0
-        self.writes += len(batch)
+            conn.execute("BEGIN IMMEDIATE")
+        finally:
+            if self._inline:
+                conn.execute("PRAGMA busy_timeout=0")
+
+    def _committed(self, writes: int) -> None:
+        self.writes += writes
         self.groups += 1
-        self._count_for_checkpoint(len(batch))
+        self._count_for_checkpoint(writes)
+
+    def _together(self, conn: sqlite3.Connection, batch: list[_Item]) -> tuple[list[_Result], int] | None:
+        """:func:`~.groups.run_together` (a lone write: :func:`~.groups.run_each`), counted; None if rolled back."""
+        if len(batch) == 1:
+            return self._group(conn, batch)
+        done = groups.run_together(conn, batch)
+        if done is None:
+            self.reruns += 1
+            return None
+        return self._count(batch, *done)
+
+    def _group(self, conn: sqlite3.Connection, batch: list[_Item]) -> tuple[list[_Result], int]:
+        """:func:`~.groups.run_each`, counted."""
+        return self._count(batch, *groups.run_each(conn, batch))
+
+    def _count(self, batch: list[_Item], results: list[_Result], committed: bool) -> tuple[list[_Result], int]:
+        """Count a group that committed; return its results and how many of its writes hold."""
+        if not committed:
+            return results, 0
+        self._committed(len(batch))
         return results, sum(1 for _, _, error in results if error is None)
