@@ -7,7 +7,10 @@ The per-connection ``recipient`` field is added at delivery.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+import msgspec
 
 from threadline.protocol import ids
 from threadline.protocol.times import format_ms
@@ -42,6 +45,12 @@ def identifier_kind(raw_id: str) -> dict[str, Any]:
     return {"kind": "unknown", "id": raw_id}
 
 
+@functools.lru_cache(maxsize=4096)
+def _sender(raw_id: str) -> msgspec.Raw:
+    """A message event's ``sender``, encoded once per sender (every send of a user repeats it)."""
+    return msgspec.Raw(encode(identifier_kind(raw_id)))
+
+
 def _participant(p: ParticipantRecord) -> dict[str, Any]:
     out: dict[str, Any] = {"id": identifier_kind(p.user_id), "shareHistoryTime": format_ms(p.share_history_ms)}
     if p.display_name is not None:
@@ -63,7 +72,7 @@ def message_event(kind: str, message: MessageRecord) -> list[tuple[str, bytes]]:
     """``chatMessageReceived``/``Edited``/``Deleted`` for a user message."""
     body: dict[str, Any] = {
         "threadId": message.thread_id,
-        "sender": identifier_kind(message.sender_id or ""),
+        "sender": _sender(message.sender_id or ""),
         "senderDisplayName": message.sender_display_name or "",
         "id": message.id,
         "createdOn": format_ms(message.created_ms),
