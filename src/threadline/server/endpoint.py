@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
@@ -36,7 +36,7 @@ from . import metrics
 from .errors import JSON, error_response, from_decode_error
 from .throttle import REFUND_STATUSES, Ticket
 
-__all__ = ["Call", "Endpoint", "endpoint", "json", "next_link", "no_content"]
+__all__ = ["Call", "Endpoint", "endpoint"]
 
 T = TypeVar("T")
 log = logging.getLogger("threadline.server")
@@ -248,51 +248,6 @@ def _refuse_nul_in(value: Any, path: str) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _refuse_nul_in(item, f"{path}[{index}]")
-
-
-class _JsonAnswer(Response):
-    """A JSON answer whose raw headers are built in one pass (what ``Response.__init__`` would make of them)."""
-
-    media_type = JSON
-
-    def __init__(self, body: bytes, status: int, headers: dict[str, str]) -> None:
-        self.status_code = status
-        self.background = None
-        self.body = body
-        raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-        raw.append((b"content-length", str(len(body)).encode()))
-        raw.append((b"content-type", _JSON_BYTES))
-        self.raw_headers = raw
-
-
-_JSON_BYTES = JSON.encode("latin-1")
-
-
-def json(call: Call, model: Any, status: int = 200) -> Response:
-    """A JSON answer carrying the call's headers.
-
-    Args:
-        call: the request (its ``headers`` are the answer's).
-        model: what to encode (a wire model or plain data).
-        status: a status with a body (not 1xx, 204 or 304).
-
-    Returns:
-        The response.
-    """
-    return _JsonAnswer(encode(model), status, call.headers)
-
-
-def no_content(call: Call, status: int = 204) -> Response:
-    return Response(b"", status_code=status, headers=call.headers)
-
-
-def next_link(call: Call, cursor: str | None, params: dict[str, Any], cursor_name: str = "syncState") -> str | None:
-    """A relative nextLink carrying every paging parameter (no ``+`` in it)."""
-    if cursor is None:
-        return None
-    query = {cursor_name: cursor, **{k: v for k, v in params.items() if v is not None}}
-    query["api-version"] = call.api_version
-    return f"{call.url_path}?{urlencode(query)}"
 
 
 def _client_gone(request: Request, operation: str, request_id: str) -> Response | None:

@@ -26,7 +26,8 @@ from threadline.server.admin_session import (
     session_cookies,
     session_of,
 )
-from threadline.server.endpoint import Call, endpoint, json, next_link, no_content
+from threadline.server.answers import json, next_link, no_content
+from threadline.server.endpoint import Call, endpoint
 from threadline.store.records import ThreadRecord, UserRecord
 
 __all__ = ["ADMIN_VERSION", "ADMIN_VERSIONS", "routes"]

@@ -22,8 +22,9 @@ from threadline.protocol.wire import (
     UpdateThreadRequest,
 )
 from threadline.server import views
+from threadline.server.answers import json, next_link, no_content
 from threadline.server.auth import bearer_actor
-from threadline.server.endpoint import Call, endpoint, json, next_link, no_content
+from threadline.server.endpoint import Call, endpoint
 
 __all__ = ["routes"]
 

@@ -15,8 +15,9 @@ from threadline.protocol.wire import (
     IssueTokenRequest,
     TeamsExchangeRequest,
 )
+from threadline.server.answers import json, no_content
 from threadline.server.auth import admit, verify_hmac
-from threadline.server.endpoint import Call, endpoint, json, no_content
+from threadline.server.endpoint import Call, endpoint
 
 __all__ = ["routes"]
 

@@ -10,8 +10,9 @@ from starlette.routing import Route
 from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.protocol.versions import PREVIEW_CHAT_VERSIONS
 from threadline.protocol.wire import UploadImageResult
+from threadline.server.answers import json, no_content
 from threadline.server.auth import bearer_actor
-from threadline.server.endpoint import Call, endpoint, json, no_content
+from threadline.server.endpoint import Call, endpoint
 from threadline.server.services.images import image_too_large
 
 __all__ = ["routes"]

@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from threadline.protocol.errors import ChatServiceError, ErrorKind
 from threadline.server.admin_session import authorized_body
-from threadline.server.endpoint import Call, endpoint, json, no_content
+from threadline.server.answers import json, no_content
+from threadline.server.endpoint import Call, endpoint
 from threadline.server.metrics import REGISTRY
 from threadline.server.webhooks.model import SubscriptionError, public_view
 from threadline.server.webhooks.safety import DestinationError

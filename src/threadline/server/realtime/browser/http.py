@@ -26,8 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from threadline.server.answers import json
 from threadline.server.auth import bearer_actor
-from threadline.server.endpoint import Call, endpoint, json
+from threadline.server.endpoint import Call, endpoint
 
 from . import frames
 from .manager import BrowserRealtime, Refused
