@@ -18,6 +18,7 @@ from .errors import JSON
 
 __all__ = ["json", "next_link", "no_content"]
 
+_JSON_BYTES = JSON.encode("latin-1")
 
 class _JsonAnswer(Response):
     """A JSON answer whose raw headers are built in one pass (what ``Response.__init__`` would make of them)."""
@@ -32,9 +33,6 @@ class _JsonAnswer(Response):
         raw.append((b"content-length", str(len(body)).encode()))
         raw.append((b"content-type", _JSON_BYTES))
         self.raw_headers = raw
-
-
-_JSON_BYTES = JSON.encode("latin-1")
 
 
 def json(call: Call, model: Any, status: int = 200) -> Response:
@@ -52,6 +50,7 @@ def json(call: Call, model: Any, status: int = 200) -> Response:
 
 
 def no_content(call: Call, status: int = 204) -> Response:
+    """An answer without a body (``204`` unless told), carrying the call's headers."""
     return Response(b"", status_code=status, headers=call.headers)
 
 

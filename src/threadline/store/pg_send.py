@@ -61,7 +61,7 @@ _SQL_MANY = (
     "SELECT refused, replayed, seq, message_id, base, recipients FROM threadline_send_batch("
     "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 )
-#: The most sends one statement writes (each is a subtransaction; PostgreSQL tracks 64 per backend cheaply).
+#: The most sends one statement writes: it bounds the statement's arrays and how long it holds its locks.
 MAX_BATCH = 32
 
 

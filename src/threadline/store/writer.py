@@ -15,8 +15,9 @@ per write; under load the groups grow by themselves, idle they are single writes
 With ``inline=True`` an idle writer lets the event loop commit writes itself.
 A write made on the loop is not run at once: it joins the writes made in the
 same turn of the loop, and at the end of that turn (``call_soon``) the loop
-runs them all in one transaction (as the thread does) and commits once: under load the concurrent requests of one turn
-share a COMMIT, idle a write costs one turn more than running it at once.
+runs them all in one transaction (as the thread does) and commits once: under
+load the concurrent requests of one turn share a COMMIT, idle a write costs one
+turn more than running it at once.
 That saves the two thread hand-offs of a queued write (about half a
 millisecond of the idle send). The loop never waits for a lock: it takes the
 connection only when the thread is not using it and nothing is queued for the
@@ -317,11 +318,6 @@ class Writer:
             if self._inline:
                 conn.execute("PRAGMA busy_timeout=0")
 
-    def _committed(self, writes: int) -> None:
-        self.writes += writes
-        self.groups += 1
-        self._count_for_checkpoint(writes)
-
     def _together(self, conn: sqlite3.Connection, batch: list[_Item]) -> tuple[list[_Result], int] | None:
         """:func:`~.groups.run_together` (a lone write: :func:`~.groups.run_each`), counted; None if rolled back."""
         if len(batch) == 1:
@@ -340,5 +336,7 @@ class Writer:
         """Count a group that committed; return its results and how many of its writes hold."""
         if not committed:
             return results, 0
-        self._committed(len(batch))
+        self.writes += len(batch)
+        self.groups += 1
+        self._count_for_checkpoint(len(batch))
         return results, sum(1 for _, _, error in results if error is None)

@@ -73,10 +73,10 @@ def _connect(path: str, synchronous: str) -> sqlite3.Connection:
 def _write_connection(path: str, synchronous: str) -> sqlite3.Connection:
     """The writer's connection: as any other, with its temporary storage in memory.
 
-    Each write of a group runs in its own SAVEPOINT (``writer.py``), and SQLite keeps a
-    savepoint's page images in a statement journal, a temporary file by default: that file
-    made a savepoint cost more than the write's own statements (~13 us a write, against
-    ~1 us in memory). The journal holds only the pages one write changes.
+    A group whose write raised runs again with a SAVEPOINT per write (``groups.py``), and
+    SQLite keeps a savepoint's page images in a statement journal, a temporary file by
+    default: that file made a savepoint cost more than the write's own statements (~13 us a
+    write, against ~1 us in memory). The journal holds only the pages one write changes.
     """
     conn = _connect(path, synchronous)
     conn.execute("PRAGMA temp_store=MEMORY")
