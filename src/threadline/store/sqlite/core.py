@@ -191,15 +191,15 @@ class SqliteCore(SqliteImages):
             # A bytearray binds as the same BLOB as bytes, without the adapter lookup bytes take.
             cursor.execute(_LOG_EVENT, (thread_id, kind, bytearray(payload), now_ms, message_ms))
             position: int = cursor.lastrowid  # type: ignore[assignment]  # an INSERT's rowid is never None
-            event = Event(position, thread_id, kind, payload, now_ms, message_ms=message_ms)
+            recipients: tuple[str, ...] = ()
             if with_recipients:
                 if known is not None and known[0] == message_ms:
                     listed = known[1]
                 else:
                     cursor.execute(_NEW_RECIPIENTS, (thread_id, position, message_ms))
                     listed = cursor.fetchone()[0]
-                event.recipients = _RECIPIENT_LIST.decode(listed)
-            events.append(event)
+                recipients = _RECIPIENT_LIST.decode(listed)
+            events.append(Event(position, thread_id, kind, payload, now_ms, recipients, message_ms))
         return events
 
     @staticmethod
