@@ -16,7 +16,7 @@ from typing import Any
 
 from .base import StoreReadOnly, StoreUnavailable
 
-__all__ = ["Item", "Result", "begin_at_once", "readonly", "run_each", "run_together", "unavailable"]
+__all__ = ["Item", "Result", "begin_at_once", "readonly", "roll_back", "run_each", "run_together", "unavailable"]
 
 #: A queued write: the function, the future it answers, the loop that future belongs to.
 Item = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
@@ -76,12 +76,12 @@ def run_together(conn: sqlite3.Connection, batch: list[Item]) -> tuple[list[Resu
         for item in batch:
             values.append(item[0](conn))
     except Exception:
-        _roll_back(conn)
+        roll_back(conn)
         return None
     try:
         conn.execute("COMMIT")
     except sqlite3.Error as exc:  # nothing of the group holds
-        _roll_back(conn)
+        roll_back(conn)
         failure = unavailable(exc)
         return [(item, None, failure) for item in batch], False
     return [(item, value, None) for item, value in zip(batch, values, strict=True)], True
@@ -117,13 +117,14 @@ def run_each(conn: sqlite3.Connection, batch: list[Item]) -> tuple[list[Result],
         if conn.in_transaction:
             conn.execute("COMMIT")
     except sqlite3.Error as exc:  # a savepoint or COMMIT failed: nothing of the group holds
-        _roll_back(conn)
+        roll_back(conn)
         failure = unavailable(exc)
         return [(item, None, failure) for item in batch], False
     return results, True
 
 
-def _roll_back(conn: sqlite3.Connection) -> None:
+def roll_back(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if any; an error doing so is ignored."""
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")

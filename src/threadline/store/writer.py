@@ -77,13 +77,16 @@ class Writer:
         max_batch: the most writes one transaction holds.
         inline: let an idle writer's writes run on the event loop (see the module).
         checkpoint_every: with ``inline``, the writes between two checkpoints.
+        on_begin: called with the connection at the start of every transaction of a group, before
+            its first write (the store's :class:`~threadline.store.sqlite.members.LiveMembers`).
     """
 
     def __init__(
         self, connect: Callable[[], sqlite3.Connection], *, max_batch: int = 64, inline: bool = False,
-        checkpoint_every: int = 1000,
+        checkpoint_every: int = 1000, on_begin: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         self._connect = connect
+        self._on_begin = on_begin
         self._max_batch = max_batch
         self._inline = inline
         self._checkpoint_every = checkpoint_every
@@ -198,10 +201,10 @@ class Writer:
         if conn is None:
             return None
         try:
-            if not groups.begin_at_once(conn):
+            if not self._begin_at_once(conn):
                 return None  # another process writes: the thread waits for it, not the loop
             done = self._together(conn, batch)
-            if done is None and not groups.begin_at_once(conn):
+            if done is None and not self._begin_at_once(conn):
                 return None  # rolled back; the thread runs the group, as if it had been busy
         except sqlite3.OperationalError as exc:
             failure = groups.unavailable(exc)
@@ -209,6 +212,23 @@ class Writer:
         results, committed = done if done is not None else self._group(conn, batch)
         self.inline_writes += committed
         return results
+
+    def _begin_at_once(self, conn: sqlite3.Connection) -> bool:
+        """:func:`~.groups.begin_at_once`, then ``on_begin`` if it began."""
+        if not groups.begin_at_once(conn):
+            return False
+        self._begun(conn)
+        return True
+
+    def _begun(self, conn: sqlite3.Connection) -> None:
+        """Run ``on_begin`` in the transaction just begun; if it raises, roll the transaction back."""
+        if self._on_begin is None:
+            return
+        try:
+            self._on_begin(conn)
+        except BaseException:
+            groups.roll_back(conn)
+            raise
 
     def _count_for_checkpoint(self, writes: int) -> None:
         if not self._inline:
@@ -317,6 +337,7 @@ class Writer:
         finally:
             if self._inline:
                 conn.execute("PRAGMA busy_timeout=0")
+        self._begun(conn)
 
     def _together(self, conn: sqlite3.Connection, batch: list[_Item]) -> tuple[list[_Result], int] | None:
         """:func:`~.groups.run_together` (a lone write: :func:`~.groups.run_each`), counted; None if rolled back."""

@@ -10,8 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec.json as json
-
 from .. import dialect
 from ..base import Effects, NotAllowed, Outcome, StoreError, StoreUnavailable
 from ..blobs import FileBlobs
@@ -20,42 +18,24 @@ from ..records import Event, MessageDraft, MessageRecord, ParticipantRecord
 from ..rows import MESSAGE_COLUMNS, drafted_message, dump_json, message_values
 from ..sqlite_images import SqliteImages
 from ..writer import Writer
+from .members import LiveMembers, Members
 
 __all__ = ["SqliteCore"]
 
-#: Who receives an event, written once: a member ``p`` whose stay covers the event's position and,
-#: for one revealing a message, whose window holds it; ``thread``, ``position`` and ``message_ms``
-#: name where the event's values come from.
-_RECIPIENT_RULE = (
-    "p.thread_id = {thread} AND p.joined_pos <= {position} AND (p.left_pos IS NULL OR p.left_pos >= {position}) "
-    "AND ({message_ms} IS NULL OR p.share_history_ms <= {message_ms})"
+#: Who receives an event already logged: a member ``p`` whose stay covers the event's position and,
+#: for one revealing a message, whose window holds it; parameters: thread, position, position,
+#: message time twice. (A write that changes no membership takes the live members instead, see
+#: :meth:`SqliteCore._log_events`.)
+_RECIPIENT = (
+    "p.thread_id = ? AND p.joined_pos <= ? AND (p.left_pos IS NULL OR p.left_pos >= ?) "
+    "AND (? IS NULL OR p.share_history_ms <= ?)"
 )
-#: The rule for an event already logged; parameters: thread, position, position, message time twice.
-_RECIPIENT = _RECIPIENT_RULE.format(thread="?", position="?", message_ms="?")
 #: An event's insert; its position is the connection's last insert rowid. No ``RETURNING``: SQLite
 #: buffers what one returns in an ephemeral table it opens and closes at each run, most of such an
 #: insert's cost (under callgrind ~51k instructions with ``RETURNING position``, ~15k without; the old
-#: ``RETURNING position, (SELECT json_group_array ...)`` cost more than this insert and the recipient
-#: read below as two statements).
+#: ``RETURNING position, (SELECT json_group_array ...)`` cost more than this insert and a recipient
+#: read as two statements).
 _LOG_EVENT = "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?, ?, ?, ?, ?)"
-#: The recipients of a new event, a JSON array; parameters: thread, position, message time. The
-#: thread and message time are parameters, so SQLite looks the members up through ``participants_thread``.
-_NEW_RECIPIENTS = (
-    "SELECT json_group_array(p.user_id) FROM participants p WHERE "
-    + _RECIPIENT_RULE.format(thread="?1", position="?2", message_ms="?3")
-)
-
-#: The recipients of the next event, when it reveals a message created at ``?5``: the live members whose
-#: window holds that time (:meth:`SqliteCore._next_ids` with ``members_at``). For an event not logged yet
-#: this is the rule above: every stay began at or before the next position (a stay starts at an event of
-#: its write or at the position after the last one), and every closed stay ended at or before the last
-#: position taken; positions are never reused.
-_NEXT_RECIPIENTS = (
-    "(SELECT json_group_array(p.user_id) FROM participants p "
-    f"WHERE p.thread_id = ?3 AND p.{LIVE_MEMBER} AND p.share_history_ms <= ?5)"
-)
-#: Decodes a recipient list; made once (``json.decode(..., type=...)`` converts the type at every call).
-_RECIPIENT_LIST = json.Decoder(tuple[str, ...])
 
 T = TypeVar("T")
 
@@ -104,6 +84,8 @@ class SqliteCore(SqliteImages):
         self._read_conns: list[sqlite3.Connection] = []
         self._loop_conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        #: The live members of recently written threads (see :mod:`.members`).
+        self._members = LiveMembers()
         #: The cursor events are logged through, and the connection it belongs to (see :meth:`_log_events`).
         self._event_cursor: tuple[sqlite3.Connection, sqlite3.Cursor] | None = None
         #: image bytes, as files beside the database (see :mod:`threadline.store.blobs`).
@@ -138,15 +120,31 @@ class SqliteCore(SqliteImages):
             conn.execute("PRAGMA query_only=ON")
         return fn(conn)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, bulk: bool = False) -> T:
+    async def _write(
+        self, fn: Callable[[sqlite3.Connection], T], *, bulk: bool = False, keeps_members: bool = False
+    ) -> T:
         """Run ``fn`` on the write connection in a committed transaction (see :mod:`threadline.store.writer`).
 
         ``bulk`` marks a write of unbounded size, which never runs on the event loop.
+        ``keeps_members`` marks a write that changes no membership (the message and receipt
+        writes): it may answer who the live members are from :attr:`_members`. Any other write
+        makes that forget everything, before it runs and after (see :mod:`.members`).
         """
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("the store is closed")
-        return await writer.run(fn, bulk=bulk)
+        if keeps_members:
+            return await writer.run(fn, bulk=bulk)
+        members = self._members
+
+        def changing(conn: sqlite3.Connection) -> T:
+            members.changing()
+            try:
+                return fn(conn)
+            finally:
+                members.changing()
+
+        return await writer.run(changing, bulk=bulk)
 
     def _effects(self, conn: sqlite3.Connection, effects: Effects[T], apply: Callable[[], T]) -> Outcome[T]:
         """Run one write with its idempotency and events, inside the open transaction."""
@@ -168,37 +166,28 @@ class SqliteCore(SqliteImages):
 
     def _log_events(
         self, conn: sqlite3.Connection, thread_id: str, items: list[tuple[str, bytes]], now_ms: int,
-        message_ms: int | None, *, with_recipients: bool = False, known: tuple[int, str] | None = None,
+        message_ms: int | None, *, members: Members | None = None,
     ) -> list[Event]:
         """Append a write's events to the log.
 
-        With ``with_recipients`` each event's recipients (as :meth:`_recipients`) are read right
-        after its insert: right only when the write changes no membership after its events
-        (``_publishable`` without ``on_position``). ``known`` is a message time and the recipients
-        (a JSON array) of an event revealing a message of that time, read earlier in the same
-        write (``_next_ids`` with ``members_at``): used instead of that read when ``message_ms`` is
-        that time.
+        With ``members`` (the thread's live members, for a write that changes no membership:
+        ``_publishable`` without ``on_position``) each event's recipients are those of them whose
+        window holds ``message_ms``: for an event not logged yet that is exactly the recipient
+        rule (every live stay began at or before the next position, and every closed stay ended
+        at or before the last one taken; positions are never reused).
         """
-        # One cursor, kept, with plain tuples for rows: ``conn.execute`` makes (and registers) a
-        # cursor per statement. Only the writer logs events, one write at a time, so it is never shared.
+        # One cursor, kept: ``conn.execute`` makes (and registers) a cursor per statement. Only the
+        # writer logs events, one write at a time, so it is never shared.
         cached = self._event_cursor
         if cached is None or cached[0] is not conn:
             cached = self._event_cursor = (conn, conn.cursor())
-            cached[1].row_factory = None
         cursor = cached[1]
+        recipients = LiveMembers.window(members, message_ms) if members is not None else ()
         events = []
         for kind, payload in items:
             # A bytearray binds as the same BLOB as bytes, without the adapter lookup bytes take.
             cursor.execute(_LOG_EVENT, (thread_id, kind, bytearray(payload), now_ms, message_ms))
             position: int = cursor.lastrowid  # type: ignore[assignment]  # an INSERT's rowid is never None
-            recipients: tuple[str, ...] = ()
-            if with_recipients:
-                if known is not None and known[0] == message_ms:
-                    listed = known[1]
-                else:
-                    cursor.execute(_NEW_RECIPIENTS, (thread_id, position, message_ms))
-                    listed = cursor.fetchone()[0]
-                recipients = _RECIPIENT_LIST.decode(listed)
             events.append(Event(position, thread_id, kind, payload, now_ms, recipients, message_ms))
         return events
 
@@ -218,19 +207,23 @@ class SqliteCore(SqliteImages):
 
     def _publishable(
         self, conn: sqlite3.Connection, thread_id: str, effects: Effects[Any], value: Any, now_ms: int,
-        on_position: Callable[[int | None, int], None] | None = None, known: tuple[int, str] | None = None,
+        on_position: Callable[[int | None, int], None] | None = None,
     ) -> list[Event]:
         """Store the events of a write, then let ``on_position`` adjust memberships before recipients are read.
 
         ``on_position`` gets the position of the write's first event (None when it has none) and the
-        last position taken before this write. ``known``: recipients read earlier in the write (see
-        :meth:`_log_events`); only without ``on_position``.
+        last position taken before this write. Without it the write changes no membership, and the
+        recipients come from the thread's live members (:attr:`_members`): such a write must be
+        run with ``keeps_members`` (:meth:`_write`).
         """
         before = self._current_position(conn) if on_position is not None else 0
         items = effects.events(value) if effects.events is not None and value is not None else []
         reveals = effects.reveals(value) if effects.reveals is not None and items else None
         if on_position is None:
-            return self._log_events(conn, thread_id, items, now_ms, reveals, with_recipients=True, known=known)
+            if not items:
+                return []
+            members = self._members.of(conn, thread_id)
+            return self._log_events(conn, thread_id, items, now_ms, reveals, members=members)
         events = self._log_events(conn, thread_id, items, now_ms, reveals)
         on_position(events[0].position if events else None, before)
         for event in events:
@@ -239,50 +232,34 @@ class SqliteCore(SqliteImages):
 
     @staticmethod
     def _next_ids(
-        conn: sqlite3.Connection, thread_id: str, count: int, now_ms: int, sender: str | None = None,
-        *, members_at: int | None = None,
-    ) -> tuple[list[tuple[int, int]], str | None]:
+        conn: sqlite3.Connection, thread_id: str, count: int, now_ms: int, *, live: bool = False
+    ) -> list[tuple[int, int]]:
         """Allocate (sequence id, epoch-ms message id) pairs for new messages: an UPDATE, then a SELECT of the row.
 
         Each id is ``max(now, previous + 1)``; for ``count`` ids the last is
-        ``max(now + count - 1, last + count)`` (as on PostgreSQL). With ``sender``, the
-        UPDATE checks that the thread is live and the sender a live member of it (a send's
-        check and allocation in one step). With ``members_at``, the SELECT also reads the recipients
-        (a JSON array) of the write's next event if that event reveals a message created at
-        ``members_at``, for a write that changes no membership (see ``_NEXT_RECIPIENTS``); else
-        the second value is None.
+        ``max(now + count - 1, last + count)`` (as on PostgreSQL). With ``live``, the UPDATE
+        also checks that the thread is not deleted (a send's check and allocation in one step).
 
         Raises:
-            NotAllowed: with ``sender``, the thread is missing or deleted, or the sender no member.
-            StoreError: without ``sender``, the thread is missing.
+            NotAllowed: with ``live``, the thread is missing or deleted.
+            StoreError: without ``live``, the thread is missing.
         """
-        guard = (
-            " AND deleted_ms IS NULL AND EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = threads.id "
-            f"AND p.user_id = ?4 AND p.{LIVE_MEMBER})" if sender is not None else ""
-        )
-        members = f", {_NEXT_RECIPIENTS}" if members_at is not None else ""
-        args: tuple[Any, ...] = (count, now_ms, thread_id)
-        if members_at is not None:
-            args = (*args, sender, members_at)
-        elif sender is not None:
-            args = (*args, sender)
+        guard = " AND deleted_ms IS NULL" if live else ""
         # An UPDATE and a SELECT, not ``UPDATE ... RETURNING``: SQLite buffers what a statement returns
         # in an ephemeral table opened and closed at each run, which cost more than the second
         # statement (under callgrind ~52k instructions against ~37k for the pair).
         updated = conn.execute(
             "UPDATE threads SET last_seq = last_seq + ?1, "
             f"last_message_id = max(?2 + ?1 - 1, last_message_id + ?1), last_message_ms = ?2 WHERE id = ?3{guard}",
-            args[:4] if sender is not None else args[:3],
+            (count, now_ms, thread_id),
         ).rowcount
         if updated != 1:
-            if sender is not None:
-                SqliteCore._refuse(conn, thread_id, sender)
+            if live:
+                raise NotAllowed(thread_missing=True)
             raise StoreError(f"no thread {thread_id!r}")
-        row = conn.execute(
-            f"SELECT last_seq, last_message_id{members} FROM threads WHERE id = ?3", args if members else args[:3]
-        ).fetchone()
+        row = conn.execute("SELECT last_seq, last_message_id FROM threads WHERE id = ?", (thread_id,)).fetchone()
         seq, last_id = int(row[0]), int(row[1])
-        return [(seq - count + k, last_id - count + k) for k in range(1, count + 1)], row[2] if members else None
+        return [(seq - count + k, last_id - count + k) for k in range(1, count + 1)]
 
     @staticmethod
     def _refuse(conn: sqlite3.Connection, thread_id: str, user_id: str) -> None:
@@ -302,10 +279,9 @@ class SqliteCore(SqliteImages):
             raise NotAllowed(thread_missing=False)
 
     def _insert_messages(
-        self, conn: sqlite3.Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int,
-        sender: str | None = None,
+        self, conn: sqlite3.Connection, thread_id: str, drafts: Sequence[MessageDraft], now_ms: int
     ) -> list[MessageRecord]:
-        pairs, _ = self._next_ids(conn, thread_id, len(drafts), now_ms, sender)
+        pairs = self._next_ids(conn, thread_id, len(drafts), now_ms)
         return self._store_messages(conn, thread_id, pairs, drafts, now_ms)
 
     def _store_messages(

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import dialect
-from ..base import Effects, Outcome
+from ..base import Effects, NotAllowed, Outcome
 from ..metadata import MetadataChange, apply_metadata
 from ..records import MessageDraft, MessageRecord, ReadReceiptRecord
 from ..rows import MESSAGE_COLUMNS, dump_json, load_json, message_from, receipt_from
@@ -24,30 +24,24 @@ class SqliteMessages(SqliteCore):
     ) -> Outcome[MessageRecord]:
         def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
             # Inside the write (the one writer): a removed member can never send, nor replay a key.
-            # Without a key the check is part of the thread's UPDATE that allocates the ids.
             sender = draft.sender_id or ""  # no sender is no member
-            known: list[tuple[int, str]] = []
+            if effects.idempotency is not None:
+                self._refuse(c, thread_id, sender)  # a deleted thread's member replays nothing either
+            elif sender not in self._members.of(c, thread_id)[1]:
+                self._refuse(c, thread_id, sender)
+                raise NotAllowed(thread_missing=False)  # not reached: _refuse has raised
 
             def apply() -> MessageRecord:
-                # With events, the SELECT after the ids' UPDATE reads the recipients of an event revealing this message.
-                pairs, members = self._next_ids(
-                    c, thread_id, 1, now_ms, sender if effects.idempotency is None else None,
-                    members_at=now_ms if effects.events is not None else None,
-                )
-                if members is not None:
-                    known.append((now_ms, members))
+                # The thread's UPDATE that allocates the ids also checks that it is not deleted.
+                pairs = self._next_ids(c, thread_id, 1, now_ms, live=True)
                 return self._store_messages(c, thread_id, pairs, [draft], now_ms)[0]
 
-            if effects.idempotency is not None:
-                self._refuse(c, thread_id, sender)
             outcome = self._effects(c, effects, apply)
             if outcome.value is not None:
-                outcome.events = self._publishable(
-                    c, thread_id, effects, outcome.value, now_ms, known=known[0] if known else None
-                )
+                outcome.events = self._publishable(c, thread_id, effects, outcome.value, now_ms)
             return outcome
 
-        return await self._write(run)
+        return await self._write(run, keeps_members=True)
 
     async def get_message(self, thread_id: str, message_id: str) -> MessageRecord | None:
         def run(c: sqlite3.Connection) -> MessageRecord | None:
@@ -110,7 +104,7 @@ class SqliteMessages(SqliteCore):
                 "edited_ms = ?", (content, dump_json(stored), now_ms), now_ms, effects, relink,
             )
 
-        outcome = await self._write(run)
+        outcome = await self._write(run, keeps_members=True)
         await self.blobs.delete(dropped)
         return outcome
 
@@ -125,7 +119,8 @@ class SqliteMessages(SqliteCore):
         outcome = await self._write(
             lambda c: self._change_message(
                 c, thread_id, message_id, "deleted_ms = ?", (now_ms,), now_ms, effects, drop
-            )
+            ),
+            keeps_members=True,
         )
         await self.blobs.delete(dropped)
         return outcome
@@ -169,7 +164,7 @@ class SqliteMessages(SqliteCore):
                 outcome.events = self._publishable(c, receipt.thread_id, effects, receipt, receipt.read_ms)
             return outcome
 
-        return await self._write(run)
+        return await self._write(run, keeps_members=True)
 
     async def list_read_receipts(
         self, thread_id: str, *, skip: int, limit: int, min_message_ms: int = 0
