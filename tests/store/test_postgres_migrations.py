@@ -183,3 +183,17 @@ async def test_lean_event_log_keeps_positions_marks_and_cursors_and_drops_the_in
             assert lows[part] == 2 * 32 + part
         finally:
             await store.close()
+
+
+async def test_the_send_batch_function_keeps_its_generic_plans() -> None:
+    """0047: threadline_send_batch runs with plan_cache_mode = force_generic_plan, the session's setting untouched."""
+    require_postgres()
+    with fresh_database("threadline_migrate") as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+            config = await conn.fetchval("SELECT proconfig FROM pg_proc WHERE proname = 'threadline_send_batch'")
+            assert config == ["plan_cache_mode=force_generic_plan"]
+            assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+        finally:
+            await conn.close()
