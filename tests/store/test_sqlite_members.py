@@ -161,16 +161,19 @@ def test_it_holds_a_bounded_number_of_members(tmp_path: Path) -> None:
                  "share_history_ms INTEGER, left_pos INTEGER)")
     conn.executemany("INSERT INTO participants (thread_id, user_id, share_history_ms) VALUES (?, ?, 0)",
                      [(t, f"{t}-{k}") for t in ("t1", "t2", "t3") for k in range(2)])
-    members = LiveMembers(max_members=4)
+    members = LiveMembers(max_members=6)
     members.begin(conn)
-    members.of(conn, "t1")
+    members.of(conn, "t1")  # two members and the thread: three entries
     members.of(conn, "t2")
     members.of(conn, "t1")
     assert (members.reads, members.hits) == (2, 1)
-    members.of(conn, "t3")  # six would be held: everything is forgotten first
+    members.of(conn, "t3")  # nine would be held: everything is forgotten first
     members.of(conn, "t1")
     members.of(conn, "t3")
     assert (members.reads, members.hits) == (4, 2)
+    for k in range(20):  # threads that do not exist count too: no id adds nothing
+        assert members.of(conn, f"missing-{k}") == ((), frozenset())
+    assert len(members._threads) <= 6
     conn.close()
 
 

@@ -20,8 +20,8 @@ It is only ever right because of when it forgets, so it forgets eagerly:
   kept.
 
 The writer runs one write at a time on the connection (on its thread or on the event loop), so
-the object is never used from two threads at once. It holds at most ``max_members`` members
-over all threads and forgets everything when it would hold more.
+the object is never used from two threads at once. It holds at most ``max_members`` entries (a
+thread's members and one for the thread itself) and forgets everything when it would hold more.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class LiveMembers:
     """A thread's live members, read once per thread and forgotten at every possible change.
 
     Args:
-        max_members: the most members held over all threads.
+        max_members: the most entries held: every thread's members, plus one per thread.
     """
 
     def __init__(self, max_members: int = 50_000) -> None:
@@ -85,10 +85,11 @@ class LiveMembers:
         members = tuple((str(r[0]), int(r[1])) for r in rows)
         found = (members, frozenset(user for user, _ in members))
         self.reads += 1
-        if self._held + len(members) > self._max:
+        held = len(members) + 1  # a thread with no live member (or none at all) counts too
+        if self._held + held > self._max:
             self.forget()
         self._threads[thread_id] = found
-        self._held += len(members)
+        self._held += held
         return found
 
     @staticmethod
