@@ -4,9 +4,8 @@ Every send checks that its sender is a live member of the thread, and every even
 that changes no membership goes to the thread's live members (those whose share-history window
 holds the message it reveals). Read with SQL, that was a subquery in the send's ``UPDATE`` and
 another in the ``SELECT`` after it: ~14k of the ~215k instructions a send with an event cost
-under callgrind (``bench/scale_store.py``'s write, one member), more than its event's share of
-the commit. :class:`LiveMembers` reads a thread's live members once and answers both from
-memory for as long as they cannot have changed.
+under callgrind (``bench/scale_store.py``'s write, one member). :class:`LiveMembers` reads a
+thread's live members once and answers both from memory for as long as they cannot have changed.
 
 It is only ever right because of when it forgets, so it forgets eagerly:
 
