@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.locks import one_at_a_time
 from tests.pg import _unavailable
 
 __all__ = ["CHROMIUM", "FLAGS", "BrowserPage", "build_bundle", "build_decoder", "page_origin", "require_browser",
@@ -54,14 +55,15 @@ def require_node() -> None:
 
 def _esbuild(entry: str, out: str, platform: str) -> Path:
     build = HERE / "build"
-    if not (HERE / "node_modules" / ".bin" / "esbuild").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, timeout=600,
-                       capture_output=True)
-    build.mkdir(exist_ok=True)
-    subprocess.run([str(HERE / "node_modules" / ".bin" / "esbuild"), entry, "--bundle",
-                    "--format=iife" if platform == "browser" else "--format=cjs", f"--platform={platform}",
-                    "--target=es2020", f"--outfile=build/{out}", "--log-level=warning"],
-                   cwd=HERE, check=True, timeout=120)
+    with one_at_a_time(HERE):  # the suite's workers share this folder
+        if not (HERE / "node_modules" / ".bin" / "esbuild").exists():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, timeout=600,
+                           capture_output=True)
+        build.mkdir(exist_ok=True)
+        subprocess.run([str(HERE / "node_modules" / ".bin" / "esbuild"), entry, "--bundle",
+                        "--format=iife" if platform == "browser" else "--format=cjs", f"--platform={platform}",
+                        "--target=es2020", f"--outfile=build/{out}", "--log-level=warning"],
+                       cwd=HERE, check=True, timeout=120)
     return build / out
 
 

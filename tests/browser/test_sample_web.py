@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from tests.conftest import ENGINES, ROOT, RunningServer, launch
+from tests.locks import one_at_a_time
 
 from .chromium import require_browser
 from .nodes import restartable, two_nodes
@@ -30,10 +31,11 @@ SAMPLE = ROOT / "samples" / "web"
 def sample_built() -> Path:
     """Install the sample's pinned packages when needed and bundle it."""
     require_browser()
-    if not (SAMPLE / "node_modules" / ".bin" / "esbuild").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=SAMPLE, check=True, timeout=900,
-                       capture_output=True)
-    subprocess.run(["npm", "run", "build"], cwd=SAMPLE, check=True, timeout=300, capture_output=True)
+    with one_at_a_time(SAMPLE):  # the suite's workers share this folder
+        if not (SAMPLE / "node_modules" / ".bin" / "esbuild").exists():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=SAMPLE, check=True, timeout=900,
+                           capture_output=True)
+        subprocess.run(["npm", "run", "build"], cwd=SAMPLE, check=True, timeout=300, capture_output=True)
     return SAMPLE / "public"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import RunningServer
+from ..locks import one_at_a_time
 
 HERE = Path(__file__).resolve().parent
 #: Bounds of one run of the suite and of the install.
@@ -39,11 +40,12 @@ def _require_node() -> tuple[str, str]:
 def _install(npm: str) -> None:
     """``npm ci`` from the lock file when the pinned packages are not installed yet."""
     modules = HERE / "node_modules"
-    if (modules / "@azure" / "communication-chat").is_dir() and (modules / "chat-beta").is_dir():
-        return
-    done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True,
-                          timeout=INSTALL_SECONDS)
-    assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+    with one_at_a_time(HERE):  # the suite's workers share this folder
+        if (modules / "@azure" / "communication-chat").is_dir() and (modules / "chat-beta").is_dir():
+            return
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True,
+                              timeout=INSTALL_SECONDS)
+        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
 
 
 def counts(output: str) -> dict[str, int]:
