@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,22 @@ async def _send_revealing(store: Store, tid: str, sender: str, now: int) -> Outc
         events=lambda m: [("chatMessageReceived", m.id.encode())], reveals=lambda m: m.created_ms
     )
     return await store.send_message(tid, MessageDraft("text", sender_id=sender, content="x"), now, effects)
+
+
+class _Begun:
+    """A writer session that only calls ``on_begin`` at each transaction's start."""
+
+    def __init__(self, on_begin: Callable[[sqlite3.Connection], None]) -> None:
+        self.on_begin = on_begin
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        self.on_begin(conn)
+
+    def settle(self, conn: sqlite3.Connection) -> None:
+        pass
+
+    def abandon(self) -> None:
+        pass
 
 
 def _events(kind: str) -> Effects[MessageRecord | None]:
@@ -177,7 +194,7 @@ def test_it_holds_a_bounded_number_of_members(tmp_path: Path) -> None:
     conn.close()
 
 
-def test_the_writer_calls_on_begin_at_every_transaction_the_rerun_of_a_group_included(tmp_path: Path) -> None:
+def test_the_writer_begins_the_session_at_every_transaction_the_rerun_of_a_group_included(tmp_path: Path) -> None:
     path = tmp_path / "w.db"
     begun: list[bool] = []
 
@@ -190,7 +207,7 @@ def test_the_writer_calls_on_begin_at_every_transaction_the_rerun_of_a_group_inc
         return run
 
     async def main() -> list[object]:
-        writer = Writer(lambda: connect(path), inline=True, on_begin=lambda c: begun.append(c.in_transaction))
+        writer = Writer(lambda: connect(path), inline=True, session=_Begun(lambda c: begun.append(c.in_transaction)))
         await writer.start(setup)
         clean = await asyncio.gather(*(writer.run(write(k, False)) for k in range(3)))
         assert begun == [True]
@@ -203,7 +220,7 @@ def test_the_writer_calls_on_begin_at_every_transaction_the_rerun_of_a_group_inc
     assert begun == [True, True, True]  # the clean group; the mixed one, then its rerun with savepoints
 
 
-def test_a_failing_on_begin_rolls_its_transaction_back_and_fails_the_group(tmp_path: Path) -> None:
+def test_a_failing_session_begin_rolls_its_transaction_back_and_fails_the_group(tmp_path: Path) -> None:
     path = tmp_path / "w.db"
     fail = [True]
 
@@ -212,7 +229,7 @@ def test_a_failing_on_begin_rolls_its_transaction_back_and_fails_the_group(tmp_p
             raise sqlite3.OperationalError("disk I/O error")
 
     async def main() -> tuple[list[object], int]:
-        writer = Writer(lambda: connect(path), inline=True, on_begin=on_begin)
+        writer = Writer(lambda: connect(path), inline=True, session=_Begun(on_begin))
         await writer.start(setup)
         failed = await asyncio.gather(writer.run(lambda c: c.execute("INSERT INTO t VALUES (1, 'x')").rowcount),
                                       return_exceptions=True)

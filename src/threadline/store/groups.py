@@ -4,6 +4,11 @@ A group first runs with no savepoint between its writes (:func:`run_together`); 
 them raises is it rolled back and run again with a savepoint per write (:func:`run_each`), so
 that the failing write fails alone and the others hold. Either way nothing is answered before
 the COMMIT: the callers settle the writes' futures with what these return.
+
+A :class:`Session` is what the store keeps on the write connection between statements (the
+SQLite store's events held back until the end of their transaction, its live members): the
+writer tells it when a transaction begins, and these functions when the writes so far must be
+settled (before a COMMIT or a RELEASE) or abandoned (before a rollback).
 """
 
 from __future__ import annotations
@@ -12,17 +17,48 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .base import StoreReadOnly, StoreUnavailable
 
-__all__ = ["Item", "Result", "begin_at_once", "readonly", "roll_back", "run_each", "run_together", "unavailable"]
+__all__ = [
+    "NO_SESSION", "Item", "Result", "Session", "begin_at_once", "readonly", "roll_back", "run_each", "run_together",
+    "unavailable",
+]
 
 #: A queued write: the function, the future it answers, the loop that future belongs to.
 Item = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 #: A write's outcome: the write, its value, the error it raised (None when it did not).
 Result = tuple[Item, Any, "BaseException | None"]
+
+
+class Session(Protocol):
+    """What a store keeps on the write connection across the writes of a transaction."""
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        """A transaction has begun, before its first write."""
+
+    def settle(self, conn: sqlite3.Connection) -> None:
+        """Write what the writes so far held back: a COMMIT or a RELEASE follows (it may raise: the writes fail)."""
+
+    def abandon(self) -> None:
+        """The changes since the last :meth:`settle` are being rolled back: forget what they held back."""
+
+
+class _NoSession:
+    def begin(self, conn: sqlite3.Connection) -> None:
+        pass
+
+    def settle(self, conn: sqlite3.Connection) -> None:
+        pass
+
+    def abandon(self) -> None:
+        pass
+
+
+#: The session of a writer given none.
+NO_SESSION: Session = _NoSession()
 
 
 def unavailable(exc: sqlite3.Error) -> StoreUnavailable:
@@ -55,7 +91,9 @@ def readonly(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_READONLY
 
 
-def run_together(conn: sqlite3.Connection, batch: list[Item]) -> tuple[list[Result], bool] | None:
+def run_together(
+    conn: sqlite3.Connection, batch: list[Item], session: Session = NO_SESSION
+) -> tuple[list[Result], bool] | None:
     """Run writes in the transaction just begun, with no savepoint between them, and commit.
 
     A savepoint per write costs more than most writes' own statements (SQLite copies each page a
@@ -75,22 +113,28 @@ def run_together(conn: sqlite3.Connection, batch: list[Item]) -> tuple[list[Resu
     try:
         for item in batch:
             values.append(item[0](conn))
+        session.settle(conn)
     except Exception:
+        session.abandon()
         roll_back(conn)
         return None
     try:
         conn.execute("COMMIT")
     except sqlite3.Error as exc:  # nothing of the group holds
+        session.abandon()
         roll_back(conn)
         failure = unavailable(exc)
         return [(item, None, failure) for item in batch], False
     return [(item, value, None) for item, value in zip(batch, values, strict=True)], True
 
 
-def run_each(conn: sqlite3.Connection, batch: list[Item]) -> tuple[list[Result], bool]:
+def run_each(
+    conn: sqlite3.Connection, batch: list[Item], session: Session = NO_SESSION
+) -> tuple[list[Result], bool]:
     """Run writes in the transaction just begun, each in its own SAVEPOINT, and commit.
 
-    One that raises is rolled back alone (a lone write needs no savepoint: its failure rolls
+    Each write is settled before its RELEASE, so what it held back is inside its savepoint.
+    One that raises (or whose settling raises) is rolled back alone (a lone write needs no savepoint: its failure rolls
     back the transaction); if a savepoint or COMMIT fails, every write fails with
     :class:`StoreUnavailable` and nothing of the group holds.
 
@@ -105,7 +149,9 @@ def run_each(conn: sqlite3.Connection, batch: list[Item]) -> tuple[list[Result],
                 conn.execute("SAVEPOINT write")
             try:
                 value = item[0](conn)
+                session.settle(conn)
             except Exception as exc:
+                session.abandon()
                 conn.execute("ROLLBACK" if alone else "ROLLBACK TO write")
                 if not alone:
                     conn.execute("RELEASE write")
@@ -117,6 +163,7 @@ def run_each(conn: sqlite3.Connection, batch: list[Item]) -> tuple[list[Result],
         if conn.in_transaction:
             conn.execute("COMMIT")
     except sqlite3.Error as exc:  # a savepoint or COMMIT failed: nothing of the group holds
+        session.abandon()
         roll_back(conn)
         failure = unavailable(exc)
         return [(item, None, failure) for item in batch], False

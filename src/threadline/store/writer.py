@@ -77,16 +77,17 @@ class Writer:
         max_batch: the most writes one transaction holds.
         inline: let an idle writer's writes run on the event loop (see the module).
         checkpoint_every: with ``inline``, the writes between two checkpoints.
-        on_begin: called with the connection at the start of every transaction of a group, before
-            its first write (the store's :class:`~threadline.store.sqlite.members.LiveMembers`).
+        session: what the store keeps on the connection across a transaction's writes
+            (:class:`~.groups.Session`): told when a transaction begins, before its first write,
+            and when the writes so far are settled or abandoned.
     """
 
     def __init__(
         self, connect: Callable[[], sqlite3.Connection], *, max_batch: int = 64, inline: bool = False,
-        checkpoint_every: int = 1000, on_begin: Callable[[sqlite3.Connection], None] | None = None,
+        checkpoint_every: int = 1000, session: groups.Session = groups.NO_SESSION,
     ) -> None:
         self._connect = connect
-        self._on_begin = on_begin
+        self._session = session
         self._max_batch = max_batch
         self._inline = inline
         self._checkpoint_every = checkpoint_every
@@ -214,18 +215,16 @@ class Writer:
         return results
 
     def _begin_at_once(self, conn: sqlite3.Connection) -> bool:
-        """:func:`~.groups.begin_at_once`, then ``on_begin`` if it began."""
+        """:func:`~.groups.begin_at_once`, then the session's ``begin`` if it began."""
         if not groups.begin_at_once(conn):
             return False
         self._begun(conn)
         return True
 
     def _begun(self, conn: sqlite3.Connection) -> None:
-        """Run ``on_begin`` in the transaction just begun; if it raises, roll the transaction back."""
-        if self._on_begin is None:
-            return
+        """Tell the session about the transaction just begun; if it raises, roll the transaction back."""
         try:
-            self._on_begin(conn)
+            self._session.begin(conn)
         except BaseException:
             groups.roll_back(conn)
             raise
@@ -343,7 +342,7 @@ class Writer:
         """:func:`~.groups.run_together` (a lone write: :func:`~.groups.run_each`), counted; None if rolled back."""
         if len(batch) == 1:
             return self._group(conn, batch)
-        done = groups.run_together(conn, batch)
+        done = groups.run_together(conn, batch, self._session)
         if done is None:
             self.reruns += 1
             return None
@@ -351,7 +350,7 @@ class Writer:
 
     def _group(self, conn: sqlite3.Connection, batch: list[_Item]) -> tuple[list[_Result], int]:
         """:func:`~.groups.run_each`, counted."""
-        return self._count(batch, *groups.run_each(conn, batch))
+        return self._count(batch, *groups.run_each(conn, batch, self._session))
 
     def _count(self, batch: list[_Item], results: list[_Result], committed: bool) -> tuple[list[_Result], int]:
         """Count a group that committed; return its results and how many of its writes hold."""

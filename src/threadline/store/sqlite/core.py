@@ -18,6 +18,7 @@ from ..records import Event, MessageDraft, MessageRecord, ParticipantRecord
 from ..rows import MESSAGE_COLUMNS, drafted_message, dump_json, message_values
 from ..sqlite_images import SqliteImages
 from ..writer import Writer
+from .held import HeldEvents, WriteSession
 from .members import LiveMembers, Members
 
 __all__ = ["SqliteCore"]
@@ -30,11 +31,10 @@ _RECIPIENT = (
     "p.thread_id = ? AND p.joined_pos <= ? AND (p.left_pos IS NULL OR p.left_pos >= ?) "
     "AND (? IS NULL OR p.share_history_ms <= ?)"
 )
-#: An event's insert; its position is the connection's last insert rowid. No ``RETURNING``: SQLite
+#: An event's insert, for the writes that change memberships (the others hold theirs back: see
+#: :mod:`.held`); its position is the connection's last insert rowid. No ``RETURNING``: SQLite
 #: buffers what one returns in an ephemeral table it opens and closes at each run, most of such an
-#: insert's cost (under callgrind ~51k instructions with ``RETURNING position``, ~15k without; the old
-#: ``RETURNING position, (SELECT json_group_array ...)`` cost more than this insert and a recipient
-#: read as two statements).
+#: insert's cost (under callgrind ~51k instructions with ``RETURNING position``, ~15k without).
 _LOG_EVENT = "INSERT INTO events (thread_id, type, payload, created_ms, message_ms) VALUES (?, ?, ?, ?, ?)"
 
 T = TypeVar("T")
@@ -84,14 +84,23 @@ class SqliteCore(SqliteImages):
         self._read_conns: list[sqlite3.Connection] = []
         self._loop_conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        #: The live members of recently written threads (see :mod:`.members`).
-        self._members = LiveMembers()
+        self._new_session()
         #: The cursor events are logged through, and the connection it belongs to (see :meth:`_log_events`).
         self._event_cursor: tuple[sqlite3.Connection, sqlite3.Cursor] | None = None
         #: image bytes, as files beside the database (see :mod:`threadline.store.blobs`).
         self.blobs = FileBlobs(Path(self.path).parent / "images")
 
     # -- plumbing ----------------------------------------------------------------------------------
+
+    def _new_session(self) -> None:
+        """Start afresh what the write connection keeps: nothing read through an earlier connection is kept."""
+        #: The live members of recently written threads (see :mod:`.members`).
+        self._members = LiveMembers()
+        #: The events of the current transaction held back (see :mod:`.held`).
+        self._held = HeldEvents()
+        #: Whether the running write may hold its events back: all but those changing memberships.
+        self._holding = True
+        self._session = WriteSession(self._members, self._held)
 
     def _read_conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -127,22 +136,29 @@ class SqliteCore(SqliteImages):
 
         ``bulk`` marks a write of unbounded size, which never runs on the event loop.
         ``keeps_members`` marks a write that changes no membership (the message and receipt
-        writes): it may answer who the live members are from :attr:`_members`. Any other write
-        makes that forget everything, before it runs and after (see :mod:`.members`).
+        writes): it may answer who the live members are from :attr:`_members`, and hold its
+        events back to the end of the transaction (:mod:`.held`). Any other write makes the
+        members forget everything, before it runs and after (see :mod:`.members`), logs the
+        held events before it runs, and logs its own at once.
         """
         writer = self._writer
         if writer is None:
             raise StoreUnavailable("the store is closed")
         if keeps_members:
             return await writer.run(fn, bulk=bulk)
-        members = self._members
+        members, held = self._members, self._held
 
         def changing(conn: sqlite3.Connection) -> T:
             members.changing()
+            held.settle(conn)  # the positions held come before any this write takes
+            held.forget()
+            self._holding = False
             try:
                 return fn(conn)
             finally:
                 members.changing()
+                held.forget()  # the next position is read again: this write may have taken some
+                self._holding = True
 
         return await writer.run(changing, bulk=bulk)
 
@@ -174,15 +190,27 @@ class SqliteCore(SqliteImages):
         ``_publishable`` without ``on_position``) each event's recipients are those of them whose
         window holds ``message_ms``: for an event not logged yet that is exactly the recipient
         rule (every live stay began at or before the next position, and every closed stay ended
-        at or before the last one taken; positions are never reused).
+        at or before the last one taken; positions are never reused). Such a write holds its
+        events back to the end of the transaction (:mod:`.held`), unless it runs as a write
+        that may change memberships (:meth:`_write`).
         """
+        if members is not None:
+            recipients = LiveMembers.window(members, message_ms)
+            if self._holding:
+                add = self._held.add
+                return [
+                    Event(add(conn, thread_id, kind, payload, now_ms, message_ms), thread_id, kind, payload, now_ms,
+                          recipients, message_ms)
+                    for kind, payload in items
+                ]
+        else:
+            recipients = ()
         # One cursor, kept: ``conn.execute`` makes (and registers) a cursor per statement. Only the
         # writer logs events, one write at a time, so it is never shared.
         cached = self._event_cursor
         if cached is None or cached[0] is not conn:
             cached = self._event_cursor = (conn, conn.cursor())
         cursor = cached[1]
-        recipients = LiveMembers.window(members, message_ms) if members is not None else ()
         events = []
         for kind, payload in items:
             # A bytearray binds as the same BLOB as bytes, without the adapter lookup bytes take.

@@ -13,7 +13,6 @@ from ..writer import Writer
 from .core import _write_connection
 from .events import SqliteEvents
 from .identities import SqliteIdentities
-from .members import LiveMembers
 from .messages import SqliteMessages
 from .participants import SqliteParticipants
 from .schema import migrate
@@ -43,9 +42,9 @@ class SqliteStore(SqliteIdentities, SqliteThreads, SqliteParticipants, SqliteMes
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._members = LiveMembers()  # nothing read through an earlier connection is kept
+        self._new_session()
         writer = Writer(lambda: _write_connection(self.path, self._synchronous), inline=self._synchronous == "NORMAL",
-                        on_begin=self._members.begin)
+                        session=self._session)
         await writer.start(migrate)
         self._writer = writer
         self._reader = ThreadPoolExecutor(self._readers, thread_name_prefix="threadline-sqlite-reader")
