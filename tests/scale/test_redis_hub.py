@@ -339,3 +339,40 @@ async def test_own_batches_are_dropped_before_decoding(
         assert set(node_a.nodes_seen) == set(node_b.nodes_seen) == {source.node}
     finally:
         await raw.aclose()
+
+
+async def test_the_first_publish_after_an_outage_goes_through(
+    pg_store: PostgresStore, hubs: Hubs, redis_url: str
+) -> None:
+    """Once B has subscribed again after losing Redis, its publications reach A at once, the first one too."""
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    await proxy.start()
+    try:
+        via_proxy = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        node_a = await hubs(gap_seconds=30.0)  # a gap filled from the database would come far too late
+        node_b = await hubs(via_proxy, reconnect_max_seconds=0.2)
+        (alice,) = await make_users(pg_store, 1)
+        inbox = Inbox()
+        node_a.subscribe(alice, inbox)
+        created = await make_thread(pg_store, alice)
+        await node_b.publish(created.events)
+        assert await inbox.wait_for(1) == [created.events[0].position]
+        proxy.cut()
+        proxy.resume()  # the connections are gone, new ones get through
+        for _ in range(100):
+            if not node_b.connected:
+                break
+            await asyncio.sleep(0.02)
+        for _ in range(100):
+            if node_b.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert node_b.connected
+        tid = created.value[0].thread_id  # type: ignore[index]
+        sent = await send(pg_store, tid, alice, "after", T0)
+        await node_b.publish(sent.events)
+        assert await inbox.wait_for(2, timeout=2.0) == [created.events[0].position, sent.events[0].position]
+        assert node_b._publish_failures == 0
+    finally:
+        await proxy.close()

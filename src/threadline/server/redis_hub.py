@@ -244,6 +244,8 @@ class RedisHub:
                     log.warning("lost the Redis subscription: %s; reconnecting", exc)
                 self._connected.clear()
                 metrics.hub_connected(False)
+                if self._publisher is not None:
+                    self._publisher.reconnect_later()  # its connection most likely went down too
                 # Whatever was published meanwhile is missed: note the gap, to fill it from the store.
                 if self._gap_since is None:
                     self._gap_since = time.monotonic()

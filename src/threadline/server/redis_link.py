@@ -72,6 +72,14 @@ class Publisher:
     def __init__(self, url: str, channel: str, *, connect_timeout: float) -> None:
         self._conn = connection_for(url, connect_timeout)
         self._channel = channel
+        self._stale = False
+
+    def reconnect_later(self) -> None:
+        """The link may be dead though no publish failed yet: the next publish opens a new connection first.
+
+        (Without it, the first publish after Redis restarted would go out on the dead connection and fail.)
+        """
+        self._stale = True
 
     async def publish(self, message: bytes, deadline: float) -> int:
         """Send one message; connect first if not connected.
@@ -90,6 +98,9 @@ class Publisher:
         conn = self._conn
         try:
             async with asyncio.timeout_at(deadline):
+                if self._stale:
+                    self._stale = False
+                    await conn.disconnect(nowait=True)
                 await conn.send_command("PUBLISH", self._channel, message, check_health=False)
                 reply = await conn.read_response()
         except BaseException:
