@@ -22,7 +22,8 @@ The listening side's liveness: when nothing has arrived for ``idle_seconds`` it 
 on the subscribed connection (its reply is the array ``[b"pong", b""]``); when nothing at
 all arrives within ``idle_seconds / 2`` after that, the link is taken for lost and
 :meth:`Subscription.receive` raises. A single timer per idle period does this, not a
-timeout per message.
+timeout per message. The publishing side gives each message a deadline; on any failure it
+drops its connection, and the next message goes out on a new one.
 """
 
 from __future__ import annotations
