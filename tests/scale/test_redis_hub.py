@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import pytest
+import redis.asyncio as aioredis
 
 from threadline.server.redis_hub import RedisHub, split_channel
 from threadline.store.positions import partition_of
@@ -243,5 +245,134 @@ async def test_losing_redis_loses_nothing(pg_store: PostgresStore, hubs: Hubs, r
         assert await inbox.wait_for(11) == expected
         await asyncio.sleep(0.5)
         assert inbox.positions == expected
+    finally:
+        await proxy.close()
+
+
+async def test_a_silent_link_is_noticed_and_recovered(pg_store: PostgresStore, hubs: Hubs, redis_url: str) -> None:
+    """B's link to Redis stays open but nothing goes through: B notices by PING, as when it is cut."""
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    await proxy.start()
+    try:
+        via_proxy = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        node_a = await hubs()
+        node_b = await hubs(via_proxy, gap_seconds=0.2, poll_seconds=0.3, reconnect_max_seconds=0.5,
+                            idle_seconds=0.4, publish_timeout=0.5)
+        alice, bob = await make_users(pg_store, 2)
+        inbox = Inbox()
+        node_b.subscribe(bob, inbox)
+        created = await make_thread(pg_store, alice, [bob])
+        await node_a.publish(created.events)
+        tid = created.value[0].thread_id  # type: ignore[index]
+
+        async def write(count: int) -> list[int]:
+            positions = []
+            for i in range(count):
+                outcome = await send(pg_store, tid, alice, f"m{i}", T0 + i)
+                await node_a.publish(outcome.events)
+                positions += [e.position for e in outcome.events]
+            return positions
+
+        expected = [created.events[0].position, *await write(2)]
+        assert await inbox.wait_for(3) == expected
+        await asyncio.sleep(1.0)  # idle longer than idle_seconds: PINGs answered, still connected
+        assert node_b.connected
+        proxy.hold()
+        began = time.monotonic()
+        while node_b.connected and time.monotonic() - began < 3.0:
+            await asyncio.sleep(0.05)
+        assert not node_b.connected  # 0.4 s idle + 0.2 s for the PONG, give or take a timer
+        assert time.monotonic() - began < 2.0
+        expected += await write(3)  # meanwhile: B reads them from the database
+        assert await inbox.wait_for(6) == expected
+        proxy.hold(False)
+        for _ in range(100):
+            if node_b.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert node_b.connected
+        expected += await write(2)
+        assert await inbox.wait_for(8) == expected
+        await asyncio.sleep(0.5)
+        assert inbox.positions == expected
+    finally:
+        await proxy.close()
+
+
+async def test_own_batches_are_dropped_before_decoding(
+    pg_store: PostgresStore, hubs: Hubs, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A message that starts as a node's own batches do is dropped by it unread; the others log it as malformed."""
+    node_a, node_b, source = await hubs(), await hubs(), await hubs()
+    (alice,) = await make_users(pg_store, 1)
+    on_a, on_b = Inbox(), Inbox()
+    node_a.subscribe(alice, on_a)
+    node_b.subscribe(alice, on_b)
+    url, channel = split_channel(redis_url)
+    raw = aioredis.Redis.from_url(url)
+    expected: list[int] = []
+    tid = ""
+
+    async def publish_then_event(junk: bytes) -> list[logging.LogRecord]:
+        """Publish ``junk``, then an event: once A and B have the event, they have read the junk."""
+        nonlocal tid
+        caplog.clear()
+        await raw.publish(channel, junk)
+        if not tid:
+            outcome = await make_thread(pg_store, alice)
+            tid = outcome.value[0].thread_id  # type: ignore[index]
+        else:
+            outcome = await send(pg_store, tid, alice, "m", T0)
+        await source.publish(outcome.events)
+        expected.append(outcome.events[0].position)
+        assert await on_a.wait_for(len(expected)) == expected
+        assert await on_b.wait_for(len(expected)) == expected
+        return [r for r in caplog.records if "malformed" in r.getMessage()]
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="threadline.server.events"):
+            assert len(await publish_then_event(node_b._own_prefix + b"\xc1 not msgpack")) == 2  # A, source
+            assert len(await publish_then_event(node_a._own_prefix + b"\xc1 not msgpack")) == 2  # B, source
+            assert len(await publish_then_event(b"\x92\xa3odd\xc1")) == 3  # nobody's: all three
+        assert node_a.connected and node_b.connected
+        assert set(node_a.nodes_seen) == set(node_b.nodes_seen) == {source.node}
+    finally:
+        await raw.aclose()
+
+
+async def test_the_first_publish_after_an_outage_goes_through(
+    pg_store: PostgresStore, hubs: Hubs, redis_url: str
+) -> None:
+    """Once B has subscribed again after losing Redis, its publications reach A at once, the first one too."""
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    await proxy.start()
+    try:
+        via_proxy = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        node_a = await hubs(gap_seconds=30.0)  # a gap filled from the database would come far too late
+        node_b = await hubs(via_proxy, reconnect_max_seconds=0.2)
+        (alice,) = await make_users(pg_store, 1)
+        inbox = Inbox()
+        node_a.subscribe(alice, inbox)
+        created = await make_thread(pg_store, alice)
+        await node_b.publish(created.events)
+        assert await inbox.wait_for(1) == [created.events[0].position]
+        proxy.cut()
+        proxy.resume()  # the connections are gone, new ones get through
+        for _ in range(100):
+            if not node_b.connected:
+                break
+            await asyncio.sleep(0.02)
+        for _ in range(100):
+            if node_b.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert node_b.connected
+        tid = created.value[0].thread_id  # type: ignore[index]
+        sent = await send(pg_store, tid, alice, "after", T0)
+        await node_b.publish(sent.events)
+        assert await inbox.wait_for(2, timeout=2.0) == [created.events[0].position, sent.events[0].position]
+        assert node_b._publish_failures == 0
     finally:
         await proxy.close()

@@ -21,6 +21,10 @@ catches up from the database on the events published meanwhile.
 
 Nodes that share a Redis but not a database must use different channels: add
 ``?channel=<name>`` to the Redis URL (default ``threadline:events``).
+
+The Redis I/O itself, one dedicated connection to publish and one to listen, is in
+``redis_link.py``. A node's own batches come back to it on the channel: they are
+recognised by their first bytes (the node's id), before any decoding, and dropped.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import msgspec
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from threadline.server import metrics
@@ -43,6 +46,7 @@ from threadline.store.positions import Cursor
 from threadline.store.records import Event
 
 from .events import LocalHub, Subscriber
+from .redis_link import Publisher, Subscription
 from .redis_wire import DEFAULT_CHANNEL, split_channel
 from .redis_wire import Batch as _Batch
 from .redis_wire import Wire as _Wire
@@ -64,6 +68,8 @@ class RedisHub:
         publish_timeout: seconds a publish may take before it is given up.
         reconnect_max_seconds: the longest pause between reconnection attempts.
         poll_seconds: while Redis is down, how often local users' events are read from the database.
+        idle_seconds: after this long without a message, PING Redis; no reply within half of it more
+            and the subscription is lost (reconnected as after any error).
     """
 
     def __init__(
@@ -75,9 +81,12 @@ class RedisHub:
         publish_timeout: float = 1.0,
         reconnect_max_seconds: float = 5.0,
         poll_seconds: float = 1.0,
+        idle_seconds: float = 10.0,
     ) -> None:
         self.url, self.channel = split_channel(url)
         self.node = secrets.token_hex(8)
+        # How every batch of this node starts (msgpack: array of 2, then the node's id; ``redis_wire.py``).
+        self._own_prefix = _encode(_Batch(self.node, []))[:-1]
         #: Other nodes heard from on the channel (at most 64): node id -> epoch seconds of its last batch.
         self.nodes_seen: dict[str, float] = {}
         self._store = store
@@ -85,9 +94,10 @@ class RedisHub:
         self._publish_timeout = publish_timeout
         self._reconnect_max = reconnect_max_seconds
         self._poll_seconds = poll_seconds
+        self._idle_seconds = idle_seconds
         self._users: dict[str, int] = {}
         self._local = LocalHub()
-        self._client: aioredis.Redis | None = None
+        self._publisher: Publisher | None = None
         self._listener: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         # Ordered delivery per partition: positions below ``_next[p]`` are delivered in partition p;
@@ -112,9 +122,7 @@ class RedisHub:
         Raises:
             StoreError: the database could not tell the latest position.
         """
-        self._client = aioredis.Redis.from_url(
-            self.url, socket_connect_timeout=self._publish_timeout, health_check_interval=10
-        )
+        self._publisher = Publisher(self.url, self.channel, connect_timeout=self._publish_timeout)
         _, highs = await self._store.event_bounds()
         self._partitions = len(highs)
         self._next = [high + self._partitions for high in highs]
@@ -134,10 +142,9 @@ class RedisHub:
         self._listener = self._filling = None
         if self._gap_timer is not None:
             self._gap_timer.cancel()
-        if self._client is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._client.aclose()
-            self._client = None
+        if self._publisher is not None:
+            await self._publisher.close()
+            self._publisher = None
         metrics.batches_of_hub(None)
         await self._local.stop()
 
@@ -162,8 +169,7 @@ class RedisHub:
         if not events:
             return
         self._receive(events)
-        client = self._client
-        if client is None or not self._connected.is_set():
+        if self._publisher is None or not self._connected.is_set():
             # Redis is down: don't make the request wait for it. The other nodes notice the
             # gap in positions and read these events from the database.
             self._publish_failures += 1
@@ -172,14 +178,16 @@ class RedisHub:
             _Wire(e.position, e.thread_id, e.type, e.payload, e.created_ms, list(e.recipients)) for e in events
         ])
 
-    async def _publish_turn(self, wires: list[_Wire]) -> None:
-        """Send one turn's events to the other nodes as one message (``turns.py``); never raises."""
-        client = self._client
-        if client is None:
+    async def _publish_turn(self, wires: list[_Wire], since: float) -> None:
+        """Send the events gathered since ``since`` to the other nodes as one message (``turns.py``).
+
+        The send ends by ``since + publish_timeout``: no request waits longer. Never raises.
+        """
+        publisher = self._publisher
+        if publisher is None:
             return
         try:
-            message = _encode(_Batch(self.node, wires))
-            await asyncio.wait_for(client.publish(self.channel, message), self._publish_timeout)
+            await publisher.publish(_encode(_Batch(self.node, wires)), since + self._publish_timeout)
         except (RedisError, OSError, TimeoutError) as exc:
             self._publish_failures += 1
             if self._publish_failures == 1 or self._publish_failures % 100 == 0:
@@ -215,12 +223,12 @@ class RedisHub:
     async def _listen(self) -> None:
         """Subscribe, read, and resubscribe after a failure, with a growing pause."""
         pause = 0.1
+        subscription = Subscription(
+            self.url, self.channel, connect_timeout=self._publish_timeout, idle_seconds=self._idle_seconds
+        )
         while True:
-            client = self._client
-            assert client is not None
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
+                await subscription.open()
                 if not self._connected.is_set():
                     log.info("subscribed to Redis channel %s", self.channel)
                 self._connected.set()
@@ -228,10 +236,7 @@ class RedisHub:
                 pause = 0.1
                 if self._pending or self._gap_since is not None:
                     self._arm_gap_timer()
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                    if message is not None and message.get("type") == "message":
-                        self._on_message(message["data"])
+                await subscription.receive(self._on_message)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -239,6 +244,8 @@ class RedisHub:
                     log.warning("lost the Redis subscription: %s; reconnecting", exc)
                 self._connected.clear()
                 metrics.hub_connected(False)
+                if self._publisher is not None:
+                    self._publisher.reconnect_later()  # its connection most likely went down too
                 # Whatever was published meanwhile is missed: note the gap, to fill it from the store.
                 if self._gap_since is None:
                     self._gap_since = time.monotonic()
@@ -246,17 +253,16 @@ class RedisHub:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, self._reconnect_max)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await subscription.close()
 
     def _on_message(self, data: bytes) -> None:
+        if data.startswith(self._own_prefix):
+            return  # this node's own batch: delivered locally when published
         try:
             batch = _decode(data)
         except msgspec.DecodeError as exc:
             log.warning("ignored a malformed message on %s: %s", self.channel, exc)
             return
-        if batch.node == self.node:
-            return  # delivered locally when published
         self.nodes_seen[batch.node] = time.time()
         if len(self.nodes_seen) > 64:  # restarted nodes come back under new ids: keep the most recent
             del self.nodes_seen[min(self.nodes_seen, key=self.nodes_seen.__getitem__)]

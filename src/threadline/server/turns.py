@@ -1,12 +1,14 @@
-"""One send per turn of the event loop for things many requests publish at once.
+"""One send at a time, of everything many requests published meanwhile.
 
 Every request that commits publishes its events to Redis (``redis_hub.py``): one
 ``PUBLISH`` each, a round trip through a pure-Python client, costs the node more CPU
 than the rest of the publication. :class:`TurnBatcher` gathers what the requests of
 one turn of the loop hand it and sends it as one message at the end of the turn
-(``call_soon``); each request still waits for that send, so a publication is never
-left behind a request that has been answered, and a cancelled request does not
-cancel the send the others wait for.
+(``call_soon``). One send is in flight at a time (the hub publishes on one connection):
+what is handed over while a send is out waits for it, however many turns that takes, and
+goes out in the next send, as one message. Each request still waits for the send that
+carries its items, so a publication is never left behind a request that has been
+answered, and a cancelled request does not cancel the send the others wait for.
 """
 
 from __future__ import annotations
@@ -21,44 +23,53 @@ T = TypeVar("T")
 
 
 class TurnBatcher(Generic[T]):
-    """Gathers the items handed over during one turn of the loop and sends them together.
+    """Gathers the items handed over while no send is out and sends them together, one send at a time.
 
     Args:
-        send: sends one turn's items, in the order they were handed over; must not raise
-            (its own failures are its to count and log).
+        send: sends items, in the order they were handed over, given the event loop's time when the
+            first of them was handed over (to keep a deadline from there); must not raise (its own
+            failures are its to count and log).
     """
 
-    def __init__(self, send: Callable[[list[T]], Awaitable[None]]) -> None:
+    def __init__(self, send: Callable[[list[T], float], Awaitable[None]]) -> None:
         self._send = send
         self._items: list[T] = []
+        self._since = 0.0
         self._done: asyncio.Future[None] | None = None
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
         #: Sends made and items they carried (their ratio is the mean batch).
         self.sends = 0
         self.items = 0
 
     async def add(self, items: list[T]) -> None:
-        """Hand items over for this turn's send; return once it is done."""
+        """Hand items over for the next send; return once it is done."""
         if self._done is None:
             loop = asyncio.get_running_loop()
             self._done = loop.create_future()
-            loop.call_soon(self._end_turn)
+            self._since = loop.time()
+            if self._sender is None:
+                loop.call_soon(self._end_turn)
         self._items.extend(items)
         await asyncio.shield(self._done)
 
     def _end_turn(self) -> None:
-        items, done = self._items, self._done
-        self._items, self._done = [], None
-        assert done is not None
-        task = asyncio.ensure_future(self._run(items, done))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._run())
 
-    async def _run(self, items: list[T], done: asyncio.Future[None]) -> None:
+    async def _run(self) -> None:
+        """Send what has gathered, then what gathered during that send, until nothing has."""
         try:
-            self.sends += 1
-            self.items += len(items)
-            await self._send(items)
+            while (done := self._done) is not None:
+                items, since = self._items, self._since
+                self._items, self._done = [], None
+                try:
+                    self.sends += 1
+                    self.items += len(items)
+                    await self._send(items, since)
+                finally:
+                    if not done.done():
+                        done.set_result(None)
         finally:
-            if not done.done():
-                done.set_result(None)
+            self._sender = None
+            if self._done is not None:  # the loop ended early (cancelled): don't strand the waiters
+                asyncio.get_running_loop().call_soon(self._end_turn)
