@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,6 +44,16 @@ async def hubs(pg_store: PostgresStore, redis_url: str) -> AsyncIterator[Hubs]:
     yield start
     for hub in started:
         await hub.stop()
+
+
+async def _sends_published(store: PostgresStore, hub: RedisHub, tid: str, sender: str, count: int) -> list[int]:
+    """Send ``count`` messages and publish their events through ``hub``; returns their positions."""
+    positions = []
+    for i in range(count):
+        outcome = await send(store, tid, sender, f"m{i}", T0 + i)
+        await hub.publish(outcome.events)
+        positions += [e.position for e in outcome.events]
+    return positions
 
 
 class Inbox:
@@ -217,13 +228,7 @@ async def test_losing_redis_loses_nothing(pg_store: PostgresStore, hubs: Hubs, r
         await node_a.publish(created.events)
         tid = created.value[0].thread_id  # type: ignore[index]
 
-        async def write(count: int) -> list[int]:
-            positions = []
-            for i in range(count):
-                outcome = await send(pg_store, tid, alice, f"m{i}", T0 + i)
-                await node_a.publish(outcome.events)
-                positions += [e.position for e in outcome.events]
-            return positions
+        write = functools.partial(_sends_published, pg_store, node_a, tid, alice)
 
         expected = [created.events[0].position, *await write(3)]
         assert await inbox.wait_for(4) == expected
@@ -266,13 +271,7 @@ async def test_a_silent_link_is_noticed_and_recovered(pg_store: PostgresStore, h
         await node_a.publish(created.events)
         tid = created.value[0].thread_id  # type: ignore[index]
 
-        async def write(count: int) -> list[int]:
-            positions = []
-            for i in range(count):
-                outcome = await send(pg_store, tid, alice, f"m{i}", T0 + i)
-                await node_a.publish(outcome.events)
-                positions += [e.position for e in outcome.events]
-            return positions
+        write = functools.partial(_sends_published, pg_store, node_a, tid, alice)
 
         expected = [created.events[0].position, *await write(2)]
         assert await inbox.wait_for(3) == expected
