@@ -14,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from threadline.store.base import Effects, NotAllowed, Outcome, Store
 from threadline.store.records import MessageDraft, MessageRecord, ParticipantRecord, ReadReceiptRecord
 from threadline.store.sqlite import SqliteStore
-from threadline.store.sqlite.members import LiveMembers
+from threadline.store.sqlite.members import LiveMembers, Members
 from threadline.store.writer import Writer
 
 from .helpers import T0, make_thread, make_users, send
@@ -152,18 +154,19 @@ def test_a_transaction_that_changed_members_leaves_nothing_for_the_next(tmp_path
     members = LiveMembers()
     conn.execute("BEGIN IMMEDIATE")
     members.begin(conn)
-    assert members.of(conn, "t")[0] == (("a", 0),)
-    assert members.of(conn, "t")[1] == frozenset({"a"})
+    assert members.of(conn, "t").pairs == (("a", 0),)
+    assert members.of(conn, "t").ids == frozenset({"a"})
     assert (members.reads, members.hits) == (1, 1)
     members.changing()  # a membership write: it adds b, then the transaction rolls back
     conn.execute("INSERT INTO participants (thread_id, user_id, share_history_ms) VALUES ('t', 'b', 5)")
-    assert members.of(conn, "t")[0] == (("a", 0), ("b", 5))  # read again, as the transaction sees it
-    assert LiveMembers.window(members.of(conn, "t"), 4) == ("a",)
-    assert LiveMembers.window(members.of(conn, "t"), None) == ("a", "b")
+    assert members.of(conn, "t").pairs == (("a", 0), ("b", 5))  # read again, as the transaction sees it
+    assert members.of(conn, "t").window(4) == ("a",)
+    assert members.of(conn, "t").window(5) == ("a", "b")  # a window holds a message created at its start
+    assert members.of(conn, "t").window(None) == ("a", "b")
     conn.execute("ROLLBACK")
     conn.execute("BEGIN IMMEDIATE")
     members.begin(conn)
-    assert members.of(conn, "t")[0] == (("a", 0),)  # b was never committed
+    assert members.of(conn, "t").pairs == (("a", 0),)  # b was never committed
     assert members.reads == 3
     members.begin(conn)  # a transaction that changed nothing keeps what it read
     members.of(conn, "t")
@@ -189,7 +192,8 @@ def test_it_holds_a_bounded_number_of_members(tmp_path: Path) -> None:
     members.of(conn, "t3")
     assert (members.reads, members.hits) == (4, 2)
     for k in range(20):  # threads that do not exist count too: no id adds nothing
-        assert members.of(conn, f"missing-{k}") == ((), frozenset())
+        missing = members.of(conn, f"missing-{k}")
+        assert missing.pairs == () and missing.ids == frozenset() and missing.window(None) == ()
     assert len(members._threads) <= 6
     conn.close()
 
@@ -243,3 +247,16 @@ def test_a_failing_session_begin_rolls_its_transaction_back_and_fails_the_group(
     assert held == 1
     with sqlite3.connect(str(path)) as conn:
         assert conn.execute("SELECT k, v FROM t").fetchall() == [(2, "y")]
+
+
+@given(
+    pairs=st.lists(st.tuples(st.text(max_size=8), st.integers(min_value=0, max_value=2**53)), max_size=8),
+    message_ms=st.none() | st.integers(min_value=0, max_value=2**53),
+)
+def test_a_window_is_every_live_member_whose_share_time_is_not_after_the_message(
+    pairs: list[tuple[str, int]], message_ms: int | None
+) -> None:
+    members = Members(tuple(pairs))
+    expected = tuple(user for user, shared in pairs if message_ms is None or shared <= message_ms)
+    assert members.window(message_ms) == expected
+    assert members.ids == frozenset(user for user, _ in pairs)

@@ -195,7 +195,7 @@ class SqliteCore(SqliteImages):
         that may change memberships (:meth:`_write`).
         """
         if members is not None:
-            recipients = LiveMembers.window(members, message_ms)
+            recipients = members.window(message_ms)
             if self._holding:
                 add = self._held.add
                 return [
@@ -235,14 +235,14 @@ class SqliteCore(SqliteImages):
 
     def _publishable(
         self, conn: sqlite3.Connection, thread_id: str, effects: Effects[Any], value: Any, now_ms: int,
-        on_position: Callable[[int | None, int], None] | None = None,
+        on_position: Callable[[int | None, int], None] | None = None, *, members: Members | None = None,
     ) -> list[Event]:
         """Store the events of a write, then let ``on_position`` adjust memberships before recipients are read.
 
         ``on_position`` gets the position of the write's first event (None when it has none) and the
         last position taken before this write. Without it the write changes no membership, and the
-        recipients come from the thread's live members (:attr:`_members`): such a write must be
-        run with ``keeps_members`` (:meth:`_write`).
+        recipients come from the thread's live members (:attr:`_members`, or ``members`` when the
+        write has them already): such a write must be run with ``keeps_members`` (:meth:`_write`).
         """
         before = self._current_position(conn) if on_position is not None else 0
         items = effects.events(value) if effects.events is not None and value is not None else []
@@ -250,7 +250,8 @@ class SqliteCore(SqliteImages):
         if on_position is None:
             if not items:
                 return []
-            members = self._members.of(conn, thread_id)
+            if members is None:
+                members = self._members.of(conn, thread_id)
             return self._log_events(conn, thread_id, items, now_ms, reveals, members=members)
         events = self._log_events(conn, thread_id, items, now_ms, reveals)
         on_position(events[0].position if events else None, before)

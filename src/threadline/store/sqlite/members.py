@@ -31,8 +31,35 @@ from ..dialect import LIVE_MEMBER
 
 __all__ = ["LiveMembers", "Members"]
 
-#: A thread's live members, (user id, share-history time) in the order they joined, and their ids.
-Members = tuple[tuple[tuple[str, int], ...], frozenset[str]]
+
+class Members:
+    """A thread's live members: (user id, share-history time) in the order they joined, and their ids.
+
+    Args:
+        pairs: (user id, share-history time) of each live member, in the order of their stays.
+    """
+
+    __slots__ = ("_everyone", "_latest_share", "ids", "pairs")
+
+    def __init__(self, pairs: tuple[tuple[str, int], ...]) -> None:
+        self.pairs = pairs
+        self.ids = frozenset(user for user, _ in pairs)
+        self._everyone = tuple(user for user, _ in pairs)
+        self._latest_share = max((shared for _, shared in pairs), default=0)
+
+    def window(self, message_ms: int | None) -> tuple[str, ...]:
+        """Who receives a new event of a write that changes no membership.
+
+        Every live member whose share-history window holds the message the event reveals,
+        created at ``message_ms`` (None: an event revealing no message, every live member).
+
+        Returns:
+            Their user ids, in the order of their stays.
+        """
+        if message_ms is None or message_ms >= self._latest_share:  # the common case: everyone
+            return self._everyone
+        return tuple(user for user, shared in self.pairs if shared <= message_ms)
+
 
 #: The live members of a thread in the order of their stays (as the recipient subqueries listed them).
 _LIVE = f"SELECT user_id, share_history_ms FROM participants WHERE thread_id = ? AND {LIVE_MEMBER} ORDER BY id"
@@ -81,23 +108,11 @@ class LiveMembers:
             self.hits += 1
             return found
         rows = conn.execute(_LIVE, (thread_id,)).fetchall()
-        members = tuple((str(r[0]), int(r[1])) for r in rows)
-        found = (members, frozenset(user for user, _ in members))
+        found = Members(tuple((str(r[0]), int(r[1])) for r in rows))
         self.reads += 1
-        held = len(members) + 1  # a thread with no live member (or none at all) counts too
+        held = len(found.pairs) + 1  # a thread with no live member (or none at all) counts too
         if self._held + held > self._max:
             self.forget()
         self._threads[thread_id] = found
         self._held += held
         return found
-
-    @staticmethod
-    def window(members: Members, message_ms: int | None) -> tuple[str, ...]:
-        """Who receives a new event of a write that changes no membership.
-
-        Every live member whose share-history window holds the message the event reveals,
-        created at ``message_ms`` (None: an event revealing no message, every live member).
-        """
-        if message_ms is None:
-            return tuple(user for user, _ in members[0])
-        return tuple(user for user, shared in members[0] if shared <= message_ms)

@@ -25,9 +25,10 @@ class SqliteMessages(SqliteCore):
         def run(c: sqlite3.Connection) -> Outcome[MessageRecord]:
             # Inside the write (the one writer): a removed member can never send, nor replay a key.
             sender = draft.sender_id or ""  # no sender is no member
+            members = None
             if effects.idempotency is not None:
                 self._refuse(c, thread_id, sender)  # a deleted thread's member replays nothing either
-            elif sender not in self._members.of(c, thread_id)[1]:
+            elif sender not in (members := self._members.of(c, thread_id)).ids:
                 self._refuse(c, thread_id, sender)
                 raise NotAllowed(thread_missing=False)  # not reached: _refuse has raised
 
@@ -38,7 +39,7 @@ class SqliteMessages(SqliteCore):
 
             outcome = self._effects(c, effects, apply)
             if outcome.value is not None:
-                outcome.events = self._publishable(c, thread_id, effects, outcome.value, now_ms)
+                outcome.events = self._publishable(c, thread_id, effects, outcome.value, now_ms, members=members)
             return outcome
 
         return await self._write(run, keeps_members=True)
