@@ -56,6 +56,40 @@ async def _sends_published(store: PostgresStore, hub: RedisHub, tid: str, sender
     return positions
 
 
+@contextlib.asynccontextmanager
+async def _proxied(redis_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A TCP proxy in front of Redis (to cut or hold), and the Redis URL through it."""
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    await proxy.start()
+    try:
+        yield proxy, parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+    finally:
+        await proxy.close()
+
+
+async def _two_nodes_one_thread(
+    store: PostgresStore, hubs: Hubs, via_proxy: str, **b_options: float
+) -> tuple[RedisHub, Inbox, list[int], Callable[[int], Awaitable[list[int]]]]:
+    """Node A on Redis, node B through the proxy with ``b_options``; bob on B hears alice's thread.
+
+    Returns:
+        Node B, bob's inbox on B, the positions it must hold so far (the thread's creation,
+        published by A), and a function that sends and publishes ``count`` messages of alice
+        through A, returning their positions.
+    """
+    node_a = await hubs()
+    node_b = await hubs(via_proxy, **b_options)
+    alice, bob = await make_users(store, 2)
+    inbox = Inbox()
+    node_b.subscribe(bob, inbox)
+    created = await make_thread(store, alice, [bob])
+    await node_a.publish(created.events)
+    tid = created.value[0].thread_id  # type: ignore[index]
+    write = functools.partial(_sends_published, store, node_a, tid, alice)
+    return node_b, inbox, [created.events[0].position], write
+
+
 class Inbox:
     """Collects what a subscriber receives."""
 
@@ -214,23 +248,11 @@ async def test_publish_survives_a_dead_redis(pg_store: PostgresStore, hubs: Hubs
 
 async def test_losing_redis_loses_nothing(pg_store: PostgresStore, hubs: Hubs, redis_url: str) -> None:
     """Node B's Redis link is cut while A writes; B's subscriber still gets every event, in order, once."""
-    parts = urlsplit(redis_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
-    await proxy.start()
-    try:
-        via_proxy = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
-        node_a = await hubs()
-        node_b = await hubs(via_proxy, gap_seconds=0.2, poll_seconds=0.3, reconnect_max_seconds=0.5)
-        alice, bob = await make_users(pg_store, 2)
-        inbox = Inbox()
-        node_b.subscribe(bob, inbox)
-        created = await make_thread(pg_store, alice, [bob])
-        await node_a.publish(created.events)
-        tid = created.value[0].thread_id  # type: ignore[index]
-
-        write = functools.partial(_sends_published, pg_store, node_a, tid, alice)
-
-        expected = [created.events[0].position, *await write(3)]
+    async with _proxied(redis_url) as (proxy, via_proxy):
+        node_b, inbox, expected, write = await _two_nodes_one_thread(
+            pg_store, hubs, via_proxy, gap_seconds=0.2, poll_seconds=0.3, reconnect_max_seconds=0.5
+        )
+        expected += await write(3)
         assert await inbox.wait_for(4) == expected
         proxy.cut()
         for _ in range(50):
@@ -250,30 +272,16 @@ async def test_losing_redis_loses_nothing(pg_store: PostgresStore, hubs: Hubs, r
         assert await inbox.wait_for(11) == expected
         await asyncio.sleep(0.5)
         assert inbox.positions == expected
-    finally:
-        await proxy.close()
 
 
 async def test_a_silent_link_is_noticed_and_recovered(pg_store: PostgresStore, hubs: Hubs, redis_url: str) -> None:
     """B's link to Redis stays open but nothing goes through: B notices by PING, as when it is cut."""
-    parts = urlsplit(redis_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
-    await proxy.start()
-    try:
-        via_proxy = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
-        node_a = await hubs()
-        node_b = await hubs(via_proxy, gap_seconds=0.2, poll_seconds=0.3, reconnect_max_seconds=0.5,
-                            idle_seconds=0.4, publish_timeout=0.5)
-        alice, bob = await make_users(pg_store, 2)
-        inbox = Inbox()
-        node_b.subscribe(bob, inbox)
-        created = await make_thread(pg_store, alice, [bob])
-        await node_a.publish(created.events)
-        tid = created.value[0].thread_id  # type: ignore[index]
-
-        write = functools.partial(_sends_published, pg_store, node_a, tid, alice)
-
-        expected = [created.events[0].position, *await write(2)]
+    async with _proxied(redis_url) as (proxy, via_proxy):
+        node_b, inbox, expected, write = await _two_nodes_one_thread(
+            pg_store, hubs, via_proxy, gap_seconds=0.2, poll_seconds=0.3, reconnect_max_seconds=0.5,
+            idle_seconds=0.4, publish_timeout=0.5,
+        )
+        expected += await write(2)
         assert await inbox.wait_for(3) == expected
         await asyncio.sleep(1.0)  # idle longer than idle_seconds: PINGs answered, still connected
         assert node_b.connected
@@ -295,8 +303,6 @@ async def test_a_silent_link_is_noticed_and_recovered(pg_store: PostgresStore, h
         assert await inbox.wait_for(8) == expected
         await asyncio.sleep(0.5)
         assert inbox.positions == expected
-    finally:
-        await proxy.close()
 
 
 async def test_own_batches_are_dropped_before_decoding(
@@ -344,11 +350,7 @@ async def test_the_first_publish_after_an_outage_goes_through(
     pg_store: PostgresStore, hubs: Hubs, redis_url: str
 ) -> None:
     """Once B has subscribed again after losing Redis, its publications reach A at once, the first one too."""
-    parts = urlsplit(redis_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
-    await proxy.start()
-    try:
-        via_proxy = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+    async with _proxied(redis_url) as (proxy, via_proxy):
         node_a = await hubs(gap_seconds=30.0)  # a gap filled from the database would come far too late
         node_b = await hubs(via_proxy, reconnect_max_seconds=0.2)
         (alice,) = await make_users(pg_store, 1)
@@ -373,5 +375,3 @@ async def test_the_first_publish_after_an_outage_goes_through(
         await node_b.publish(sent.events)
         assert await inbox.wait_for(2, timeout=2.0) == [created.events[0].position, sent.events[0].position]
         assert node_b._publish_failures == 0
-    finally:
-        await proxy.close()
