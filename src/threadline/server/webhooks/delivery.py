@@ -4,6 +4,10 @@ Every request has a total timeout, follows no redirect (a 3xx is a failure),
 and reads at most :data:`MAX_RESPONSE_BYTES` of the answer. 200-204 is
 success; 400, 401, 403 and 413 are failures not worth retrying (as Event Grid
 treats them); anything else, a timeout or a connection error is retried.
+
+aiohttp is imported at the first request, not with this module: importing it builds
+its default TLS contexts (the system's CA bundle), ~0.5 s of CPU that every
+``threadline`` command and every server start paid, webhooks or not.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import aiohttp
 import msgspec
 
 from .envelopes import CLOUDEVENTS, SIGNATURE_HEADER, sign
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["MAX_RESPONSE_BYTES", "NO_RETRY", "Attempt", "Poster"]
 
@@ -57,13 +64,16 @@ class Poster:
     """
 
     def __init__(self, timeout: float) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            import aiohttp  # at the first request (see the module)
+
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=10),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=10),
                 auto_decompress=False,
             )
         return self._session
@@ -74,6 +84,8 @@ class Poster:
             await self._session.close()
 
     async def _request(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> Attempt:
+        import aiohttp  # imported by _client already; here for its exception type
+
         start = time.perf_counter()
         try:
             async with self._client().request(method, url, headers=headers, data=data,
