@@ -90,6 +90,14 @@ async def _two_nodes_one_thread(
     return node_b, inbox, [created.events[0].position], write
 
 
+async def _until_connected(hub: RedisHub, connected: bool, tries: int, pause: float) -> None:
+    """Wait (at most ``tries`` pauses) until ``hub.connected`` is ``connected``; the caller asserts it."""
+    for _ in range(tries):
+        if hub.connected == connected:
+            return
+        await asyncio.sleep(pause)
+
+
 class Inbox:
     """Collects what a subscriber receives."""
 
@@ -255,18 +263,12 @@ async def test_losing_redis_loses_nothing(pg_store: PostgresStore, hubs: Hubs, r
         expected += await write(3)
         assert await inbox.wait_for(4) == expected
         proxy.cut()
-        for _ in range(50):
-            if not node_b.connected:
-                break
-            await asyncio.sleep(0.05)
+        await _until_connected(node_b, False, 50, 0.05)
         assert not node_b.connected
         expected += await write(4)  # during the outage: B reads them from the database
         assert await inbox.wait_for(8) == expected
         proxy.resume()
-        for _ in range(100):
-            if node_b.connected:
-                break
-            await asyncio.sleep(0.05)
+        await _until_connected(node_b, True, 100, 0.05)
         assert node_b.connected
         expected += await write(3)
         assert await inbox.wait_for(11) == expected
@@ -294,10 +296,7 @@ async def test_a_silent_link_is_noticed_and_recovered(pg_store: PostgresStore, h
         expected += await write(3)  # meanwhile: B reads them from the database
         assert await inbox.wait_for(6) == expected
         proxy.hold(False)
-        for _ in range(100):
-            if node_b.connected:
-                break
-            await asyncio.sleep(0.05)
+        await _until_connected(node_b, True, 100, 0.05)
         assert node_b.connected
         expected += await write(2)
         assert await inbox.wait_for(8) == expected
@@ -361,14 +360,8 @@ async def test_the_first_publish_after_an_outage_goes_through(
         assert await inbox.wait_for(1) == [created.events[0].position]
         proxy.cut()
         proxy.resume()  # the connections are gone, new ones get through
-        for _ in range(100):
-            if not node_b.connected:
-                break
-            await asyncio.sleep(0.02)
-        for _ in range(100):
-            if node_b.connected:
-                break
-            await asyncio.sleep(0.05)
+        await _until_connected(node_b, False, 100, 0.02)
+        await _until_connected(node_b, True, 100, 0.05)
         assert node_b.connected
         tid = created.value[0].thread_id  # type: ignore[index]
         sent = await send(pg_store, tid, alice, "after", T0)

@@ -130,3 +130,22 @@ async def test_events_logged_through_another_connection_move_the_next_position_o
     finally:
         await other.close()
         await store.close()
+
+
+async def test_more_held_events_than_one_insert_takes_are_logged_in_order(sqlite: SqliteStore) -> None:
+    """A transaction holding more rows than one INSERT logs (64): several INSERTs, still every row, in order."""
+    store = sqlite
+    a, b = await make_users(store, 2)
+    tid = (await make_thread(store, a, [b])).value[0].thread_id  # type: ignore[index]
+    start = _log(store.path)[-1][0]
+    items = [("chatMessageReceived", f"e{k}".encode()) for k in range(150)]
+
+    def many(conn: sqlite3.Connection) -> list[int]:
+        events = store._log_events(conn, tid, items, T0, T0, members=store._members.of(conn, tid))
+        return [e.position for e in events]
+
+    positions, sent = await asyncio.gather(store._write(many, keeps_members=True), send(store, tid, a, "x", T0 + 1))
+    assert positions == list(range(start + 1, start + 151))
+    assert [e.position for e in sent.events] == [start + 151]
+    log = [(p, payload) for p, _, payload in _log(store.path) if p > start]
+    assert log == [(start + 1 + k, f"e{k}") for k in range(150)] + [(start + 151, sent.value.id)]  # type: ignore[union-attr]

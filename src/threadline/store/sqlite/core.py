@@ -18,7 +18,7 @@ from ..records import Event, MessageDraft, MessageRecord, ParticipantRecord
 from ..rows import MESSAGE_COLUMNS, drafted_message, dump_json, message_values
 from ..sqlite_images import SqliteImages
 from ..writer import Writer
-from .held import HeldEvents, WriteSession
+from .held import HeldEvents, WriteSession, last_position
 from .members import LiveMembers, Members
 
 __all__ = ["SqliteCore"]
@@ -221,8 +221,7 @@ class SqliteCore(SqliteImages):
 
     @staticmethod
     def _current_position(conn: sqlite3.Connection) -> int:
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        return int(row["seq"]) if row else 0
+        return last_position(conn)
 
     @staticmethod
     def _recipients(conn: sqlite3.Connection, event: Event) -> tuple[str, ...]:

@@ -23,13 +23,19 @@ import sqlite3
 
 from .members import LiveMembers
 
-__all__ = ["HeldEvents", "WriteSession"]
+__all__ = ["HeldEvents", "WriteSession", "last_position"]
 
 #: The most rows one INSERT logs (6 parameters each: well under SQLite's limit).
 _MOST_ROWS = 64
 _INSERT = "INSERT INTO events (position, thread_id, type, payload, created_ms, message_ms) VALUES "
 #: The INSERT of ``n`` rows, by ``n``.
 _INSERTS = {n: _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?)"] * n) for n in range(1, _MOST_ROWS + 1)}
+
+
+def last_position(conn: sqlite3.Connection) -> int:
+    """The last position the event log gave out (``AUTOINCREMENT``'s counter; 0 before the first)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    return int(row[0]) if row else 0
 
 
 class HeldEvents:
@@ -47,8 +53,7 @@ class HeldEvents:
         """Hold an event back; returns its position."""
         position = self._next
         if position is None:
-            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            position = (int(row[0]) if row else 0) + 1
+            position = last_position(conn) + 1
         self._next = position + 1
         # A bytearray binds as the same BLOB as bytes, without the adapter lookup bytes take.
         self._args += (position, thread_id, kind, bytearray(payload), created_ms, message_ms)
