@@ -197,3 +197,37 @@ async def test_the_send_batch_function_keeps_its_generic_plans() -> None:
             assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
         finally:
             await conn.close()
+
+
+async def test_thread_activity_minute_is_filled_and_pages_keep_their_order() -> None:
+    """0048 on a database with threads: each gets its activity's minute, and the admin page's order is the time's."""
+    require_postgres()
+    with fresh_database("threadline_activity") as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await _schema_before(conn, 48)
+            await conn.execute("INSERT INTO users (id, created_ms) VALUES ('8:acs:a', 0)")
+            await conn.execute(
+                "INSERT INTO threads (id, topic, created_ms, created_by, last_message_ms) VALUES "
+                "('19:a@thread.v2', 't', 1, '8:acs:a', 125000), ('19:b@thread.v2', 't', 119999, '8:acs:a', NULL), "
+                "('19:c@thread.v2', 't', 1, '8:acs:a', 125000)"
+            )
+        finally:
+            await conn.close()
+        store = PostgresStore(url)
+        await store.open()  # applies 0048
+        try:
+            page = await store.admin_threads(topic=None, member=None, after=None, limit=10)
+            assert [t.id for t, _ in page] == ["19:c@thread.v2", "19:a@thread.v2", "19:b@thread.v2"]
+            after = await store.admin_threads(topic=None, member=None, after=(125_000, "19:c@thread.v2"), limit=10)
+            assert [t.id for t, _ in after] == ["19:a@thread.v2", "19:b@thread.v2"]
+            conn = await asyncpg.connect(url)
+            try:
+                minutes = dict(await conn.fetch("SELECT id, activity_minute FROM threads"))
+                options = await conn.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'threads'")
+            finally:
+                await conn.close()
+            assert minutes == {"19:a@thread.v2": 2, "19:b@thread.v2": 1, "19:c@thread.v2": 2}
+            assert options == ["fillfactor=50"]
+        finally:
+            await store.close()

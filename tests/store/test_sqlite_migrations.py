@@ -93,3 +93,34 @@ async def test_lean_event_log_keeps_positions_and_cursors_and_drops_the_indexes(
         assert [e.position for e in await store.webhooks.events_after([0], 10)] == [3, 4]
     finally:
         await store.close()
+
+
+async def test_thread_activity_minute_is_filled_and_pages_keep_their_order(tmp_path: Path) -> None:
+    """0048 on a database with threads: each gets its activity's minute, and the admin page's order is the time's."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    activity = {"19:a@thread.v2": 125_000, "19:b@thread.v2": 119_999, "19:c@thread.v2": 125_000}
+    try:
+        _schema_before(conn, 48)
+        conn.execute("INSERT INTO users (id, created_ms) VALUES ('8:acs:a', 0)")
+        for tid, ms in activity.items():
+            last = None if tid.startswith("19:b") else ms  # b was never written to: its creation counts
+            conn.execute("INSERT INTO threads (id, topic, created_ms, created_by, last_message_ms) "
+                         "VALUES (?, 't', ?, '8:acs:a', ?)", (tid, ms if last is None else 1, last))
+    finally:
+        conn.close()
+    store = SqliteStore(path)
+    await store.open()  # applies 0048
+    try:
+        page = await store.admin_threads(topic=None, member=None, after=None, limit=10)
+        assert [t.id for t, _ in page] == ["19:c@thread.v2", "19:a@thread.v2", "19:b@thread.v2"]
+        after = await store.admin_threads(topic=None, member=None, after=(125_000, "19:c@thread.v2"), limit=10)
+        assert [t.id for t, _ in after] == ["19:a@thread.v2", "19:b@thread.v2"]
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert dict(conn.execute("SELECT id, activity_minute FROM threads").fetchall()) == {
+            "19:a@thread.v2": 2, "19:b@thread.v2": 1, "19:c@thread.v2": 2}
+    finally:
+        conn.close()

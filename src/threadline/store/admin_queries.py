@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .dialect import POSTGRES, SQLITE, Engine
+from .dialect import ACTIVITY_WIDTH_MS, POSTGRES, SQLITE, Engine
 from .records import ThreadRecord, UserRecord
 from .rows import T_THREAD_COLUMNS, thread_from, user_from
 
@@ -75,7 +75,10 @@ class AdminQueries:
             sql += (" AND EXISTS (SELECT 1 FROM participants m WHERE m.thread_id = t.id AND m.left_pos IS NULL "
                     f"AND {find}(lower(m.user_id), lower(?)) > 0)")
             args.append(member)
-        page = self._sql.newest_first(sql, args, key=_ACTIVITY, ident="t.id", after=after, limit=limit)
+        page = self._sql.newest_first(
+            sql, args, key=_ACTIVITY, ident="t.id", after=after, limit=limit,
+            coarse=("t.activity_minute", ACTIVITY_WIDTH_MS),
+        )
         return [(thread_from(r), int(r["members"])) for r in await self._rows(*page)]
 
     async def admin_counts(self) -> dict[str, int]:

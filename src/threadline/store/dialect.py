@@ -28,10 +28,15 @@ from typing import Any
 
 from .rows import MESSAGE_COLUMNS, PARTICIPANT_COLUMNS, T_THREAD_COLUMNS, THREAD_COLUMNS
 
-__all__ = ["LIVE_MEMBER", "POSTGRES", "SQLITE", "Engine", "LogRead", "Shared", "numbered", "thread_page"]
+__all__ = [
+    "ACTIVITY_WIDTH_MS", "LIVE_MEMBER", "POSTGRES", "SQLITE", "Engine", "LogRead", "Shared", "numbered", "thread_page",
+]
 
 #: The condition a membership row meets while the member is in the thread.
 LIVE_MEMBER = "left_pos IS NULL"
+#: ``threads.activity_minute`` is the thread's latest activity divided by this (migration 0048): the
+#: admin pages' index is on it, so a send moves that index at most once this often per thread.
+ACTIVITY_WIDTH_MS = 60_000
 
 
 def numbered(sql: str, start: int = 1) -> str:
@@ -97,7 +102,7 @@ class Engine:
 
     def newest_first(
         self, sql: str, args: list[Any], *, key: str, ident: str, after: tuple[int, str] | None, limit: int,
-        nulls: str = "",
+        nulls: str = "", coarse: tuple[str, int] | None = None,
     ) -> tuple[str, list[Any]]:
         """End a keyset-paged read: rows after ``after`` by (``key`` desc, ``ident`` desc, bytewise), rendered.
 
@@ -110,14 +115,25 @@ class Engine:
             limit: most rows.
             nulls: written after ``key DESC`` (`` NULLS LAST``: rows whose key is NULL last, as
                 SQLite orders them anyway; only where no index serves the order).
+            coarse: (column, width): an indexed column equal to ``key`` divided by ``width``
+                (integer division, ``key`` never negative). The rows are ordered by it first, which
+                is the same order (it follows ``key``) but one its index serves, the rest sorted
+                within each of its values; ``after`` bounds it too.
 
         Returns:
             The statement in this engine's placeholders, and its arguments.
         """
+        first = ""
+        if coarse is not None:
+            column, width = coarse
+            first = f"{column} DESC, "
+            if after is not None:
+                sql += f" AND {column} <= CAST(? AS BIGINT) / {width:d}"
+                args.append(after[0])
         if after is not None:
             sql += f" AND ({key} < ? OR ({key} = ? AND {ident}{self.bytewise} < ?))"
             args += [after[0], after[0], after[1]]
-        sql += f" ORDER BY {key} DESC{nulls}, {ident}{self.bytewise} DESC LIMIT ?"
+        sql += f" ORDER BY {first}{key} DESC{nulls}, {ident}{self.bytewise} DESC LIMIT ?"
         args.append(limit)
         return self.render(sql), args
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from .. import dialect
 from ..base import Effects, NotAllowed, Outcome, StoreError, StoreUnavailable
 from ..blobs import FileBlobs
-from ..dialect import LIVE_MEMBER
+from ..dialect import ACTIVITY_WIDTH_MS, LIVE_MEMBER
 from ..records import Event, MessageDraft, MessageRecord, ParticipantRecord
 from ..rows import MESSAGE_COLUMNS, drafted_message, dump_json, message_values
 from ..sqlite_images import SqliteImages
@@ -264,6 +264,9 @@ class SqliteCore(SqliteImages):
     ) -> list[tuple[int, int]]:
         """Allocate (sequence id, epoch-ms message id) pairs for new messages: an UPDATE, then a SELECT of the row.
 
+        The row's ``activity_minute`` (the admin pages' index, migration 0048) is written by a
+        second UPDATE only when the minute of ``now_ms`` is not the stored one.
+
         Each id is ``max(now, previous + 1)``; for ``count`` ids the last is
         ``max(now + count - 1, last + count)`` (as on PostgreSQL). With ``live``, the UPDATE
         also checks that the thread is not deleted (a send's check and allocation in one step).
@@ -285,8 +288,13 @@ class SqliteCore(SqliteImages):
             if live:
                 raise NotAllowed(thread_missing=True)
             raise StoreError(f"no thread {thread_id!r}")
-        row = conn.execute("SELECT last_seq, last_message_id FROM threads WHERE id = ?", (thread_id,)).fetchone()
+        row = conn.execute(
+            "SELECT last_seq, last_message_id, activity_minute FROM threads WHERE id = ?", (thread_id,)
+        ).fetchone()
         seq, last_id = int(row[0]), int(row[1])
+        if row[2] != now_ms // ACTIVITY_WIDTH_MS:  # the admin pages' index moves once a minute, not per send
+            conn.execute("UPDATE threads SET activity_minute = ?1 / ?2 WHERE id = ?3",
+                         (now_ms, ACTIVITY_WIDTH_MS, thread_id))
         return [(seq - count + k, last_id - count + k) for k in range(1, count + 1)]
 
     @staticmethod

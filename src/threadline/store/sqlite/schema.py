@@ -37,6 +37,20 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (our migrations hold no ';' inside literals)."""
+    """Split a migration into statements (our migrations hold no ';' inside literals).
+
+    A trigger's body holds statements of its own: pieces are joined until SQLite deems
+    the text a complete statement (``sqlite3.complete_statement``).
+    """
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements: list[str] = []
+    pending = ""
+    for piece in "\n".join(lines).split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip().removesuffix(";"))
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip().removesuffix(";"))
+    return statements
