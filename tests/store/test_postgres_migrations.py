@@ -231,3 +231,33 @@ async def test_thread_activity_minute_is_filled_and_pages_keep_their_order() -> 
             assert options == ["fillfactor=50"]
         finally:
             await store.close()
+
+
+async def test_message_ids_index_is_rebuilt_id_first_over_existing_messages() -> None:
+    """0049 on a database with messages: the index is rebuilt (id, thread_id) and finds them."""
+    require_postgres()
+    with fresh_database("threadline_message_ids") as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await _schema_before(conn, 49)
+            await conn.execute(
+                "INSERT INTO messages (thread_id, seq, id, type, content, created_ms, version) "
+                "SELECT t, 1, '1700000000000', 'text', t, 1700000000000, 1700000000000 "
+                "FROM unnest(ARRAY['19:a@thread.v2', '19:b@thread.v2']) AS t"  # one id in two threads stays allowed
+            )
+        finally:
+            await conn.close()
+        store = PostgresStore(url)
+        await store.open()  # applies 0049
+        try:
+            for tid in ("19:a@thread.v2", "19:b@thread.v2"):
+                found = await store.get_message(tid, "1700000000000")
+                assert found is not None and found.content == tid
+            conn = await asyncpg.connect(url)
+            try:
+                definition = await conn.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'messages_id'")
+            finally:
+                await conn.close()
+            assert definition.endswith("USING btree (id, thread_id)")
+        finally:
+            await store.close()

@@ -124,3 +124,30 @@ async def test_thread_activity_minute_is_filled_and_pages_keep_their_order(tmp_p
             "19:a@thread.v2": 2, "19:b@thread.v2": 1, "19:c@thread.v2": 2}
     finally:
         conn.close()
+
+
+async def test_message_ids_index_is_rebuilt_id_first_over_existing_messages(tmp_path: Path) -> None:
+    """0049 on a database with messages: the index is rebuilt (id, thread_id) and finds them."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        _schema_before(conn, 49)
+        for tid in ("19:a@thread.v2", "19:b@thread.v2"):  # the same id in two threads stays allowed
+            conn.execute("INSERT INTO messages (thread_id, seq, id, type, content, created_ms, version) "
+                         "VALUES (?, 1, '1700000000000', 'text', ?, 1700000000000, 1700000000000)", (tid, tid))
+    finally:
+        conn.close()
+    store = SqliteStore(path)
+    await store.open()  # applies 0049
+    try:
+        for tid in ("19:a@thread.v2", "19:b@thread.v2"):
+            found = await store.get_message(tid, "1700000000000")
+            assert found is not None and found.content == tid
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'messages_id'").fetchone()
+    finally:
+        conn.close()
+    assert sql == "CREATE UNIQUE INDEX messages_id ON messages (id, thread_id)"

@@ -1,8 +1,10 @@
-"""The admin pages' activity order (migration 0048): an index on the activity's minute, not on the time a send writes.
+"""What a send's write touches in the indexes (migrations 0048, 0049), and the admin pages' activity order.
 
 A send updates its thread's row (sequence, last message id and time). No index of ``threads`` may
 read those columns: on PostgreSQL that makes the update HOT (no index entry written), on SQLite
 it spares an index delete and insert. The admin pages still list threads by exact latest activity.
+A send's message goes into ``messages_id`` id first, so the sends of one transaction on many
+threads add to the end of that index, not to a leaf per thread.
 """
 
 from __future__ import annotations
@@ -41,11 +43,11 @@ async def _rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
         await pg.close()
 
 
-async def _index_definitions(engine: Engine) -> list[str]:
+async def _index_definitions_of(engine: Engine, table: str) -> list[str]:
     if engine.name == "sqlite":
-        sql = "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'threads' AND sql IS NOT NULL"
+        sql = f"SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = '{table}' AND sql IS NOT NULL"
     else:
-        sql = "SELECT indexdef FROM pg_indexes WHERE tablename = 'threads'"
+        sql = f"SELECT indexdef FROM pg_indexes WHERE tablename = '{table}'"
     return [str(r[0]) for r in await _rows(engine, sql)]
 
 
@@ -55,10 +57,22 @@ async def _send(store: Store, tid: str, sender: str, now_ms: int) -> None:
 
 
 async def test_no_index_of_threads_reads_what_a_send_writes(engine: Engine) -> None:
-    definitions = await _index_definitions(engine)
+    definitions = await _index_definitions_of(engine, "threads")
     assert any("activity_minute" in d for d in definitions)  # the admin pages' index
     for definition in definitions:
         assert not any(column in definition for column in HOT), definition
+
+
+async def test_message_ids_are_indexed_id_first(engine: Engine, store: Store) -> None:
+    (definition,) = [d for d in await _index_definitions_of(engine, "messages") if "messages_id" in d]
+    assert definition.replace('"', "").endswith("(id, thread_id)"), definition
+    (alice,) = await make_users(store, 1)
+    await store.create_thread(ThreadRecord("19:ids@thread.v2", "t", T0, alice), [ParticipantRecord(alice)], [],
+                              Effects())
+    await _send(store, "19:ids@thread.v2", alice, T0 + 5)
+    found = await store.get_message("19:ids@thread.v2", str(T0 + 5))
+    assert found is not None and (found.sequence_id, found.content) == (1, "x")
+    assert await store.get_message("19:other@thread.v2", str(T0 + 5)) is None
 
 
 async def test_the_minute_follows_every_write_of_the_activity(engine: Engine, store: Store) -> None:
