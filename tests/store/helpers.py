@@ -94,3 +94,16 @@ async def bounds(store: Store, tid: str) -> tuple[int, int]:
     lows, highs = await store.event_bounds()
     part = partition_of(tid, store.partitions)
     return lows[part] // store.partitions, highs[part] // store.partitions
+
+
+#: Three threads an older schema left (0048's tests): a and c last written at 125,000 ms, b made at 119,999.
+OLD_ACTIVITY_THREADS = ("19:a@thread.v2", "19:b@thread.v2", "19:c@thread.v2")
+
+
+async def assert_activity_pages(store: Store) -> None:
+    """The admin pages list :data:`OLD_ACTIVITY_THREADS` by latest activity, ties by id, from any cursor."""
+    a, b, c = OLD_ACTIVITY_THREADS
+    page = await store.admin_threads(topic=None, member=None, after=None, limit=10)
+    assert [t.id for t, _ in page] == [c, a, b]
+    after = await store.admin_threads(topic=None, member=None, after=(125_000, c), limit=10)
+    assert [t.id for t, _ in after] == [a, b]

@@ -11,6 +11,7 @@ from threadline.store import migrations
 from threadline.store.postgres import PostgresStore, migrate
 
 from ..pg import fresh_database, require_postgres
+from .helpers import assert_activity_pages
 
 pytestmark = pytest.mark.anyio
 
@@ -217,10 +218,7 @@ async def test_thread_activity_minute_is_filled_and_pages_keep_their_order() -> 
         store = PostgresStore(url)
         await store.open()  # applies 0048
         try:
-            page = await store.admin_threads(topic=None, member=None, after=None, limit=10)
-            assert [t.id for t, _ in page] == ["19:c@thread.v2", "19:a@thread.v2", "19:b@thread.v2"]
-            after = await store.admin_threads(topic=None, member=None, after=(125_000, "19:c@thread.v2"), limit=10)
-            assert [t.id for t, _ in after] == ["19:a@thread.v2", "19:b@thread.v2"]
+            await assert_activity_pages(store)
             conn = await asyncpg.connect(url)
             try:
                 minutes = dict(await conn.fetch("SELECT id, activity_minute FROM threads"))

@@ -11,6 +11,8 @@ from threadline.store import migrations
 from threadline.store.positions import Cursor
 from threadline.store.sqlite import SqliteStore, _statements
 
+from .helpers import assert_activity_pages
+
 pytestmark = pytest.mark.anyio
 
 
@@ -112,10 +114,7 @@ async def test_thread_activity_minute_is_filled_and_pages_keep_their_order(tmp_p
     store = SqliteStore(path)
     await store.open()  # applies 0048
     try:
-        page = await store.admin_threads(topic=None, member=None, after=None, limit=10)
-        assert [t.id for t, _ in page] == ["19:c@thread.v2", "19:a@thread.v2", "19:b@thread.v2"]
-        after = await store.admin_threads(topic=None, member=None, after=(125_000, "19:c@thread.v2"), limit=10)
-        assert [t.id for t, _ in after] == ["19:a@thread.v2", "19:b@thread.v2"]
+        await assert_activity_pages(store)
     finally:
         await store.close()
     conn = sqlite3.connect(path)
