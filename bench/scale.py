@@ -303,13 +303,13 @@ def summary(figures: Figures, store_rows: list[str]) -> list[str]:
     # send_message batches a busy thread's sends (one batch in flight per thread), so on a small CPU-bound
     # machine one thread is about as fast as 32: the structural target is read on the unbatched pair.
     for kind, what in (("unbatched send", "unbatched"), ("send + event", "batched")):
-        spread = store_rate(store_rows, f"PostgreSQL, {kind}, 32 threads")
-        single = store_rate(store_rows, f"PostgreSQL, {kind}, 1 thread")
+        on_many = store_rate(store_rows, f"PostgreSQL, {kind}, 32 threads")
+        on_one = store_rate(store_rows, f"PostgreSQL, {kind}, 1 thread")
         name = f"store, PostgreSQL: 32 writers on 32 threads / on one, {what}"
         if what == "unbatched":
-            check(name, 100 * spread / single, 200)
+            check(name, 100 * on_many / on_one, 200)
         else:
-            lines.append(f"{name:<62} {100 * spread / single:>9.0f}%  (no target: batching evens them)")
+            lines.append(f"{name:<62} {100 * on_many / on_one:>9.0f}%  (no target: batching evens them)")
     lines.append("  unbatched: each send its own statement, so one thread's sends queue on its row lock, one commit"
                  " each;")
     lines.append("  batched: one thread's sends pile up into one statement per commit, so it keeps up with 32 threads.")

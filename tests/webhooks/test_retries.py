@@ -44,8 +44,11 @@ def test_failing_timing_out_and_slow_receiver_recovers_in_order_with_same_ids(en
         thread = _thread(server)
         for i in range(3):
             thread.send_message(f"m{i}")
-        rec.wait(lambda: "m2" in _bodies(rec, "/r"), timeout=40)
+        # Six deliveries, each recorded once answered: the hung one only when its 3 s are up, which
+        # can be after m2 (the retry that follows the 2 s timeout comes 0.1 s later).
+        rec.wait(lambda: "m2" in _bodies(rec, "/r") and len(rec.deliveries("/r")) >= 6, timeout=40)
         deliveries = rec.deliveries("/r")
+        assert len(deliveries) == 6
         first_ids = [d.json[0]["id"] for d in deliveries if d.json[0]["data"]["messageBody"] == "m0"]
         assert len(first_ids) == 4 and len(set(first_ids)) == 1  # 3 failures + success, one id
         counts = [d.headers["aeg-delivery-count"] for d in deliveries if d.json[0]["data"]["messageBody"] == "m0"]
