@@ -289,3 +289,40 @@ def test_explorer_shows_and_sends_images(server: RunningServer, browser: Any) ->
         expect(own).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         assert not [p for p in problems if "Content Security Policy" in p or "Uncaught" in p], problems
+
+
+def test_a_late_answer_for_an_earlier_view_does_not_replace_the_current_one(
+    server: RunningServer, browser: Any,
+) -> None:
+    """Signed in, the Identities list is still loading when the user goes to Webhooks: Webhooks stays.
+
+    The Identities answer is held back (Playwright's routing) until the Webhooks view is shown,
+    then let through; the Explorer used to draw Identities over Webhooks when it came.
+    """
+    from playwright.sync_api import expect
+
+    held: list[Any] = []
+    with explorer(browser, server.http_endpoint) as (page, problems):
+        def hold(route: Any) -> None:  # the request waits until the test continues it
+            held.append(route)
+
+        page.route("**/admin/identities?*", hold)
+        sign_in(page, server.connection_string)
+        nav = page.get_by_role("navigation", name="Views")
+        expect(nav).to_be_visible()
+        for _ in range(250):  # Playwright hands the request to the route while the page is waited on
+            if held:
+                break
+            page.wait_for_timeout(20)
+        assert len(held) == 1
+        nav.get_by_role("button", name="Webhooks").click()
+        expect(page.get_by_role("heading", name="Webhooks")).to_be_visible()
+        assert len(held) == 1
+        with page.expect_response("**/admin/identities?*") as answered:
+            held[0].continue_()
+        assert answered.value.status == 200
+        page.wait_for_load_state("networkidle")  # the late answer has been read and handled
+        expect(page.get_by_role("heading", name="Webhooks")).to_be_visible()
+        expect(page.get_by_role("heading", name="Identities")).to_have_count(0)
+        # (the one console error is the 401 of the session check before signing in)
+        assert not [p for p in problems if "Content Security Policy" in p or "Uncaught" in p], problems

@@ -40,9 +40,28 @@ function view(title, ...children) {
   fill($("view"), heading, ...children);
   heading.focus();
 }
-export { view };
+
+/** How many views have been asked for: each loads asynchronously, and only the last one asked for is shown. */
+let latest = 0;
+
+/**
+ * Start loading a view. Returns the function that shows it (title, then content; true if shown), which
+ * shows nothing once another view has been asked for: a slow answer for an earlier click must not
+ * replace the view the user went to since. Its ``current()`` tells whether it still may.
+ */
+export function navigation() {
+  const ticket = ++latest;
+  const show = (title, ...children) => {
+    if (ticket !== latest) return false;
+    view(title, ...children);
+    return true;
+  };
+  show.current = () => ticket === latest;
+  return show;
+}
 
 function showSignIn() {
+  latest += 1;  // whatever is still loading is not shown over the sign-in form
   $("sign-in").hidden = false;
   $("nav").hidden = true;
   fill($("view"));
@@ -81,6 +100,7 @@ function tokenBox(token, expiresOn) {
 }
 
 async function showIdentities(cursor = null, search = "", made = null) {
+  const show = navigation();
   const params = new URLSearchParams({ maxPageSize: "25" });
   if (search) params.set("search", search);
   if (cursor) params.set("continuationToken", cursor);
@@ -122,10 +142,10 @@ async function showIdentities(cursor = null, search = "", made = null) {
         h("button", { type: "button", onclick: () => showThreads(null, "", user.id) }, "Their threads")),
       tokenSlot);
   });
-  view("Identities", createForm, created, searchForm,
+  const shown = show("Identities", createForm, created, searchForm,
     rows.length ? h("ul", { class: "list", "aria-label": "Identities" }, rows) : h("p", {}, "No identities."),
     pager(page.nextLink, (next) => showIdentities(next, search)));
-  if (made) created.querySelector("button").focus();
+  if (shown && made) created.querySelector("button").focus();
 }
 export { showIdentities };
 
@@ -137,11 +157,12 @@ export function pager(nextLink, go) {
 }
 
 async function showStatus() {
+  const show = navigation();
   const status = await attempt(() => admin("GET", "/admin/status"));
   if (!status) return;
   const pairs = (obj) => h("dl", { class: "pairs" },
     Object.entries(obj).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]));
-  view("Server status",
+  show("Server status",
     pairs({ version: status.version, engine: status.engine, eventHub: status.eventHub, workers: status.workers,
       throttle: status.throttle, uptimeSeconds: status.uptimeSeconds }),
     h("h3", {}, "Nodes seen"),

@@ -1,6 +1,6 @@
 // Threads: the resource-wide list (admin API), one thread, and acting in it as a user (chat API).
 
-import { acting, actAs, attempt, notify, pager, view } from "./app.js";
+import { acting, actAs, attempt, navigation, notify, pager } from "./app.js";
 import { admin, chat, identifier, IMAGE_VERSION, uploadImage } from "./api.js";
 import { field, fill, h, htmlText, when } from "./dom.js";
 import { attachmentFigures, release } from "./images.js";
@@ -15,6 +15,7 @@ function who(ident) {
 }
 
 export async function showThreads(cursor = null, topic = "", member = "") {
+  const show = navigation();
   unsubscribe();
   const params = new URLSearchParams({ maxPageSize: "25" });
   if (topic) params.set("topic", topic);
@@ -47,7 +48,7 @@ export async function showThreads(cursor = null, topic = "", member = "") {
     h("span", { class: "meta" }, `${t.participantCount} members · last activity ${when(t.lastMessageReceivedOn)}`,
       t.deletedOn ? " · deleted" : ""),
     h("code", { class: "small" }, t.id)));
-  view("Threads", search, create,
+  show("Threads", search, create,
     rows.length ? h("ul", { class: "list", "aria-label": "Threads" }, rows) : h("p", {}, "No threads."),
     pager(page.nextLink, (next) => showThreads(next, topic, member)));
 }
@@ -101,6 +102,7 @@ function messageItem(threadId, m, refresh, memberIds) {
 }
 
 export async function showThread(threadId, cursor = null) {
+  const show = navigation();
   unsubscribe();
   const base = `/admin/threads/${encodeURIComponent(threadId)}`;
   const detail = await attempt(() => admin("GET", base));
@@ -205,7 +207,7 @@ export async function showThread(threadId, cursor = null) {
     }
   });
 
-  view(t.topic || "(no topic)",
+  const shown = show(t.topic || "(no topic)",
     h("p", { class: "meta" }, h("code", {}, t.id), ` · created ${when(t.createdOn)} by ${who(t.createdBy)}`,
       t.deletedOn ? ` · deleted ${when(t.deletedOn)}` : "", ` · ${t.participantCount} members`),
     acting.user ? null : h("p", { class: "hint" }, "Act as a participant to send, edit, delete and see live events."),
@@ -214,8 +216,10 @@ export async function showThread(threadId, cursor = null) {
     h("h3", {}, "Messages"), messagesList, more,
     h("h3", {}, "Participants (", memberCount, ")"), participants, addForm,
     h("h3", {}, "Read receipts"), receipts);
+  if (!shown) return;  // the user went elsewhere while it loaded
   showDetail(detail);
   await loadMessages(cursor, true);
+  if (!show.current()) return;  // ... or while its messages loaded: no live events for a view not shown
 
   const off = live.onEvent((frame) => {
     if (frame.data.threadId !== threadId) return;

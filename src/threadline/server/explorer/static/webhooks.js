@@ -1,6 +1,6 @@
 // Webhooks: the subscriptions of /admin/webhooks (list, add, remove), their dead letters and replay.
 
-import { attempt, view } from "./app.js";
+import { attempt, navigation } from "./app.js";
 import { admin } from "./api.js";
 import { field, fill, h, when } from "./dom.js";
 
@@ -79,10 +79,11 @@ function addForm() {
 
 /** The Webhooks view; ``said`` is announced in its status line. */
 export async function showWebhooks(said = "") {
+  const show = navigation();
   const page = await attempt(() => admin("GET", BASE));
   if (!page) return;
   const rows = page.value.map((sub) => subscriptionCard(sub));
-  view("Webhooks",
+  show("Webhooks",
     h("p", { class: "status-line", role: "status" }, said),
     h("button", { type: "button", onclick: () => showWebhooks() }, "Refresh"),
     rows.length ? h("ul", { class: "list", "aria-label": "Subscriptions" }, rows) : h("p", {}, "No subscriptions."),
@@ -99,6 +100,7 @@ function deadLetterItem(dead) {
 }
 
 async function showDeadLetters(sub, said = "") {
+  const show = navigation();
   const page = await attempt(() => admin("GET", `${subPath(sub.id, "/deadletters")}?maxPageSize=200`));
   if (!page) return;
   const status = h("p", { class: "status-line", role: "status" }, said);
@@ -125,7 +127,7 @@ async function showDeadLetters(sub, said = "") {
     }
   });
   const rows = page.value.map(deadLetterItem);
-  view(`Dead letters of ${sub.url}`, status,
+  show(`Dead letters of ${sub.url}`, status,
     h("button", { type: "button", onclick: () => showWebhooks() }, "Back to webhooks"),
     replay,
     rows.length ? h("ul", { class: "list", "aria-label": "Dead letters" }, rows) : h("p", {}, "No dead letters."));
