@@ -13,6 +13,9 @@ identity API (HMAC-signed). In one run it reports:
 * for each: requests/s, p50/p99 (wrk's), server CPU ms/op (the server processes and their
   workers, from /proc) and PostgreSQL CPU ms/op (the backends connected to the bench database);
 * real-time delivery, send -> frame, same node and across nodes (Redis hub);
+* the headline pairs at C=32 again, interleaved: the ceiling, SQLite and PostgreSQL one process up
+  together, one case each in turn for ``--rounds`` rounds; the summary reads the ceiling and
+  PostgreSQL/SQLite targets on the median of the rounds' ratios (``bench/scale_summary.py`` says why);
 * store-level contention (``bench/scale_store.py``, its cases taking turns over 5 rounds): 32 writers
   on 32 threads vs on one thread, with and without events, on both engines; on PostgreSQL also
   unbatched (each send its own statement, past the send batching), the pair that shows the
@@ -23,7 +26,7 @@ The machine is shared: read the figures as ratios within one run.
 Usage::
 
     .venv/bin/python bench/scale.py [--seconds 5] [--database postgresql://postgres@127.0.0.1:5432/postgres]
-                                    [--redis redis://127.0.0.1:6379/0] [--messages 200]
+                                    [--redis redis://127.0.0.1:6379/0] [--messages 200] [--rounds 3]
 
 A database ``threadline_bench_<random>`` is created on that server and dropped at the end.
 """
@@ -51,8 +54,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import asyncpg
 from scale_store import HEADER as STORE_HEADER
-from scale_store import LABEL as STORE_LABEL
 from scale_store import contention
+from scale_summary import Figures, Rounds, summary
 from scale_wrk import Ceiling, WrkResult, pids_cpu_ms, run_wrk, tree_cpu_ms
 
 from threadline.identity import hmac as signing
@@ -238,10 +241,6 @@ async def backend_pids(database: str | None) -> list[int]:
     return [int(r["pid"]) for r in rows]
 
 
-#: Figures the summary reads: (case label, c, spread) -> (req/s, server ms/op, PostgreSQL ms/op or None).
-Figures = dict[tuple[str, int, int], tuple[float, float, float | None]]
-
-
 async def send_cases(label: str, nodes: list[Node], seconds: float, database: str | None, figures: Figures) -> None:
     for spread in (1, 32):
         per_node = await targets(nodes, spread)
@@ -261,59 +260,6 @@ async def send_cases(label: str, nodes: list[Node], seconds: float, database: st
             print(row(f"send, {label}", c, str(spread), total, server, pg), flush=True)
             ops = max(1, total.requests)
             figures[(label, c, spread)] = (total.rps, server / ops, pg / ops if pg is not None else None)
-
-
-def store_rate(rows: list[str], case: str) -> float:
-    """The writes/s of one printed store-level row."""
-    line = next(r for r in rows if r.startswith(case))
-    return float(line[STORE_LABEL:].split()[1])
-
-
-def summary(figures: Figures, store_rows: list[str]) -> list[str]:
-    """Issue #12's targets, each with the ratio measured in this run."""
-    lines = []
-
-    def check(what: str, value: float, target: float, unit: str = "%", lower_is_better: bool = False) -> None:
-        met = value <= target if lower_is_better else value >= target
-        shown = f"{value:.0f}%" if unit == "%" else f"{value:.2f} {unit}"
-        goal = f"{'<=' if lower_is_better else '>='} {target:.0f}%" if unit == "%" else f"<= {target:.2f} {unit}"
-        lines.append(f"{what:<62} {shown:>10}  target {goal:<10} {'met' if met else 'NOT met'}")
-
-    runs = [figures[(label, 32, 0)] for label in ("ceiling", "ceiling, again") if (label, 32, 0) in figures]
-    ceiling = sum(r[0] for r in runs) / len(runs)
-    ceiling_cpu = sum(r[1] for r in runs) / len(runs)
-    for spread in (1, 32):
-        sqlite, pg = figures[("SQLite", 32, spread)], figures[("PostgreSQL, 1 process", 32, spread)]
-        where = "one thread" if spread == 1 else "32 threads"
-        check(f"PostgreSQL / SQLite send, C=32, {where}", 100 * pg[0] / sqlite[0], 100)
-        workers = figures[("PostgreSQL, --workers 2", 32, spread)]
-        check(f"PostgreSQL --workers 2 (one node) / SQLite send, C=32, {where}", 100 * workers[0] / sqlite[0], 100)
-        check(f"SQLite send / raw-Starlette ceiling, C=32, {where}", 100 * sqlite[0] / ceiling, 40)
-        name = f"  the same in CPU per request (ceiling / send), {where}"
-        lines.append(f"{name:<62} {100 * ceiling_cpu / sqlite[1]:>9.0f}%  (no target: the ratio a machine where"
-                     " the server has a core of its own would show)")
-        check(f"PostgreSQL server CPU per send, C=32, {where}", pg[1], 0.5, "ms", True)
-        check(f"PostgreSQL CPU per send, C=32, {where}", pg[2] or 0.0, 0.4, "ms", True)
-    for engine in ("SQLite", "PostgreSQL"):
-        for where in ("32 threads", "1 thread"):
-            with_events = store_rate(store_rows, f"{engine}, send + event, {where}")
-            without = store_rate(store_rows, f"{engine}, send, no event, {where}")
-            check(f"store, {engine}: writes with events / without, {where}", 100 * with_events / without, 90)
-    # SQLite has one writer by design: its threads share it. On PostgreSQL the locking is per thread, but
-    # send_message batches a busy thread's sends (one batch in flight per thread), so on a small CPU-bound
-    # machine one thread is about as fast as 32: the structural target is read on the unbatched pair.
-    for kind, what in (("unbatched send", "unbatched"), ("send + event", "batched")):
-        on_many = store_rate(store_rows, f"PostgreSQL, {kind}, 32 threads")
-        on_one = store_rate(store_rows, f"PostgreSQL, {kind}, 1 thread")
-        name = f"store, PostgreSQL: 32 writers on 32 threads / on one, {what}"
-        if what == "unbatched":
-            check(name, 100 * on_many / on_one, 200)
-        else:
-            lines.append(f"{name:<62} {100 * on_many / on_one:>9.0f}%  (no target: batching evens them)")
-    lines.append("  unbatched: each send its own statement, so one thread's sends queue on its row lock, one commit"
-                 " each;")
-    lines.append("  batched: one thread's sends pile up into one statement per commit, so it keeps up with 32 threads.")
-    return lines
 
 
 async def ceiling_cases(seconds: float, figures: Figures, label: str) -> None:
@@ -336,6 +282,35 @@ async def ceiling_cases(seconds: float, figures: Figures, label: str) -> None:
         ceiling.stop()
 
 
+async def interleaved(root: Path, database: str, redis: str, seconds: float, rounds: int) -> Rounds:
+    """The headline pairs at C=32 in turn: the ceiling, SQLite and PostgreSQL (one process) up together.
+
+    Per spread (one thread, 32 threads), ``rounds`` rounds of one case each, every other round
+    in reverse order, so that each round's three cases run within seconds of each other
+    (``scale_summary``). Prints each round's rates.
+    """
+    got: Rounds = {}
+    ceiling = Ceiling(free_port())
+    try:
+        async with cluster(root, 1) as sqlite, cluster(root, 1, "--database", database, "--events", redis) as pg:
+            for spread in (1, 32):
+                cases = [("ceiling", f"http://127.0.0.1:{ceiling.port}", [("/messages", "x")]),
+                         ("SQLite", sqlite[0].endpoint, (await targets(sqlite, spread))[0]),
+                         ("PostgreSQL", pg[0].endpoint, (await targets(pg, spread))[0])]
+                for _, endpoint, paths in cases:
+                    await asyncio.to_thread(run_wrk, endpoint, paths, 32, 1)  # warm-up
+                for n in range(rounds):
+                    for label, endpoint, paths in cases if n % 2 == 0 else cases[::-1]:
+                        result = await asyncio.to_thread(run_wrk, endpoint, paths, 32, seconds)
+                        got.setdefault((label, spread), []).append(result.rps)
+                shown = "; ".join(f"{label} {'/'.join(f'{r:.0f}' for r in got[(label, spread)])}"
+                                  for label, _, _ in cases)
+                print(f"  {'one thread' if spread == 1 else '32 threads'}: {shown} req/s", flush=True)
+    finally:
+        ceiling.stop()
+    return got
+
+
 async def main_async(args: argparse.Namespace, database: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="threadline-bench-"))
     redis = f"{args.redis}?channel=threadline-bench:{secrets.token_hex(4)}"
@@ -356,6 +331,11 @@ async def main_async(args: argparse.Namespace, database: str) -> None:
         print(f"{'case':<34} {'messages':>8} {'p50 ms':>8} {'p99 ms':>8}")
         for listen_on in (0, 1):
             print(await delivery_case(nodes, listen_on, args.messages), flush=True)
+    rounds = None
+    if args.rounds > 0:
+        print(f"\nHeadline pairs at C=32, interleaved: {args.rounds} rounds of {args.seconds:g} s cases, "
+              "ceiling / SQLite / PostgreSQL one process, every other round reversed:")
+        rounds = await interleaved(root, database, redis, args.seconds, args.rounds)
     print(f"\nStore level (no HTTP), {args.seconds:g} s each:")
     print(STORE_HEADER)
     store_rows = []
@@ -364,7 +344,7 @@ async def main_async(args: argparse.Namespace, database: str) -> None:
             print(line, flush=True)
             store_rows.append(line)
     print("\nIssue #12's targets, ratios from this run:")
-    for line in summary(figures, store_rows):
+    for line in summary(figures, store_rows, rounds):
         print(line)
 
 
@@ -384,6 +364,8 @@ def main() -> None:
                         help="a PostgreSQL server (its maintenance database) to create the bench database on")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the Redis for the event hub")
     parser.add_argument("--messages", type=int, default=200, help="messages per real-time delivery case")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of the headline pairs (0: none; the targets read the single cases)")
     args = parser.parse_args()
     with bench_database(args.database) as database:
         asyncio.run(main_async(args, database))
