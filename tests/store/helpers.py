@@ -107,3 +107,15 @@ async def assert_activity_pages(store: Store) -> None:
     assert [t.id for t, _ in page] == [c, a, b]
     after = await store.admin_threads(topic=None, member=None, after=(125_000, c), limit=10)
     assert [t.id for t, _ in after] == [a, b]
+
+
+#: One message id in two threads (0049's tests): the pair stays unique whichever way the index is keyed.
+OLD_MESSAGE = ("1700000000000", ("19:a@thread.v2", "19:b@thread.v2"))
+
+
+async def assert_old_messages_found(store: Store) -> None:
+    """Each thread of :data:`OLD_MESSAGE` finds its own message by the shared id (its content is its thread id)."""
+    message_id, threads = OLD_MESSAGE
+    for tid in threads:
+        found = await store.get_message(tid, message_id)
+        assert found is not None and found.content == tid

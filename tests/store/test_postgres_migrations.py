@@ -11,7 +11,7 @@ from threadline.store import migrations
 from threadline.store.postgres import PostgresStore, migrate
 
 from ..pg import fresh_database, require_postgres
-from .helpers import assert_activity_pages
+from .helpers import assert_activity_pages, assert_old_messages_found
 
 pytestmark = pytest.mark.anyio
 
@@ -248,9 +248,7 @@ async def test_message_ids_index_is_rebuilt_id_first_over_existing_messages() ->
         store = PostgresStore(url)
         await store.open()  # applies 0049
         try:
-            for tid in ("19:a@thread.v2", "19:b@thread.v2"):
-                found = await store.get_message(tid, "1700000000000")
-                assert found is not None and found.content == tid
+            await assert_old_messages_found(store)
             conn = await asyncpg.connect(url)
             try:
                 definition = await conn.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'messages_id'")

@@ -11,7 +11,7 @@ from threadline.store import migrations
 from threadline.store.positions import Cursor
 from threadline.store.sqlite import SqliteStore, _statements
 
-from .helpers import assert_activity_pages
+from .helpers import assert_activity_pages, assert_old_messages_found
 
 pytestmark = pytest.mark.anyio
 
@@ -139,9 +139,7 @@ async def test_message_ids_index_is_rebuilt_id_first_over_existing_messages(tmp_
     store = SqliteStore(path)
     await store.open()  # applies 0049
     try:
-        for tid in ("19:a@thread.v2", "19:b@thread.v2"):
-            found = await store.get_message(tid, "1700000000000")
-            assert found is not None and found.content == tid
+        await assert_old_messages_found(store)
     finally:
         await store.close()
     conn = sqlite3.connect(path)
