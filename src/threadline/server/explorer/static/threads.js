@@ -120,7 +120,9 @@ export async function showThread(threadId, cursor = null) {
     const params = new URLSearchParams({ maxPageSize: "50" });
     if (next) params.set("continuationToken", next);
     const page = await attempt(() => admin("GET", `${base}/messages?${params}`));
-    if (!page || mine !== generation) return;
+    // not shown any more (the user went elsewhere): build nothing, so no image of it is fetched and
+    // the images of the thread now shown stay (attachmentFigures releases another thread's)
+    if (!page || mine !== generation || !show.current()) return;
     const items = page.value.map((m) => messageItem(threadId, m, refresh, memberIds));
     if (replace) messagesList.replaceChildren(...items);
     else messagesList.append(...items);
