@@ -11,6 +11,7 @@ from . import webhooks as wh
 from .dialect import EVENTS_AFTER
 from .positions import Cursor
 from .records import Event
+from .sqlite.held import last_position
 from .webhooks import (
     DeadLetterRecord,
     Progress,
@@ -36,12 +37,10 @@ class SqliteWebhooks:
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
-        #: The last position taken on a connection (the store's own reading of the event counter).
-        self._position = store._current_position
 
     async def add_subscription(self, sub: SubscriptionRecord) -> None:
         def run(c: sqlite3.Connection) -> None:
-            sub.cursor = Cursor([self._position(c)]).token()  # one partition
+            sub.cursor = Cursor([last_position(c)]).token()  # one partition
             c.execute(wh.ADD_SUBSCRIPTION.sqlite, subscription_params(sub))
 
         await self._store._write(run)
@@ -121,7 +120,7 @@ class SqliteWebhooks:
         return await self._store._read(run)
 
     async def latest_positions(self) -> list[int]:
-        return [await self._store._read(self._position)]
+        return [await self._store._read(last_position)]
 
     async def list_deadletters(self, sub_id: str, limit: int) -> list[DeadLetterRecord]:
         rows = await self._store._read(lambda c: c.execute(wh.LIST_DEADLETTERS.sqlite, (sub_id, limit)).fetchall())
@@ -137,7 +136,7 @@ class SqliteWebhooks:
         # log is acceptable; the write only looks at the events appended since that read.
         def first_since(c: sqlite3.Connection) -> tuple[int | None, int]:
             row = c.execute(_FIRST_SINCE, (0, since_ms)).fetchone()
-            return (int(row[0]) if row is not None else None), self._position(c)
+            return (int(row[0]) if row is not None else None), last_position(c)
 
         found, seen = await self._store._read(first_since)
 
@@ -149,7 +148,7 @@ class SqliteWebhooks:
             if first is None:
                 row = c.execute(_FIRST_SINCE, (seen, since_ms)).fetchone()
                 first = int(row[0]) if row is not None else None
-            target = first - 1 if first is not None else self._position(c)
+            target = first - 1 if first is not None else last_position(c)
             token = Cursor([min(target, read_cursor(current[0], 1).after[0])]).token()
             c.execute(wh.REWIND.sqlite, (token, sub_id))
             return token

@@ -220,10 +220,6 @@ class SqliteCore(SqliteImages):
         return events
 
     @staticmethod
-    def _current_position(conn: sqlite3.Connection) -> int:
-        return last_position(conn)
-
-    @staticmethod
     def _recipients(conn: sqlite3.Connection, event: Event) -> tuple[str, ...]:
         """Members whose stay covers the event's position and, for one revealing a message, whose window holds it."""
         rows = conn.execute(
@@ -243,7 +239,7 @@ class SqliteCore(SqliteImages):
         recipients come from the thread's live members (:attr:`_members`, or ``members`` when the
         write has them already): such a write must be run with ``keeps_members`` (:meth:`_write`).
         """
-        before = self._current_position(conn) if on_position is not None else 0
+        before = last_position(conn) if on_position is not None else 0
         items = effects.events(value) if effects.events is not None and value is not None else []
         reveals = effects.reveals(value) if effects.reveals is not None and items else None
         if on_position is None:

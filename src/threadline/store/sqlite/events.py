@@ -9,6 +9,7 @@ from .. import dialect
 from ..records import Event
 from ..webhooks import keep_bounds
 from .core import SqliteCore
+from .held import last_position
 
 __all__ = ["SqliteEvents"]
 
@@ -44,7 +45,7 @@ class SqliteEvents(SqliteCore):
     async def event_bounds(self) -> tuple[list[int], list[int]]:
         def run(c: sqlite3.Connection) -> tuple[list[int], list[int]]:
             row = c.execute("SELECT min(position), max(position) FROM events").fetchone()
-            latest = self._current_position(c)
+            latest = last_position(c)
             if row[0] is None:
                 return [latest], [latest]
             return [int(row[0]) - 1], [latest]
@@ -67,7 +68,7 @@ class SqliteEvents(SqliteCore):
         def last_old(c: sqlite3.Connection) -> int:
             top = _keep_bound(c)
             if top is None:
-                top = self._current_position(c)
+                top = last_position(c)
             first = c.execute(_FIRST_YOUNG, (top, before_ms)).fetchone()
             bound = top if first is None else int(first[0]) - 1
             low = c.execute("SELECT min(position) FROM events").fetchone()[0]

@@ -10,6 +10,7 @@ from ..dialect import LIVE_MEMBER
 from ..records import UserRecord
 from ..rows import user_from
 from .core import SqliteCore
+from .held import last_position
 
 __all__ = ["SqliteIdentities"]
 
@@ -62,7 +63,7 @@ class SqliteIdentities(SqliteCore):
             if done:
                 c.execute(
                     f"UPDATE participants SET left_pos = ? WHERE user_id = ? AND {LIVE_MEMBER}",
-                    (self._current_position(c), user_id),
+                    (last_position(c), user_id),
                 )
             return bool(done)
 
