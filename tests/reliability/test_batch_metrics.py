@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,9 +39,16 @@ def test_sends_are_counted_as_batches_and_the_writes_they_carried(engine: str, t
         def send(n: int) -> str:
             return Chat(server.http_endpoint, alice.token).send(thread_id, f"together {n}")
 
+        def published_since(earlier: str) -> float:
+            return sample(scrape(), HUB[0]) - sample(earlier, HUB[0]) if engine == "postgres" else 0
+
         before = scrape()
         for n in range(5):  # one at a time: each its own batch
             chat.send(thread_id, f"alone {n}")
+            # a send is answered before its events go out to Redis: let them go before the next one
+            deadline = time.monotonic() + 5
+            while engine == "postgres" and published_since(before) < n + 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
         middle = scrape()
         with ThreadPoolExecutor(8) as pool:  # at once: batched as they happen to meet
             assert len(set(pool.map(send, range(24)))) == 24

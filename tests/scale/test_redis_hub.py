@@ -237,6 +237,28 @@ async def test_an_unpublished_event_is_read_from_the_database(pg_store: Postgres
     assert inbox.positions == expected
 
 
+async def test_publish_returns_before_its_send_and_a_stopping_node_sends_it(
+    pg_store: PostgresStore, hubs: Hubs
+) -> None:
+    """A request is answered once its events are handed over; stopping the node still sends them."""
+    node_a, node_b = await hubs(), await hubs(gap_seconds=30.0)  # a gap filled from the database: too late
+    alice, bob = await make_users(pg_store, 2)
+    inbox = Inbox()
+    node_b.subscribe(bob, inbox)
+    created = await make_thread(pg_store, alice, [bob])
+    tid = created.value[0].thread_id  # type: ignore[index]
+    sent = await send(pg_store, tid, alice, "last words", T0)
+    await node_a.publish(created.events)
+    assert node_a._published() == (0, 0)  # handed over: the send starts at the end of this turn
+    while node_a._published() == (0, 0):
+        await asyncio.sleep(0)
+    await node_a.publish(sent.events)  # while that send is out: it waits for the next one
+    await node_a.stop()
+    assert node_a._published() == (2, 2)
+    expected = [created.events[0].position, sent.events[0].position]
+    assert await inbox.wait_for(2, timeout=2.0) == expected
+
+
 async def test_publish_survives_a_dead_redis(pg_store: PostgresStore, hubs: Hubs) -> None:
     dead = "redis://127.0.0.1:1/0?channel=nowhere"
     hub = await hubs(dead)
@@ -367,4 +389,5 @@ async def test_the_first_publish_after_an_outage_goes_through(
         sent = await send(pg_store, tid, alice, "after", T0)
         await node_b.publish(sent.events)
         assert await inbox.wait_for(2, timeout=2.0) == [created.events[0].position, sent.events[0].position]
+        await node_b.flush()  # the send's answer from Redis may come after A has the event
         assert node_b._publish_failures == 0

@@ -133,7 +133,11 @@ class RedisHub:
             await asyncio.wait_for(self._connected.wait(), 2.0)
 
     async def stop(self) -> None:
-        """Stop listening and close the Redis connections."""
+        """Send what was published, then stop listening and close the Redis connections.
+
+        The last send ends within ``publish_timeout``, Redis down or not.
+        """
+        await self.flush()
         for task in (self._listener, self._filling):
             if task is not None:
                 task.cancel()
@@ -147,6 +151,10 @@ class RedisHub:
             self._publisher = None
         metrics.batches_of_hub(None)
         await self._local.stop()
+
+    async def flush(self) -> None:
+        """Wait until every event published so far has been sent to Redis (or its send has failed)."""
+        await self._turns.drain()
 
     def _published(self) -> tuple[int, int]:
         """Messages published to the other nodes (one per turn) and the events they carried."""
@@ -165,7 +173,11 @@ class RedisHub:
     # -- the Hub protocol ----------------------------------------------------------------------------
 
     async def publish(self, events: Sequence[Event]) -> None:
-        """Deliver to local subscribers, then send to the other nodes; never raises for Redis."""
+        """Deliver to local subscribers, then hand the events over for the next send to the other nodes.
+
+        Returns before that send is done (``turns.py`` says why), unless many events already
+        wait for it. Never raises for Redis.
+        """
         if not events:
             return
         self._receive(events)

@@ -6,9 +6,18 @@ than the rest of the publication. :class:`TurnBatcher` gathers what the requests
 one turn of the loop hand it and sends it as one message at the end of the turn
 (``call_soon``). One send is in flight at a time (the hub publishes on one connection):
 what is handed over while a send is out waits for it, however many turns that takes, and
-goes out in the next send, as one message. Each request still waits for the send that
-carries its items, so a publication is never left behind a request that has been
-answered, and a cancelled request does not cancel the send the others wait for.
+goes out in the next send, as one message.
+
+A request does not wait for the send that carries its items: it is answered once they
+are handed over. Waiting would not make delivery surer. The events are committed before
+they are handed over, and a node that dies after its commit and before its send leaves
+the same gap whether or not the request was answered (the other nodes read the events
+from the database once a later position shows the gap, ``redis_hub.py``). It only made
+each send's round trip to Redis part of the request's, and on a busy node the answer
+waited a turn of the loop longer. Only when ``backlog`` items are already waiting for
+the next send does a request wait for the send that carries its own: that bounds what a
+slow Redis can make the node hold. :meth:`TurnBatcher.drain` waits for everything handed
+over (a node's shutdown sends what it answered for before closing the connection).
 """
 
 from __future__ import annotations
@@ -29,10 +38,12 @@ class TurnBatcher(Generic[T]):
         send: sends items, in the order they were handed over, given the event loop's time when the
             first of them was handed over (to keep a deadline from there); must not raise (its own
             failures are its to count and log).
+        backlog: how many items may wait for the next send before :meth:`add` waits for it.
     """
 
-    def __init__(self, send: Callable[[list[T], float], Awaitable[None]]) -> None:
+    def __init__(self, send: Callable[[list[T], float], Awaitable[None]], *, backlog: int = 10_000) -> None:
         self._send = send
+        self._backlog = backlog
         self._items: list[T] = []
         self._since = 0.0
         self._done: asyncio.Future[None] | None = None
@@ -42,7 +53,11 @@ class TurnBatcher(Generic[T]):
         self.items = 0
 
     async def add(self, items: list[T]) -> None:
-        """Hand items over for the next send; return once it is done."""
+        """Hand items over for the next send.
+
+        Returns at once, unless more than ``backlog`` items now wait for that send: then
+        once it is done.
+        """
         if self._done is None:
             loop = asyncio.get_running_loop()
             self._done = loop.create_future()
@@ -50,7 +65,18 @@ class TurnBatcher(Generic[T]):
             if self._sender is None:
                 loop.call_soon(self._end_turn)
         self._items.extend(items)
-        await asyncio.shield(self._done)
+        if len(self._items) > self._backlog:
+            await asyncio.shield(self._done)
+
+    async def drain(self) -> None:
+        """Wait until everything handed over so far has been sent (or its send has failed)."""
+        while True:
+            if self._done is not None:
+                await asyncio.shield(self._done)
+            elif self._sender is not None:
+                await asyncio.wait({self._sender})  # never cancels the send
+            else:
+                return
 
     def _end_turn(self) -> None:
         if self._sender is None:
