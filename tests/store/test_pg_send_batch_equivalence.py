@@ -1,8 +1,8 @@
-"""``threadline_send_batch`` (set-based; 0045, replaced by 0046) writes what ``threadline_send_many`` (0043) writes.
+"""``threadline_send_batch`` (set-based; 0045, replaced by 0046 and 0050) writes what ``threadline_send_many`` (0043) writes.
 
 Random states (threads of one partition and of others, deleted threads, a missing one; members
 in, out, gone and back, with share-history windows; idempotency keys stored earlier) and random
-batches (keyed sends, a key twice or more in one batch, sends with an event or none, message
+batches (with no key at all, keyed sends, a key twice or more in one batch, sends with an event or none, message
 ids below a thread's last) run through both functions from the same state: one transaction, the
 old function under a savepoint rolled back before the new one runs. Their result rows and the
 rows of every table they write must be equal.
@@ -118,9 +118,10 @@ def _batch(rng: random.Random, threads: list[str], users: list[str]) -> list[Any
     """A random batch: the 17 arguments of both functions."""
     marks = iter(range(10**17 + rng.randint(0, 10**16), 10**18))
     sends = []
+    keyed_share = rng.choice((0.0, 0.5))  # half the batches have no key at all (0050's path)
     for _ in range(rng.randint(1, 40)):
         tid = rng.choice([*threads, *threads, "19:missing@thread.v2"])
-        keyed = rng.random() < 0.5
+        keyed = rng.random() < keyed_share
         now = T0 + rng.randint(-40, 40)
         id_mark, seq_mark = str(next(marks)), str(next(marks))
         event = rng.random() < 0.75
@@ -182,7 +183,8 @@ async def test_random_batches_write_what_the_subtransaction_per_send_function_wr
         assert new_rows == old_rows
         assert new_state == old_state
         seen += _kinds(old_rows, args)
-    for kind in ("TL404", "TL403", "replay of this batch", "replay of a stored key", "written, no event",
+        seen["keyless batch" if all(scope is None for scope in args[1]) else "keyed batch"] += 1
+    for kind in ("keyless batch", "keyed batch", "TL404", "TL403", "replay of this batch", "replay of a stored key", "written, no event",
                  "written, with recipients", "written, nobody hears"):
         assert seen[kind] > 0, (kind, seen)
 
