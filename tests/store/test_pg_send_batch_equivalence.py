@@ -1,9 +1,9 @@
-"""``threadline_send_batch`` (set-based; 0045, replaced by 0046 and 0050) writes what ``threadline_send_many`` (0043) writes.
+"""``threadline_send_batch`` (set-based; 0045, replaced by 0046, 0050) writes what ``threadline_send_many`` does.
 
 Random states (threads of one partition and of others, deleted threads, a missing one; members
 in, out, gone and back, with share-history windows; idempotency keys stored earlier) and random
-batches (with no key at all, keyed sends, a key twice or more in one batch, sends with an event or none, message
-ids below a thread's last) run through both functions from the same state: one transaction, the
+batches (with no key at all, keyed sends, a key twice or more in one batch, sends with an event or
+none, message ids below a thread's last) run through both functions from the same state: one transaction, the
 old function under a savepoint rolled back before the new one runs. Their result rows and the
 rows of every table they write must be equal.
 """
@@ -184,8 +184,8 @@ async def test_random_batches_write_what_the_subtransaction_per_send_function_wr
         assert new_state == old_state
         seen += _kinds(old_rows, args)
         seen["keyless batch" if all(scope is None for scope in args[1]) else "keyed batch"] += 1
-    for kind in ("keyless batch", "keyed batch", "TL404", "TL403", "replay of this batch", "replay of a stored key", "written, no event",
-                 "written, with recipients", "written, nobody hears"):
+    for kind in ("keyless batch", "keyed batch", "TL404", "TL403", "replay of this batch", "replay of a stored key",
+                 "written, no event", "written, with recipients", "written, nobody hears"):
         assert seen[kind] > 0, (kind, seen)
 
 
