@@ -187,7 +187,10 @@ async def test_lean_event_log_keeps_positions_marks_and_cursors_and_drops_the_in
 
 
 async def test_the_send_batch_function_keeps_its_generic_plans() -> None:
-    """0047 (0050 sets it again): threadline_send_batch runs with plan_cache_mode = force_generic_plan, the session's setting untouched."""
+    """0047, again in 0050: threadline_send_batch runs with plan_cache_mode = force_generic_plan.
+
+    The session's setting stays untouched.
+    """
     require_postgres()
     with fresh_database("threadline_migrate") as url:
         conn = await asyncpg.connect(url)
