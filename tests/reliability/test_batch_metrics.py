@@ -28,7 +28,6 @@ def test_sends_are_counted_as_batches_and_the_writes_they_carried(engine: str, t
         drain(server)
         alice = make_user(server)
         chat = Chat(server.http_endpoint, alice.token)
-        thread_id = chat.create_thread("batches", [])
         url = server.http_endpoint + "/metrics"
 
         def scrape() -> str:
@@ -39,19 +38,26 @@ def test_sends_are_counted_as_batches_and_the_writes_they_carried(engine: str, t
         def send(n: int) -> str:
             return Chat(server.http_endpoint, alice.token).send(thread_id, f"together {n}")
 
-        def published_since(earlier: str) -> float:
-            return sample(scrape(), HUB[0]) - sample(earlier, HUB[0]) if engine == "postgres" else 0
+        def published(earlier: str, name: str, count: int) -> None:
+            """Wait until ``count`` more of the hub's ``name`` are counted (a request is answered before
+            its events go out to Redis)."""
+            deadline = time.monotonic() + 5
+            while engine == "postgres" and time.monotonic() < deadline:
+                if sample(scrape(), name) - sample(earlier, name) >= count:
+                    return
+                time.sleep(0.01)
 
+        start = scrape()
+        thread_id = chat.create_thread("batches", [])
+        published(start, HUB[0], 1)  # the thread's creation: one message
         before = scrape()
         for n in range(5):  # one at a time: each its own batch
             chat.send(thread_id, f"alone {n}")
-            # a send is answered before its events go out to Redis: let them go before the next one
-            deadline = time.monotonic() + 5
-            while engine == "postgres" and published_since(before) < n + 1 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            published(before, HUB[0], n + 1)  # before the next send
         middle = scrape()
         with ThreadPoolExecutor(8) as pool:  # at once: batched as they happen to meet
             assert len(set(pool.map(send, range(24)))) == 24
+        published(middle, HUB[1], 24)
         after = scrape()
 
     def delta(name: str, earlier: str, later: str, **labels: str) -> float:
