@@ -11,7 +11,9 @@ identity API (HMAC-signed). In one run it reports:
   its own thread), on: SQLite (one node), PostgreSQL one process, PostgreSQL ``--workers 2``, and
   two PostgreSQL nodes sharing the database and a Redis hub (two wrk processes, one per node);
 * for each: requests/s, p50/p99 (wrk's), server CPU ms/op (the server processes and their
-  workers, from /proc) and PostgreSQL CPU ms/op (the backends connected to the bench database);
+  workers, from /proc), PostgreSQL CPU ms/op (the backends connected to the bench database) and the
+  store's mean writes per commit (the nodes' ``/metrics``: SQLite's group commits, PostgreSQL's
+  batch statements);
 * real-time delivery, send -> frame, same node and across nodes (Redis hub);
 * the headline pairs at C=32 again, interleaved: the ceiling, SQLite and PostgreSQL one process up
   together, one case each in turn for ``--rounds`` rounds; the summary reads the ceiling and
@@ -199,14 +201,35 @@ def bench_database(admin_url: str) -> Iterator[str]:
 
 
 HEADER = (f"{'case':<36} {'c':>3} {'threads':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'srv ms/op':>9} {'pg ms/op':>8} {'errors':>6}")
+          f"{'srv ms/op':>9} {'pg ms/op':>8} {'errors':>6} {'sends/commit':>12}")
 
 
-def row(name: str, c: int, threads: str, result: WrkResult, server_ms: float, pg_ms: float | None) -> str:
+def row(name: str, c: int, threads: str, result: WrkResult, server_ms: float, pg_ms: float | None,
+        per_commit: float | None = None) -> str:
     ops = max(1, result.requests)
     pg = f"{pg_ms / ops:>8.2f}" if pg_ms is not None else f"{'-':>8}"
+    batch = f"{per_commit:>12.1f}" if per_commit is not None else f"{'-':>12}"
     return (f"{name:<36} {c:>3} {threads:>7} {result.rps:>8.0f} {result.p50_ms:>7.2f} {result.p99_ms:>7.2f} "
-            f"{server_ms / ops:>9.2f} {pg} {result.errors:>6}")
+            f"{server_ms / ops:>9.2f} {pg} {result.errors:>6} {batch}")
+
+
+async def store_batches(nodes: list[Node]) -> tuple[float, float]:
+    """The store's commits so far and the writes they carried, summed over the nodes' ``/metrics``.
+
+    With ``--workers 2`` a scrape reaches one worker: its batches stand for both.
+    """
+    commits = writes = 0.0
+    async with aiohttp.ClientSession() as session:
+        for node in nodes:
+            async with session.get(f"{node.endpoint}/metrics") as answer:
+                text = await answer.text()
+            for name, value in re.findall(r"^threadline_store_(write_batches|batched_writes)_total\{[^}]*\} (\S+)$",
+                                          text, re.M):
+                if name == "write_batches":
+                    commits += float(value)
+                else:
+                    writes += float(value)
+    return commits, writes
 
 
 async def targets(nodes: list[Node], spread: int) -> list[list[tuple[str, str]]]:
@@ -249,15 +272,18 @@ async def send_cases(label: str, nodes: list[Node], seconds: float, database: st
             plan = list(zip(nodes, per_node, shares, strict=True))
             await asyncio.gather(*(asyncio.to_thread(run_wrk, n.endpoint, t, k, 1) for n, t, k in plan))  # warm-up
             pids = await backend_pids(database)
+            commits_before, writes_before = await store_batches(nodes)
             server_before = sum(tree_cpu_ms(n.process.pid) for n in nodes)
             pg_before = pids_cpu_ms(pids)
             results = await asyncio.gather(*(asyncio.to_thread(run_wrk, n.endpoint, t, k, seconds) for n, t, k in plan))
             server = sum(tree_cpu_ms(n.process.pid) for n in nodes) - server_before
             pg = pids_cpu_ms(pids) - pg_before if database else None
+            commits, writes = await store_batches(nodes)
+            per_commit = (writes - writes_before) / max(1.0, commits - commits_before)
             total = WrkResult(sum(r.rps for r in results), max(r.p50_ms for r in results),
                               max(r.p99_ms for r in results), sum(r.requests for r in results),
                               sum(r.errors for r in results))
-            print(row(f"send, {label}", c, str(spread), total, server, pg), flush=True)
+            print(row(f"send, {label}", c, str(spread), total, server, pg, per_commit), flush=True)
             ops = max(1, total.requests)
             figures[(label, c, spread)] = (total.rps, server / ops, pg / ops if pg is not None else None)
 
