@@ -13,7 +13,7 @@ identity API (HMAC-signed). In one run it reports:
 * for each: requests/s, p50/p99 (wrk's), server CPU ms/op (the server processes and their
   workers, from /proc), PostgreSQL CPU ms/op (the backends connected to the bench database) and the
   store's mean writes per commit (the nodes' ``/metrics``: SQLite's group commits, PostgreSQL's
-  batch statements);
+  batch statements; not with ``--workers``, whose scrapes reach either worker);
 * real-time delivery, send -> frame, same node and across nodes (Redis hub);
 * the headline pairs at C=32 again, interleaved: the ceiling, SQLite and PostgreSQL one process up
   together, one case each in turn for ``--rounds`` rounds; the summary reads the ceiling and
@@ -214,10 +214,7 @@ def row(name: str, c: int, threads: str, result: WrkResult, server_ms: float, pg
 
 
 async def store_batches(nodes: list[Node]) -> tuple[float, float]:
-    """The store's commits so far and the writes they carried, summed over the nodes' ``/metrics``.
-
-    With ``--workers 2`` a scrape reaches one worker: its batches stand for both.
-    """
+    """The store's commits so far and the writes they carried, summed over the nodes' ``/metrics``."""
     commits = writes = 0.0
     async with aiohttp.ClientSession() as session:
         for node in nodes:
@@ -272,6 +269,7 @@ async def send_cases(label: str, nodes: list[Node], seconds: float, database: st
             plan = list(zip(nodes, per_node, shares, strict=True))
             await asyncio.gather(*(asyncio.to_thread(run_wrk, n.endpoint, t, k, 1) for n, t, k in plan))  # warm-up
             pids = await backend_pids(database)
+            one_process = "workers" not in label  # a scrape reaches one worker: before and after may differ
             commits_before, writes_before = await store_batches(nodes)
             server_before = sum(tree_cpu_ms(n.process.pid) for n in nodes)
             pg_before = pids_cpu_ms(pids)
@@ -279,7 +277,7 @@ async def send_cases(label: str, nodes: list[Node], seconds: float, database: st
             server = sum(tree_cpu_ms(n.process.pid) for n in nodes) - server_before
             pg = pids_cpu_ms(pids) - pg_before if database else None
             commits, writes = await store_batches(nodes)
-            per_commit = (writes - writes_before) / max(1.0, commits - commits_before)
+            per_commit = (writes - writes_before) / max(1.0, commits - commits_before) if one_process else None
             total = WrkResult(sum(r.rps for r in results), max(r.p50_ms for r in results),
                               max(r.p99_ms for r in results), sum(r.requests for r in results),
                               sum(r.errors for r in results))
