@@ -83,17 +83,21 @@ def test_past_the_backlog_an_add_waits_for_the_send_that_carries_it() -> None:
     asyncio.run(main())
 
 
-def test_drain_waits_for_a_send_started_from_what_came_during_the_last() -> None:
+def test_drain_waits_for_the_send_out_and_the_one_gathered_behind_it() -> None:
     async def main() -> None:
         sender = Sender()
         batcher = TurnBatcher(sender)
         await batcher.add([0])
+        await asyncio.sleep(0.01)  # [0] is out; nothing else is handed over
+        alone = asyncio.ensure_future(batcher.drain())
         await asyncio.sleep(0.01)
+        assert not alone.done()  # the send out is waited for too, not only what waits for the next one
         await batcher.add([1])  # waits for [0]'s send to end
         drained = asyncio.ensure_future(batcher.drain())
         await asyncio.sleep(0.01)
+        assert not drained.done()
         sender.gate.set()
-        await drained
+        await asyncio.gather(alone, drained)
         assert sender.batches == [[0], [1]] and sender.in_flight == 0
 
     asyncio.run(main())
