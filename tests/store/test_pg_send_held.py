@@ -143,6 +143,32 @@ async def test_sends_held_behind_a_batch_in_flight_go_out_in_one_statement_and_o
     assert passing.value is not None and passing.value.sequence_id == 3
 
 
+async def test_held_sends_are_in_flight_before_the_batch_ahead_of_them_is_answered(postgres_url: str) -> None:
+    """The next batch starts as soon as the one ahead commits, not after its senders have been answered."""
+    async with opened(postgres_url) as store:
+        a, b = await make_users(store, 2)
+        tid = (await make_thread(store, a, [b])).value[0].thread_id  # type: ignore[index]
+        lock = await RowLock.take(postgres_url, tid)
+
+        async def first() -> tuple[Outcome[MessageRecord], int]:
+            outcome = await send(store, tid, a, "first", T0 + 2)
+            return outcome, store.send_turn.waiting  # at the moment its sender is answered
+
+        answered = asyncio.ensure_future(first())
+        await lock.until_waiting(1)
+        held = [asyncio.ensure_future(send(store, tid, (a, b)[k % 2], f"held{k}", T0 + 3)) for k in range(3)]
+        await turns(3)
+        assert store.send_turn.waiting == 3
+        await lock.release()
+        outcome, waiting = await answered
+        assert waiting == 0  # the held sends were in their statement before "first" was answered
+        written = await asyncio.gather(*held)
+        assert (store.send_turn.statements, store.send_turn.sends) == (2, 4)
+        stored = await texts(store, tid)
+    assert seqs([outcome, *written]) == [3, 4, 5, 6]
+    assert stored == ["first", "held0", "held1", "held2"]
+
+
 async def test_a_turn_of_more_than_a_batch_to_one_thread_is_written_batch_after_batch(postgres_url: str) -> None:
     async with opened(postgres_url) as store:
         (a,) = await make_users(store, 1)

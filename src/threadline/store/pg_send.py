@@ -211,7 +211,7 @@ class SendTurn:
     the same turn of the event loop. A send to a thread that has one is held, after that
     thread's earlier held sends, until that batch has ended (committed or failed); then the
     thread's held sends (up to :data:`MAX_BATCH`) go out together in the next batch, with
-    whatever else is ready in that turn. So a busy thread's
+    whatever else is waiting, before the ended batch's senders are answered. So a busy thread's
     sends pile up into bigger batches instead of queuing on its row lock on many connections,
     and a thread's sends are written in the order they were made. A send whose caller gave up
     (was cancelled) before its statement was started is not written.
@@ -251,6 +251,11 @@ class SendTurn:
         if send.thread_id not in self._busy:
             self._schedule(loop)
         return await future
+
+    @property
+    def waiting(self) -> int:
+        """Sends handed over and not yet in a statement (held behind their thread's batch, or due)."""
+        return sum(len(queue) for queue in self._waiting.values())
 
     async def drain(self) -> None:
         """Wait until every send handed over so far, held ones too, has been written or has failed."""
@@ -307,17 +312,21 @@ class SendTurn:
                 results = [exc]
             except BaseException as exc:  # the statement failed: none of its sends was written
                 results = [exc] * len(sends)
-            self.statements += 1
-            self.sends += len(sends)
-            for (_, future), result in zip(pending, results, strict=True):
-                if future.done():  # the caller gave up; the send committed all the same
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
-        finally:  # committed or failed: the threads' held sends go out in the next batch
+        finally:
+            # Committed or failed: the threads' held sends go out in the next batch, started now,
+            # before this batch's senders are answered: answering them takes the event loop a
+            # while, and the database would sit idle for it (a busy thread's batches then follow
+            # each other with no gap, instead of one in flight ~60% of the time).
             threads = {send.thread_id for send in sends}
             self._busy -= threads
             if not threads.isdisjoint(self._waiting):
-                self._schedule(asyncio.get_running_loop())
+                self._flush()
+        self.statements += 1
+        self.sends += len(sends)
+        for (_, future), result in zip(pending, results, strict=True):
+            if future.done():  # the caller gave up; the send committed all the same
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
