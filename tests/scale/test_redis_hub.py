@@ -18,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from threadline.server.redis_hub import RedisHub, split_channel
+from threadline.server.redis_link import connection_for
 from threadline.store.positions import partition_of
 from threadline.store.postgres import PostgresStore
 from threadline.store.records import Event
@@ -123,6 +124,16 @@ class Inbox:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
         return self.positions
+
+
+def test_the_links_read_replies_with_hiredis() -> None:
+    """``redis[hiredis]`` is a dependency: every node parses every node's batches, a third of the CPU in C.
+
+    (``bench/redis_hub_io.py``; redis-py falls back to its Python parser without a word when hiredis is
+    missing, so this is where losing it shows. No connection is made.)
+    """
+    for connection in (connection_for("redis://127.0.0.1:6379/0", 1.0), connection_for("rediss://example:1/0", 1.0)):
+        assert type(connection._parser).__name__ == "_AsyncHiredisParser"
 
 
 def test_split_channel() -> None:
