@@ -72,6 +72,11 @@ def summary(figures: Figures, store_rows: list[str], rounds: Rounds | None = Non
         where = "one thread" if spread == 1 else "32 threads"
         headline(f"PostgreSQL / SQLite send, C=32, {where}", 100 * pg[0] / sqlite[0], "PostgreSQL", "SQLite",
                  spread, 100)
+        if pg[2] is not None:
+            name = f"  the same in CPU per send (node; node + database), {where}"
+            shown = f"{100 * sqlite[1] / pg[1]:.0f}%; {100 * sqlite[1] / (pg[1] + pg[2]):.0f}%"
+            lines.append(f"{name:<62} {shown:>10}  (no target: SQLite's node CPU per send over PostgreSQL's: the"
+                         " ratio where PostgreSQL has cores of its own; over PostgreSQL's node's and database's)")
         workers = figures[("PostgreSQL, --workers 2", 32, spread)]
         check(f"PostgreSQL --workers 2 (one node) / SQLite send, C=32, {where}", 100 * workers[0] / sqlite[0], 100)
         headline(f"SQLite send / raw-Starlette ceiling, C=32, {where}", 100 * sqlite[0] / ceiling, "SQLite",
