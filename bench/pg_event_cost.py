@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,11 +43,11 @@ def _text(value: str | None) -> str:
     return "(" + " || chr(58) || ".join("'" + part.replace("'", "''") + "'" for part in value.split(":")) + ")"
 
 
-def _array(values: list[str | None], kind: str = "text") -> str:
+def _array(values: Sequence[str | None], kind: str = "text") -> str:
     return "ARRAY[" + ",".join(_text(v) for v in values) + f"]::{kind}[]"
 
 
-def _numbers(values: list[int | None], kind: str) -> str:
+def _numbers(values: Sequence[int | None], kind: str) -> str:
     return "ARRAY[" + ",".join("NULL" if v is None else str(v) for v in values) + f"]::{kind}[]"
 
 
@@ -61,9 +62,9 @@ def script(targets: list[tuple[str, str]], events: bool, partitions: int) -> str
         if events else "ARRAY[" + ",".join(["NULL"] * n) + "]::bytea[]"
     )
     arguments = [
-        _array(list(threads)), _array(nothing), _array(nothing), _array(["text"] * n), _array(list(senders)),
+        _array(threads), _array(nothing), _array(nothing), _array(["text"] * n), _array(senders),
         _array(nothing), _array(["x"] * n), _array(nothing), _numbers([NOW_MS] * n, "bigint"),
-        _array(list(marks[:n])), _array(list(marks[n:])), _array([""] * n),
+        _array(marks[:n]), _array(marks[n:]), _array([""] * n),
         _array(["chatMessageReceived" if events else None] * n), payloads,
         _numbers([NOW_MS if events else None] * n, "bigint"),
         _numbers([partition_of(t, partitions) for t in threads], "int"), str(partitions),
@@ -92,7 +93,7 @@ async def _prepare(database: str, folder: Path) -> dict[str, Path]:
         partitions = store.partitions
     finally:
         await store.close()
-    paths = {}
+    paths: dict[str, Path] = {}
     for case in CASES:
         targets = many if case.startswith("32") else [many[0]] * 32
         paths[case] = folder / f"{len(paths)}.sql"
