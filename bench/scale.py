@@ -11,7 +11,8 @@ identity API (HMAC-signed). In one run it reports:
   its own thread), on: SQLite (one node), PostgreSQL one process, PostgreSQL ``--workers 2``, and
   two PostgreSQL nodes sharing the database and a Redis hub (two wrk processes, one per node);
 * for each: requests/s, p50/p99 (wrk's), server CPU ms/op (the server processes and their
-  workers, from /proc), PostgreSQL CPU ms/op (the backends connected to the bench database) and the
+  workers, from /proc), PostgreSQL CPU ms/op (the backends connected to the bench database), the
+  CPUs the whole machine had busy meanwhile (every process: wrk, servers, PostgreSQL, Redis) and the
   store's mean writes per commit (the nodes' ``/metrics``: SQLite's group commits, PostgreSQL's
   batch statements; not with ``--workers``, whose scrapes reach either worker);
 * real-time delivery, send -> frame, same node and across nodes (Redis hub);
@@ -58,7 +59,7 @@ import asyncpg
 from scale_store import HEADER as STORE_HEADER
 from scale_store import contention
 from scale_summary import Figures, Rounds, summary
-from scale_wrk import Ceiling, WrkResult, pids_cpu_ms, run_wrk, tree_cpu_ms
+from scale_wrk import Ceiling, WrkResult, cpus_busy, machine_ticks, pids_cpu_ms, run_wrk, tree_cpu_ms
 
 from threadline.identity import hmac as signing
 
@@ -201,16 +202,16 @@ def bench_database(admin_url: str) -> Iterator[str]:
 
 
 HEADER = (f"{'case':<36} {'c':>3} {'threads':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'srv ms/op':>9} {'pg ms/op':>8} {'errors':>6} {'sends/commit':>12}")
+          f"{'srv ms/op':>9} {'pg ms/op':>8} {'cpus':>5} {'errors':>6} {'sends/commit':>12}")
 
 
-def row(name: str, c: int, threads: str, result: WrkResult, server_ms: float, pg_ms: float | None,
+def row(name: str, c: int, threads: str, result: WrkResult, server_ms: float, pg_ms: float | None, busy: float,
         per_commit: float | None = None) -> str:
     ops = max(1, result.requests)
     pg = f"{pg_ms / ops:>8.2f}" if pg_ms is not None else f"{'-':>8}"
     batch = f"{per_commit:>12.1f}" if per_commit is not None else f"{'-':>12}"
     return (f"{name:<36} {c:>3} {threads:>7} {result.rps:>8.0f} {result.p50_ms:>7.2f} {result.p99_ms:>7.2f} "
-            f"{server_ms / ops:>9.2f} {pg} {result.errors:>6} {batch}")
+            f"{server_ms / ops:>9.2f} {pg} {busy:>5.2f} {result.errors:>6} {batch}")
 
 
 async def store_batches(nodes: list[Node]) -> tuple[float, float]:
@@ -272,8 +273,9 @@ async def send_cases(label: str, nodes: list[Node], seconds: float, database: st
             one_process = "workers" not in label  # a scrape reaches one worker: before and after may differ
             commits_before, writes_before = await store_batches(nodes)
             server_before = sum(tree_cpu_ms(n.process.pid) for n in nodes)
-            pg_before = pids_cpu_ms(pids)
+            pg_before, machine_before = pids_cpu_ms(pids), machine_ticks()
             results = await asyncio.gather(*(asyncio.to_thread(run_wrk, n.endpoint, t, k, seconds) for n, t, k in plan))
+            busy = cpus_busy(machine_before, machine_ticks())
             server = sum(tree_cpu_ms(n.process.pid) for n in nodes) - server_before
             pg = pids_cpu_ms(pids) - pg_before if database else None
             commits, writes = await store_batches(nodes)
@@ -281,9 +283,9 @@ async def send_cases(label: str, nodes: list[Node], seconds: float, database: st
             total = WrkResult(sum(r.rps for r in results), max(r.p50_ms for r in results),
                               max(r.p99_ms for r in results), sum(r.requests for r in results),
                               sum(r.errors for r in results))
-            print(row(f"send, {label}", c, str(spread), total, server, pg, per_commit), flush=True)
+            print(row(f"send, {label}", c, str(spread), total, server, pg, busy, per_commit), flush=True)
             ops = max(1, total.requests)
-            figures[(label, c, spread)] = (total.rps, server / ops, pg / ops if pg is not None else None)
+            figures[(label, c, spread)] = (total.rps, server / ops, pg / ops if pg is not None else None, busy)
 
 
 async def ceiling_cases(seconds: float, figures: Figures, label: str) -> None:
@@ -295,13 +297,14 @@ async def ceiling_cases(seconds: float, figures: Figures, label: str) -> None:
     ceiling = Ceiling(free_port())
     try:
         for c in (8, 32):
-            before = tree_cpu_ms(ceiling.process.pid)
+            before, machine_before = tree_cpu_ms(ceiling.process.pid), machine_ticks()
             result = await asyncio.to_thread(run_wrk, f"http://127.0.0.1:{ceiling.port}", [("/messages", "x")], c,
                                              seconds)
+            busy = cpus_busy(machine_before, machine_ticks())
             server = tree_cpu_ms(ceiling.process.pid) - before
             name = "raw Starlette POST -> 201 (ceiling)" if label == "ceiling" else "the ceiling again"
-            print(row(name, c, "-", result, server, None), flush=True)
-            figures[(label, c, 0)] = (result.rps, server / max(1, result.requests), None)
+            print(row(name, c, "-", result, server, None, busy), flush=True)
+            figures[(label, c, 0)] = (result.rps, server / max(1, result.requests), None, busy)
     finally:
         ceiling.stop()
 
@@ -378,7 +381,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
 
 
 def main() -> None:

@@ -7,18 +7,26 @@ against SQLite, at C=32) also run **interleaved**: the three servers up together
 each in turn, for a few rounds, every other round in reverse order. A target on those pairs is
 read on the median of the per-round ratios (each round's cases ran seconds apart), and the single
 cases' ratio is printed beside it.
+
+Beside the PostgreSQL/SQLite pairs, where each case's CPU went: the node processes' busy CPUs
+(req/s x server CPU per request), PostgreSQL's, and the whole machine's (every process, wrk and
+Redis included). A node serves its requests on one event loop, so one process tops out near one
+busy CPU whatever its store; what PostgreSQL and a second worker need besides has to fit in what
+the machine has left.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 
 from scale_store import LABEL as STORE_LABEL
 
 __all__ = ["Figures", "Rounds", "store_rate", "summary"]
 
-#: Figures the summary reads: (case label, c, spread) -> (req/s, server ms/op, PostgreSQL ms/op or None).
-Figures = dict[tuple[str, int, int], tuple[float, float, float | None]]
+#: Figures the summary reads: (case label, c, spread) -> (req/s, server ms/op, PostgreSQL ms/op or None,
+#: the machine's busy CPUs meanwhile).
+Figures = dict[tuple[str, int, int], tuple[float, float, float | None, float]]
 #: The interleaved rounds: (``ceiling``/``SQLite``/``PostgreSQL``, spread) -> req/s of each round, in order.
 Rounds = dict[tuple[str, int], list[float]]
 
@@ -33,6 +41,21 @@ def _median_ratio(rounds: Rounds, top: str, bottom: str, spread: int) -> tuple[f
     """The median over the rounds of ``top / bottom`` (in %), and each round's ratio."""
     ratios = [100 * a / b for a, b in zip(rounds[(top, spread)], rounds[(bottom, spread)], strict=True) if b]
     return statistics.median(ratios), ratios
+
+
+def _cpus(case: tuple[float, float, float | None, float]) -> str:
+    """A case's busy CPUs: its nodes' (+ PostgreSQL's) and, in brackets, the machine's."""
+    rps, server_ms, pg_ms, machine = case
+    database = f" + database {rps * pg_ms / 1000:.2f}" if pg_ms is not None else ""
+    return f"{rps * server_ms / 1000:.2f}{database} (machine {machine:.2f})"
+
+
+def _where_cpu_went(where: str, sqlite: tuple[float, float, float | None, float],
+                    pg: tuple[float, float, float | None, float],
+                    workers: tuple[float, float, float | None, float]) -> str:
+    """The CPUs each C=32 case had busy, of the machine's (no target: why the pairs are what they are)."""
+    return (f"  busy CPUs of {os.cpu_count()}, C=32, {where}: node SQLite {_cpus(sqlite)}; PostgreSQL {_cpus(pg)};"
+            f" --workers 2 {_cpus(workers)}")
 
 
 def summary(figures: Figures, store_rows: list[str], rounds: Rounds | None = None) -> list[str]:
@@ -78,6 +101,7 @@ def summary(figures: Figures, store_rows: list[str], rounds: Rounds | None = Non
             lines.append(f"{name:<62} {shown:>10}  (no target: SQLite's node CPU per send over PostgreSQL's: the"
                          " ratio where PostgreSQL has cores of its own; over PostgreSQL's node's and database's)")
         workers = figures[("PostgreSQL, --workers 2", 32, spread)]
+        lines.append(_where_cpu_went(where, sqlite, pg, workers))
         check(f"PostgreSQL --workers 2 (one node) / SQLite send, C=32, {where}", 100 * workers[0] / sqlite[0], 100)
         headline(f"SQLite send / raw-Starlette ceiling, C=32, {where}", 100 * sqlite[0] / ceiling, "SQLite",
                  "ceiling", spread, 40)

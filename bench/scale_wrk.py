@@ -74,6 +74,21 @@ def tree_cpu_ms(root: int) -> float:
     return total * TICK_MS
 
 
+def machine_ticks() -> tuple[int, int]:
+    """Clock ticks of all CPUs so far, (busy, all), from /proc/stat: busy is all but idle, iowait and steal."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    busy = user + nice + system + irq + softirq
+    return busy, busy + idle + iowait + steal
+
+
+def cpus_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How many CPUs were busy on average between two :func:`machine_ticks` readings (every process)."""
+    busy, every = after[0] - before[0], after[1] - before[1]
+    return (os.cpu_count() or 1) * busy / every if every else 0.0
+
+
 def pids_cpu_ms(pids: list[int]) -> float:
     """CPU milliseconds of the given processes (0 for any that is gone)."""
     return sum(_ticks(pid) for pid in pids) * TICK_MS
