@@ -24,9 +24,10 @@ from scale_store import LABEL as STORE_LABEL
 
 __all__ = ["Figures", "Rounds", "store_rate", "summary"]
 
-#: Figures the summary reads: (case label, c, spread) -> (req/s, server ms/op, PostgreSQL ms/op or None,
-#: the machine's busy CPUs meanwhile).
-Figures = dict[tuple[str, int, int], tuple[float, float, float | None, float]]
+#: One case's figures: req/s, server ms/op, PostgreSQL ms/op (None: no database), the machine's busy CPUs meanwhile.
+Case = tuple[float, float, float | None, float]
+#: Figures the summary reads: (case label, c, spread) -> the case's figures.
+Figures = dict[tuple[str, int, int], Case]
 #: The interleaved rounds: (``ceiling``/``SQLite``/``PostgreSQL``, spread) -> req/s of each round, in order.
 Rounds = dict[tuple[str, int], list[float]]
 
@@ -43,16 +44,14 @@ def _median_ratio(rounds: Rounds, top: str, bottom: str, spread: int) -> tuple[f
     return statistics.median(ratios), ratios
 
 
-def _cpus(case: tuple[float, float, float | None, float]) -> str:
+def _cpus(case: Case) -> str:
     """A case's busy CPUs: its nodes' (+ PostgreSQL's) and, in brackets, the machine's."""
     rps, server_ms, pg_ms, machine = case
     database = f" + database {rps * pg_ms / 1000:.2f}" if pg_ms is not None else ""
     return f"{rps * server_ms / 1000:.2f}{database} (machine {machine:.2f})"
 
 
-def _where_cpu_went(where: str, sqlite: tuple[float, float, float | None, float],
-                    pg: tuple[float, float, float | None, float],
-                    workers: tuple[float, float, float | None, float]) -> str:
+def _where_cpu_went(where: str, sqlite: Case, pg: Case, workers: Case) -> str:
     """The CPUs each C=32 case had busy, of the machine's (no target: why the pairs are what they are)."""
     return (f"  busy CPUs of {os.cpu_count()}, C=32, {where}: node SQLite {_cpus(sqlite)}; PostgreSQL {_cpus(pg)};"
             f" --workers 2 {_cpus(workers)}")
